@@ -1,0 +1,21 @@
+//! Kuma's resource model as kuma-sync needs it: the resource types and how KDS moves each
+//! of them, the names synced copies carry, the identity that matches copies across
+//! control planes, spec fingerprints, and readers for the documents users have in hand.
+//! Pure data and functions: no IO, no async.
+//!
+//! # Layout
+//! - [`types`]: the type table (KDS flags, scope, hashing, REST path, Kubernetes kind).
+//! - [`hash`]: Kuma's hash-suffixed names.
+//! - [`resource`]: [`Resource`], [`Identity`], origins and the expected names of copies.
+//! - [`fingerprint`]: canonical specs, their 128-bit fingerprints and structural diffs.
+//! - [`read`]: universal YAML, REST JSON and Kubernetes documents into [`Resource`]s.
+
+pub mod fingerprint;
+pub mod hash;
+pub mod read;
+pub mod resource;
+pub mod types;
+
+pub use fingerprint::{Fingerprint, fingerprint};
+pub use resource::{CpRole, Environment, Identity, Origin, Resource, ResourceKey, labels};
+pub use types::{ResourceType, TypeInfo};
