@@ -1,1 +1,18 @@
-//! placeholder
+//! Convergence of Kuma resources across a global control plane and its zones: what each
+//! zone should hold, what it holds, and the difference, kept current one observation at a
+//! time. The engine is pure (no IO); live watchers feed it in a later layer.
+//!
+//! # Layout
+//! - [`topology`]: the control planes being verified and the resources in scope.
+//! - [`sync_rules`]: which global resources the global sends to which zone (Kuma's filter).
+//! - [`converge`]: the incremental [`Engine`] and its states.
+//! - [`report`]: the verdict with per-zone counts and reasons.
+
+pub mod converge;
+pub mod report;
+pub mod sync_rules;
+pub mod topology;
+
+pub use converge::{Change, Direction, Engine, Finding, SlotChange, State, ZoneState};
+pub use report::{Discrepancy, Report};
+pub use topology::{Selection, Topology, ZoneSpec};

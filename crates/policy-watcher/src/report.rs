@@ -1,0 +1,167 @@
+//! The verdict as users read it: per zone counts and each discrepancy with a plain reason.
+//! Structural diffs are computed here, only for what is reported.
+
+use std::collections::BTreeMap;
+
+use kuma_model::{CpRole, ResourceType, fingerprint::diff};
+use serde::Serialize;
+
+use crate::converge::{Cause, Direction, Engine, Finding, SlotKey, State, ZoneState};
+
+/// The whole verdict. Its JSON form is stable (see the README's "Output" section).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// True when every monitored zone is converged.
+    pub converged: bool,
+    pub zones: Vec<ZoneReport>,
+    /// Zones the global knows (Zone resources) that are not monitored.
+    pub unmonitored_zones: Vec<String>,
+    pub discrepancies: Vec<Discrepancy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZoneReport {
+    pub zone: String,
+    pub state: ZoneState,
+    /// Copies per state, both directions; every state is present.
+    pub counts: BTreeMap<State, usize>,
+}
+
+/// One copy that is not synced.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Discrepancy {
+    pub zone: String,
+    pub direction: Direction,
+    #[serde(rename = "type")]
+    pub rtype: ResourceType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<String>,
+    /// The copy's name, or the name it should have when missing.
+    pub name: String,
+    pub state: State,
+    /// The source's name on the control plane it comes from, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub detail: String,
+    /// For drifted copies, the JSON paths at which the specs differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+}
+
+impl Report {
+    pub fn build(engine: &Engine) -> Self {
+        let mut counts: BTreeMap<&str, BTreeMap<State, usize>> = BTreeMap::new();
+        for (zone, _, state, n) in engine.counts() {
+            *counts
+                .entry(zone)
+                .or_insert_with(empty_counts)
+                .entry(state)
+                .or_default() += n;
+        }
+        let monitored: Vec<&str> = engine.topology().zones.iter().map(|z| z.name.as_str()).collect();
+        let mut zones: Vec<ZoneReport> = monitored
+            .iter()
+            .map(|z| ZoneReport {
+                zone: (*z).to_owned(),
+                state: engine.zone_state(z),
+                counts: counts.get(z).cloned().unwrap_or_else(empty_counts),
+            })
+            .collect();
+        // Zones that only appear in origin labels of the global's resources.
+        for (zone, c) in &counts {
+            if !monitored.contains(zone) {
+                zones.push(ZoneReport {
+                    zone: (*zone).to_owned(),
+                    state: ZoneState::Diverged,
+                    counts: c.clone(),
+                });
+            }
+        }
+        zones.sort_by(|a, b| a.zone.cmp(&b.zone));
+        let mut discrepancies: Vec<Discrepancy> = engine
+            .slots()
+            .flat_map(|(slot, findings)| {
+                findings
+                    .iter()
+                    .filter(|f| f.state != State::Synced)
+                    .map(move |f| discrepancy(engine, slot, f))
+            })
+            .collect();
+        discrepancies.sort();
+        let unmonitored_zones = engine
+            .known_zones()
+            .keys()
+            .filter(|z| !monitored.contains(&z.as_str()))
+            .cloned()
+            .collect();
+        Report {
+            converged: zones.iter().all(|z| z.state == ZoneState::Converged),
+            zones,
+            unmonitored_zones,
+            discrepancies,
+        }
+    }
+}
+
+fn empty_counts() -> BTreeMap<State, usize> {
+    State::ALL.iter().map(|s| (*s, 0)).collect()
+}
+
+fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
+    let source = engine.source_of(slot);
+    let source_name = source.map(|s| s.name.clone());
+    let source_cp = match slot.direction {
+        Direction::GlobalToZone => "the global".to_owned(),
+        Direction::ZoneToGlobal => slot.zone.to_string(),
+    };
+    let copies_on = match slot.direction {
+        Direction::GlobalToZone => slot.zone.to_string(),
+        Direction::ZoneToGlobal => "the global".to_owned(),
+    };
+    let shown = source_name.as_deref().unwrap_or(&slot.identity.display_name);
+    let mut paths = Vec::new();
+    let detail = match &f.cause {
+        Cause::None => String::new(),
+        Cause::Absent => format!("not on {copies_on}; {source_cp} has {shown}"),
+        Cause::SpecDiffers { .. } => {
+            let copy = f
+                .copy
+                .as_ref()
+                .and_then(|k| engine.resource(&Engine::copies_cp(slot), k));
+            if let (Some(src), Some(copy)) = (source, copy) {
+                paths = diff(&src.spec, &copy.spec);
+            }
+            format!("spec differs from {source_cp}'s {shown} at {}", paths.join(", "))
+        }
+        Cause::SourceGone => format!("{source_cp} no longer has {shown}"),
+        Cause::NotSent(reason) => format!("{source_cp} has {shown} but {}", reason.reason()),
+        Cause::Duplicate { expected } => {
+            format!("another copy of {shown}; the copy that counts is named {expected}")
+        }
+        Cause::UnknownZone => {
+            format!(
+                "zone-origin resource of zone {:?}, which is neither monitored nor a Zone on the global",
+                &*slot.zone
+            )
+        }
+    };
+    Discrepancy {
+        zone: slot.zone.to_string(),
+        direction: slot.direction,
+        rtype: slot.identity.rtype,
+        mesh: slot.identity.mesh.clone(),
+        name: f.name.clone(),
+        state: f.state,
+        source: source_name,
+        detail,
+        paths,
+    }
+}
+
+/// Which control plane a discrepancy's copy lives on.
+pub fn copy_location(d: &Discrepancy) -> CpRole {
+    match d.direction {
+        Direction::GlobalToZone => CpRole::Zone(d.zone.clone()),
+        Direction::ZoneToGlobal => CpRole::Global,
+    }
+}

@@ -1,0 +1,171 @@
+//! Which global resources the global sends to which zone: a replica of Kuma's
+//! `GlobalProvidedFilter` (`pkg/kds/context/context.go`, v2.14.3) for a zone that advertises
+//! every feature of kuma-facts 2.2.
+
+use std::collections::BTreeMap;
+
+use kuma_model::{CpRole, Origin, Resource, labels};
+
+/// Why the global does not send a resource to a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotSent {
+    /// `kuma.io/kds-sync: disabled`, or a type disabled by default without `enabled`.
+    KdsSyncDisabled,
+    /// A Config or GlobalSecret that is internal to the global.
+    InternalToGlobal,
+    /// The resource came from this very zone.
+    OwnZone,
+    /// Its zone of origin is disabled.
+    OriginZoneDisabled(String),
+    /// A zone-origin policy without `kuma.io/policy-role: producer`.
+    NotProducer,
+    /// The type does not flow from the global to zones for this origin.
+    TypeDoesNotFlow,
+}
+
+impl NotSent {
+    /// A plain sentence for reports.
+    pub fn reason(&self) -> String {
+        match self {
+            NotSent::KdsSyncDisabled => "the global does not send it (kuma.io/kds-sync: disabled)".into(),
+            NotSent::InternalToGlobal => "internal to the global, never sent".into(),
+            NotSent::OwnZone => "originates in this zone".into(),
+            NotSent::OriginZoneDisabled(z) => format!("its zone of origin {z} is disabled"),
+            NotSent::NotProducer => "zone-origin policy without kuma.io/policy-role: producer".into(),
+            NotSent::TypeDoesNotFlow => "its type does not flow from the global to zones".into(),
+        }
+    }
+}
+
+/// Config entries the global syncs (`KDSSyncedConfigs`).
+const SYNCED_CONFIGS: &[&str] = &["kuma-cluster-id"];
+/// GlobalSecrets that never leave the global.
+const INTERNAL_GLOBAL_SECRETS: &[&str] = &[
+    "envoy-admin-ca",
+    "admin-user-token",
+    "inter-cp-ca",
+    "user-token-revocations",
+];
+const USER_TOKEN_SIGNING_KEY_PREFIX: &str = "user-token-signing-key";
+
+/// Decides whether the global sends `r` (as held on the global) to the zone `zone`.
+/// `zones_enabled` maps the Zone resources the global holds to their `enabled` flag; a zone
+/// of origin the global does not know counts as enabled, as in Kuma.
+pub fn global_sends(r: &Resource, zone: &str, zones_enabled: &BTreeMap<String, bool>) -> Result<(), NotSent> {
+    let info = r.rtype.info();
+    match r.label(labels::KDS_SYNC) {
+        Some("enabled") => {}
+        Some("disabled") => return Err(NotSent::KdsSyncDisabled),
+        _ if info.kds_disabled_by_default() => return Err(NotSent::KdsSyncDisabled),
+        _ => {}
+    }
+    match info.name {
+        "Config" if !SYNCED_CONFIGS.contains(&r.name.as_str()) => return Err(NotSent::InternalToGlobal),
+        "GlobalSecret"
+            if INTERNAL_GLOBAL_SECRETS.contains(&r.name.as_str())
+                || r.name.starts_with(USER_TOKEN_SIGNING_KEY_PREFIX) =>
+        {
+            return Err(NotSent::InternalToGlobal);
+        }
+        _ => {}
+    }
+    match r.origin(&CpRole::Global) {
+        Origin::Global if info.provided_by_global() => Ok(()),
+        Origin::Zone(origin) if info.synced_across_zones() => {
+            if info.is_targetref_policy() && r.label(labels::POLICY_ROLE) != Some(labels::ROLE_PRODUCER) {
+                return Err(NotSent::NotProducer);
+            }
+            if origin == zone {
+                return Err(NotSent::OwnZone);
+            }
+            match zones_enabled.get(&origin) {
+                Some(false) => Err(NotSent::OriginZoneDisabled(origin)),
+                _ => Ok(()),
+            }
+        }
+        _ => Err(NotSent::TypeDoesNotFlow),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kuma_model::ResourceType;
+    use serde_json::json;
+
+    use super::*;
+
+    fn res(t: &str, name: &str) -> Resource {
+        let rtype = ResourceType::from_name(t).unwrap();
+        let mesh = rtype.info().is_mesh_scoped().then_some("default");
+        Resource::new(rtype, mesh, name, json!({}))
+    }
+
+    fn zone_origin(r: Resource, zone: &str) -> Resource {
+        r.with_label(labels::ORIGIN, "zone")
+            .with_label(labels::ZONE, zone)
+    }
+
+    #[test]
+    fn global_origin_policies_go_everywhere_unless_disabled() {
+        let none = BTreeMap::new();
+        let mcb = res("MeshCircuitBreaker", "cb");
+        assert_eq!(global_sends(&mcb, "zone-1", &none), Ok(()));
+        let off = mcb.clone().with_label(labels::KDS_SYNC, "disabled");
+        assert_eq!(global_sends(&off, "zone-1", &none), Err(NotSent::KdsSyncDisabled));
+        assert_eq!(global_sends(&res("Mesh", "default"), "zone-1", &none), Ok(()));
+    }
+
+    #[test]
+    fn zone_origin_policies_need_producer_role_and_skip_their_zone() {
+        let none = BTreeMap::new();
+        let consumer = zone_origin(res("MeshTimeout", "t"), "zone-1");
+        assert_eq!(
+            global_sends(&consumer, "zone-2", &none),
+            Err(NotSent::NotProducer)
+        );
+        let producer = consumer.with_label(labels::POLICY_ROLE, "producer");
+        assert_eq!(global_sends(&producer, "zone-2", &none), Ok(()));
+        assert_eq!(global_sends(&producer, "zone-1", &none), Err(NotSent::OwnZone));
+        let disabled = BTreeMap::from([("zone-1".to_owned(), false)]);
+        assert_eq!(
+            global_sends(&producer, "zone-2", &disabled),
+            Err(NotSent::OriginZoneDisabled("zone-1".into()))
+        );
+    }
+
+    #[test]
+    fn zone_origin_services_need_no_role_and_zone_only_types_never_flow() {
+        let none = BTreeMap::new();
+        let msvc = zone_origin(res("MeshService", "redis"), "zone-1");
+        assert_eq!(global_sends(&msvc, "zone-2", &none), Ok(()));
+        let gw = zone_origin(res("MeshGateway", "gw"), "zone-1");
+        assert_eq!(global_sends(&gw, "zone-2", &none), Err(NotSent::TypeDoesNotFlow));
+        let dp = zone_origin(res("Dataplane", "dp"), "zone-1");
+        assert_eq!(global_sends(&dp, "zone-2", &none), Err(NotSent::TypeDoesNotFlow));
+    }
+
+    #[test]
+    fn internal_configs_and_global_secrets_stay_on_the_global() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            global_sends(&res("Config", "kuma-cluster-id"), "z", &none),
+            Ok(())
+        );
+        assert_eq!(
+            global_sends(&res("Config", "other"), "z", &none),
+            Err(NotSent::InternalToGlobal)
+        );
+        assert_eq!(
+            global_sends(&res("GlobalSecret", "user-token-signing-key-1"), "z", &none),
+            Err(NotSent::InternalToGlobal)
+        );
+        assert_eq!(
+            global_sends(&res("GlobalSecret", "inter-cp-ca"), "z", &none),
+            Err(NotSent::InternalToGlobal)
+        );
+        assert_eq!(
+            global_sends(&res("Secret", "dataplane-token-signing-key-default"), "z", &none),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! What the engine is asked to check: the control planes and the resources in scope.
+
+use std::collections::BTreeSet;
+
+use kuma_model::{Environment, Resource, ResourceType};
+
+/// The global and the zones being verified.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub global: Environment,
+    /// Monitored zones. Zones the global knows but that are not listed here are reported
+    /// as unmonitored, never silently treated as converged.
+    pub zones: Vec<ZoneSpec>,
+}
+
+/// One monitored zone control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSpec {
+    pub name: String,
+    pub environment: Environment,
+}
+
+impl ZoneSpec {
+    pub fn new(name: &str, environment: Environment) -> Self {
+        Self {
+            name: name.to_owned(),
+            environment,
+        }
+    }
+}
+
+/// Which resources are checked.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    types: BTreeSet<ResourceType>,
+    /// `None` checks every mesh.
+    meshes: Option<BTreeSet<String>>,
+}
+
+impl Default for Selection {
+    /// Every targetRef policy that syncs (kuma-facts 3.3), in every mesh. Secrets are never
+    /// in the default set: a watcher rarely may read them.
+    fn default() -> Self {
+        Self {
+            types: ResourceType::default_checked().collect(),
+            meshes: None,
+        }
+    }
+}
+
+impl Selection {
+    pub fn new(types: impl IntoIterator<Item = ResourceType>, meshes: Option<Vec<String>>) -> Self {
+        Self {
+            types: types.into_iter().collect(),
+            meshes: meshes.map(|m| m.into_iter().collect()),
+        }
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = ResourceType> + '_ {
+        self.types.iter().copied()
+    }
+
+    /// Whether the engine tracks `r` at all.
+    pub fn selects(&self, r: &Resource) -> bool {
+        self.types.contains(&r.rtype)
+            && match (&self.meshes, &r.mesh) {
+                (Some(meshes), Some(mesh)) => meshes.contains(mesh),
+                _ => true,
+            }
+    }
+}

@@ -1,0 +1,99 @@
+//! Builders for multi-zone scenarios: a universal global, a universal zone-1 and a
+//! Kubernetes zone-2, and copies made the way Kuma's KDS makes them.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use kuma_model::{
+    CpRole, Environment, Resource, ResourceType, labels,
+    resource::{expected_name_in_zone, expected_name_on_global},
+};
+use policy_watcher::{Engine, Selection, Topology, ZoneSpec};
+use serde_json::{Value, json};
+
+pub const Z1: &str = "zone-1";
+pub const Z2: &str = "zone-2";
+
+pub fn zone(name: &str) -> CpRole {
+    CpRole::Zone(name.to_owned())
+}
+
+pub fn topology() -> Topology {
+    Topology {
+        global: Environment::Universal,
+        zones: vec![
+            ZoneSpec::new(Z1, Environment::Universal),
+            ZoneSpec::new(Z2, Environment::kubernetes()),
+        ],
+    }
+}
+
+pub fn engine() -> Engine {
+    Engine::new(topology(), Selection::default())
+}
+
+pub fn env_of(zone: &str) -> Environment {
+    topology()
+        .zones
+        .into_iter()
+        .find(|z| z.name == zone)
+        .map(|z| z.environment)
+        .expect("zone in topology")
+}
+
+pub fn rtype(name: &str) -> ResourceType {
+    ResourceType::from_name(name).expect("known type")
+}
+
+pub fn policy(t: &str, name: &str, spec: Value) -> Resource {
+    Resource::new(rtype(t), Some("default"), name, spec).with_label(labels::MESH, "default")
+}
+
+pub fn mcb(name: &str, max_connections: u32) -> Resource {
+    policy(
+        "MeshCircuitBreaker",
+        name,
+        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
+               "default": {"connectionLimits": {"maxConnections": max_connections}}}]}),
+    )
+}
+
+pub fn mtp(name: &str) -> Resource {
+    policy(
+        "MeshTrafficPermission",
+        name,
+        json!({"targetRef": {"kind": "MeshService", "name": "redis"},
+               "from": [{"targetRef": {"kind": "MeshSubset", "tags": {"kuma.io/service": "demo-app"}},
+                         "default": {"action": "Allow"}}]}),
+    )
+}
+
+/// What the global's `src` becomes in `zone`: renamed, labelled `kuma.io/origin: global`
+/// (unless it came from a zone) and carrying its display name.
+pub fn copy_in_zone(src: &Resource, zone: &str) -> Resource {
+    let mut copy = src.clone();
+    copy.name = expected_name_in_zone(src, &Environment::Universal, &env_of(zone));
+    if src.label(labels::ORIGIN).is_none() {
+        copy = copy.with_label(labels::ORIGIN, labels::ORIGIN_GLOBAL);
+    }
+    if !copy.labels.contains_key(labels::DISPLAY_NAME) {
+        copy = copy.with_label(labels::DISPLAY_NAME, &src.name);
+    }
+    copy
+}
+
+/// A zone's own resource as Kuma labels it at creation (kuma-facts 6.3).
+pub fn local_to(zone: &str, r: Resource) -> Resource {
+    r.with_label(labels::ORIGIN, labels::ORIGIN_ZONE)
+        .with_label(labels::ZONE, zone)
+}
+
+/// What a zone's own `local` becomes on the (universal) global.
+pub fn copy_on_global(local: &Resource, zone: &str) -> Resource {
+    let mut copy = local.clone();
+    copy.name = expected_name_on_global(local, zone, &env_of(zone), &Environment::Universal);
+    copy.with_label(labels::DISPLAY_NAME, local.display_name())
+}
+
+pub fn zone_resource(name: &str, enabled: bool) -> Resource {
+    Resource::new(rtype("Zone"), None, name, json!({"enabled": enabled}))
+}

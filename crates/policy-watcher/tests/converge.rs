@@ -1,0 +1,344 @@
+//! Every sync rule and every state, on hand-written multi-zone scenarios.
+
+mod common;
+
+use common::*;
+use kuma_model::{CpRole, labels};
+use policy_watcher::{Change, Direction, Engine, Report, State, ZoneState};
+
+/// The federate guide's state once converged: two policies on the global and their
+/// copies in a universal and a Kubernetes zone.
+fn converged() -> Engine {
+    let mut e = engine();
+    for src in [mcb("demo-app-to-redis", 2), mtp("redis")] {
+        e.apply(&CpRole::Global, Change::Upsert(src.clone()));
+        for z in [Z1, Z2] {
+            e.apply(&zone(z), Change::Upsert(copy_in_zone(&src, z)));
+        }
+    }
+    e
+}
+
+fn states(report: &Report) -> Vec<(String, State, String)> {
+    report
+        .discrepancies
+        .iter()
+        .map(|d| (d.zone.clone(), d.state, d.name.clone()))
+        .collect()
+}
+
+#[test]
+fn federate_guide_converges_in_universal_and_kubernetes_zones() {
+    let e = converged();
+    let report = Report::build(&e);
+    assert!(report.converged, "{:#?}", report.discrepancies);
+    assert!(report.discrepancies.is_empty());
+    for z in &report.zones {
+        assert_eq!(z.state, ZoneState::Converged);
+        assert_eq!(z.counts[&State::Synced], 2, "{}", z.zone);
+    }
+}
+
+#[test]
+fn a_deleted_copy_is_missing_under_its_expected_name() {
+    let mut e = converged();
+    let copy = copy_in_zone(&mcb("demo-app-to-redis", 2), Z2);
+    assert_eq!(copy.name, "demo-app-to-redis-65xb45x2xfd5bf7f.kuma-system");
+    let changes = e.apply(&zone(Z2), Change::Delete(copy.key()));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].after[0].state, State::Missing);
+    let report = Report::build(&e);
+    assert!(!report.converged);
+    assert_eq!(
+        states(&report),
+        vec![(Z2.into(), State::Missing, copy.name.clone())]
+    );
+    let d = &report.discrepancies[0];
+    assert_eq!(d.source.as_deref(), Some("demo-app-to-redis"));
+    assert_eq!(d.detail, "not on zone-2; the global has demo-app-to-redis");
+    assert_eq!(e.zone_state(Z2), ZoneState::Diverged);
+    assert_eq!(e.zone_state(Z1), ZoneState::Converged);
+}
+
+#[test]
+fn an_edited_copy_is_drifted_with_the_differing_paths() {
+    let mut e = converged();
+    let edited = copy_in_zone(&mcb("demo-app-to-redis", 3), Z1);
+    e.apply(&zone(Z1), Change::Upsert(edited));
+    let report = Report::build(&e);
+    assert_eq!(
+        states(&report),
+        vec![(
+            Z1.into(),
+            State::Drifted,
+            "demo-app-to-redis-65xb45x2xfd5bf7f".into()
+        )]
+    );
+    assert_eq!(
+        report.discrepancies[0].paths,
+        vec![".to[0].default.connectionLimits.maxConnections"]
+    );
+    // Editing it back heals it.
+    e.apply(
+        &zone(Z1),
+        Change::Upsert(copy_in_zone(&mcb("demo-app-to-redis", 2), Z1)),
+    );
+    assert!(Report::build(&e).converged);
+}
+
+#[test]
+fn changing_the_global_drifts_every_zone_until_copies_follow() {
+    let mut e = converged();
+    let changes = e.apply(&CpRole::Global, Change::Upsert(mcb("demo-app-to-redis", 5)));
+    assert_eq!(changes.len(), 2, "one slot per zone");
+    assert!(changes.iter().all(|c| c.after[0].state == State::Drifted));
+    for z in [Z1, Z2] {
+        e.apply(
+            &zone(z),
+            Change::Upsert(copy_in_zone(&mcb("demo-app-to-redis", 5), z)),
+        );
+    }
+    assert!(Report::build(&e).converged);
+}
+
+#[test]
+fn copies_of_a_deleted_source_are_orphaned() {
+    let mut e = converged();
+    e.apply(&CpRole::Global, Change::Delete(mtp("redis").key()));
+    let report = Report::build(&e);
+    let orphaned: Vec<_> = report
+        .discrepancies
+        .iter()
+        .filter(|d| d.state == State::Orphaned)
+        .collect();
+    assert_eq!(orphaned.len(), 2);
+    assert_eq!(orphaned[0].detail, "the global no longer has redis");
+}
+
+#[test]
+fn kds_sync_disabled_sources_are_not_expected_and_their_copies_are_orphaned() {
+    let mut e = converged();
+    let disabled = mtp("redis").with_label(labels::KDS_SYNC, "disabled");
+    e.apply(&CpRole::Global, Change::Upsert(disabled.clone()));
+    let report = Report::build(&e);
+    assert_eq!(report.discrepancies.len(), 2);
+    assert!(report.discrepancies.iter().all(|d| d.state == State::Orphaned));
+    assert!(
+        report.discrepancies[0]
+            .detail
+            .contains("kuma.io/kds-sync: disabled"),
+        "{}",
+        report.discrepancies[0].detail
+    );
+    // Once the zones dropped their copies, nothing is expected.
+    for z in [Z1, Z2] {
+        e.apply(&zone(z), Change::Delete(copy_in_zone(&mtp("redis"), z).key()));
+    }
+    assert!(Report::build(&e).converged);
+}
+
+#[test]
+fn a_second_copy_under_a_stray_name_is_unexpected() {
+    let mut e = converged();
+    let mut stray = copy_in_zone(&mcb("demo-app-to-redis", 2), Z1);
+    stray.name = "demo-app-to-redis-old".into();
+    e.apply(&zone(Z1), Change::Upsert(stray));
+    let report = Report::build(&e);
+    assert_eq!(
+        states(&report),
+        vec![(Z1.into(), State::Unexpected, "demo-app-to-redis-old".into())]
+    );
+    assert!(
+        report.discrepancies[0]
+            .detail
+            .contains("demo-app-to-redis-65xb45x2xfd5bf7f")
+    );
+    // Without the right copy, the expected one is missing too.
+    e.apply(
+        &zone(Z1),
+        Change::Delete(copy_in_zone(&mcb("demo-app-to-redis", 2), Z1).key()),
+    );
+    let got: Vec<State> = Report::build(&e).discrepancies.iter().map(|d| d.state).collect();
+    assert_eq!(got, vec![State::Missing, State::Unexpected]);
+}
+
+#[test]
+fn producer_policies_flow_from_zone_to_global_and_to_other_zones_only() {
+    let mut e = converged();
+    let local = local_to(Z1, mcb("local-cb", 7)).with_label(labels::POLICY_ROLE, "producer");
+    e.apply(&zone(Z1), Change::Upsert(local.clone()));
+    let report = Report::build(&e);
+    // Not yet on the global, so not expected in zone-2 either.
+    assert_eq!(report.discrepancies.len(), 1);
+    let d = &report.discrepancies[0];
+    assert_eq!(
+        (d.zone.as_str(), d.direction, d.state),
+        (Z1, Direction::ZoneToGlobal, State::Missing)
+    );
+    assert_eq!(d.detail, "not on the global; zone-1 has local-cb");
+
+    let on_global = copy_on_global(&local, Z1);
+    e.apply(&CpRole::Global, Change::Upsert(on_global.clone()));
+    let report = Report::build(&e);
+    assert_eq!(
+        states(&report),
+        vec![(
+            Z2.into(),
+            State::Missing,
+            format!("{}.kuma-system", on_global.name)
+        )]
+    );
+
+    e.apply(&zone(Z2), Change::Upsert(copy_in_zone(&on_global, Z2)));
+    let report = Report::build(&e);
+    assert!(report.converged, "{:#?}", report.discrepancies);
+    // zone-1 never receives its own policy back.
+    assert_eq!(
+        report.zones.iter().find(|z| z.zone == Z1).unwrap().counts[&State::Synced],
+        3
+    );
+}
+
+#[test]
+fn consumer_policies_stay_in_their_zone() {
+    let mut e = converged();
+    let local = local_to(Z1, mcb("consumer-cb", 1)).with_label(labels::POLICY_ROLE, "consumer");
+    e.apply(&zone(Z1), Change::Upsert(local.clone()));
+    let on_global = copy_on_global(&local, Z1);
+    e.apply(&CpRole::Global, Change::Upsert(on_global.clone()));
+    assert!(Report::build(&e).converged);
+    // A copy that reached zone-2 anyway is orphaned: the global does not send it.
+    e.apply(&zone(Z2), Change::Upsert(copy_in_zone(&on_global, Z2)));
+    let report = Report::build(&e);
+    assert_eq!(report.discrepancies.len(), 1);
+    assert_eq!(report.discrepancies[0].state, State::Orphaned);
+    assert!(report.discrepancies[0].detail.contains("policy-role: producer"));
+}
+
+#[test]
+fn a_disabled_origin_zone_stops_its_policies_reaching_others() {
+    let mut e = converged();
+    let local = local_to(Z1, mcb("local-cb", 7)).with_label(labels::POLICY_ROLE, "producer");
+    let on_global = copy_on_global(&local, Z1);
+    e.apply(&zone(Z1), Change::Upsert(local));
+    e.apply(&CpRole::Global, Change::Upsert(on_global.clone()));
+    e.apply(&zone(Z2), Change::Upsert(copy_in_zone(&on_global, Z2)));
+    assert!(Report::build(&e).converged);
+
+    let changes = e.apply(&CpRole::Global, Change::Upsert(zone_resource(Z1, false)));
+    assert_eq!(
+        changes.len(),
+        1,
+        "only zone-2's copy of zone-1's policy is affected"
+    );
+    let report = Report::build(&e);
+    assert_eq!(report.discrepancies[0].state, State::Orphaned);
+    assert!(report.discrepancies[0].detail.contains("zone-1 is disabled"));
+
+    e.apply(&CpRole::Global, Change::Upsert(zone_resource(Z1, true)));
+    assert!(Report::build(&e).converged);
+}
+
+#[test]
+fn zone_origin_copies_whose_zone_dropped_them_are_orphaned() {
+    let mut e = converged();
+    let local = local_to(Z1, mcb("local-cb", 7));
+    e.apply(&zone(Z1), Change::Upsert(local.clone()));
+    e.apply(&CpRole::Global, Change::Upsert(copy_on_global(&local, Z1)));
+    assert!(Report::build(&e).converged);
+    e.apply(&zone(Z1), Change::Delete(local.key()));
+    let report = Report::build(&e);
+    assert_eq!(report.discrepancies.len(), 1);
+    let d = &report.discrepancies[0];
+    assert_eq!((d.direction, d.state), (Direction::ZoneToGlobal, State::Orphaned));
+    assert_eq!(d.detail, "zone-1 no longer has local-cb");
+}
+
+#[test]
+fn resources_of_a_zone_that_does_not_exist_are_unexpected_until_it_does() {
+    let mut e = converged();
+    let ghost = copy_on_global(&local_to("zone-9", mcb("ghost", 1)), "zone-1");
+    let ghost = ghost.with_label(labels::ZONE, "zone-9");
+    e.apply(&CpRole::Global, Change::Upsert(ghost));
+    let report = Report::build(&e);
+    assert!(!report.converged);
+    assert_eq!(report.discrepancies.len(), 1);
+    assert_eq!(
+        (
+            report.discrepancies[0].zone.as_str(),
+            report.discrepancies[0].state
+        ),
+        ("zone-9", State::Unexpected)
+    );
+    // Once the global knows the zone, it is merely unmonitored.
+    e.apply(&CpRole::Global, Change::Upsert(zone_resource("zone-9", true)));
+    let report = Report::build(&e);
+    assert!(report.converged, "{:#?}", report.discrepancies);
+    assert_eq!(report.unmonitored_zones, vec!["zone-9".to_owned()]);
+}
+
+#[test]
+fn an_unreadable_control_plane_is_never_converged() {
+    let mut e = converged();
+    e.set_readable(&zone(Z2), false);
+    assert_eq!(e.zone_state(Z2), ZoneState::Unknown);
+    assert_eq!(e.zone_state(Z1), ZoneState::Converged);
+    assert!(!Report::build(&e).converged);
+    e.set_readable(&CpRole::Global, false);
+    assert_eq!(e.zone_state(Z1), ZoneState::Unknown);
+    e.set_readable(&CpRole::Global, true);
+    e.set_readable(&zone(Z2), true);
+    assert!(Report::build(&e).converged);
+}
+
+#[test]
+fn unselected_types_meshes_and_secrets_are_ignored() {
+    let mut e = Engine::new(
+        topology(),
+        policy_watcher::Selection::new([rtype("MeshTrafficPermission")], Some(vec!["default".into()])),
+    );
+    e.apply(&CpRole::Global, Change::Upsert(mcb("demo-app-to-redis", 2)));
+    let mut other_mesh = mtp("redis");
+    other_mesh.mesh = Some("other".into());
+    e.apply(&CpRole::Global, Change::Upsert(other_mesh));
+    assert!(Report::build(&e).converged);
+    assert_eq!(e.observed_len(&CpRole::Global), 0);
+
+    let mut default = engine();
+    let secret = kuma_model::Resource::new(rtype("Secret"), Some("default"), "s", serde_json::json!({}));
+    default.apply(&CpRole::Global, Change::Upsert(secret));
+    assert_eq!(
+        default.observed_len(&CpRole::Global),
+        0,
+        "secrets are not read by default"
+    );
+}
+
+#[test]
+fn replace_deletes_what_a_snapshot_no_longer_has() {
+    let mut e = converged();
+    let z1 = vec![copy_in_zone(&mcb("demo-app-to-redis", 2), Z1)];
+    let changes = e.replace(&zone(Z1), z1);
+    assert_eq!(changes.len(), 1);
+    let report = Report::build(&e);
+    assert_eq!(
+        states(&report),
+        vec![(Z1.into(), State::Missing, copy_in_zone(&mtp("redis"), Z1).name)]
+    );
+}
+
+#[test]
+fn a_relabelled_resource_moves_to_its_new_identity() {
+    let mut e = converged();
+    // Same key, new display name: the old identity's copy is gone, a new one appears.
+    let renamed = copy_in_zone(&mtp("redis"), Z1).with_label(labels::DISPLAY_NAME, "renamed");
+    e.apply(&zone(Z1), Change::Upsert(renamed));
+    let report = Report::build(&e);
+    let got: Vec<State> = report.discrepancies.iter().map(|d| d.state).collect();
+    assert_eq!(
+        got,
+        vec![State::Missing, State::Orphaned],
+        "{:#?}",
+        report.discrepancies
+    );
+}
