@@ -29,6 +29,9 @@ pub enum Direction {
     GlobalToZone,
     /// A zone's own resource copied to the global.
     ZoneToGlobal,
+    /// A resource of a zone's pre-federation `kumactl export` that must be on the global
+    /// (the seed guide's check); only `verify --export` produces it.
+    Seed,
 }
 
 /// The state of one observed or expected copy.
@@ -454,6 +457,7 @@ impl Engine {
         match slot.direction {
             Direction::GlobalToZone => self.evaluate_global_to_zone(slot),
             Direction::ZoneToGlobal => self.evaluate_zone_to_global(slot),
+            Direction::Seed => Vec::new(),
         }
     }
 
@@ -566,7 +570,7 @@ impl Engine {
     pub fn source_of(&self, slot: &SlotKey) -> Option<&Resource> {
         let store = match slot.direction {
             Direction::GlobalToZone => &self.global,
-            Direction::ZoneToGlobal => self.zone_spec(&slot.zone)?.1,
+            Direction::ZoneToGlobal | Direction::Seed => self.zone_spec(&slot.zone)?.1,
         };
         store.entries(&slot.identity).next().map(|e| &e.resource)
     }
@@ -575,7 +579,7 @@ impl Engine {
     pub fn copies_cp(slot: &SlotKey) -> CpRole {
         match slot.direction {
             Direction::GlobalToZone => CpRole::Zone(slot.zone.to_string()),
-            Direction::ZoneToGlobal => CpRole::Global,
+            Direction::ZoneToGlobal | Direction::Seed => CpRole::Global,
         }
     }
 

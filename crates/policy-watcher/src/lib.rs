@@ -7,9 +7,11 @@
 //! - [`sync_rules`]: which global resources the global sends to which zone (Kuma's filter).
 //! - [`converge`]: the incremental [`Engine`] and its states.
 //! - [`report`]: the verdict with per-zone counts and reasons.
+//! - [`seed`]: the post-federation check of a zone's pre-federation export.
 
 pub mod converge;
 pub mod report;
+pub mod seed;
 pub mod sync_rules;
 pub mod topology;
 

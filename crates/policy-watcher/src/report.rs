@@ -112,11 +112,11 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
     let source_name = source.map(|s| s.name.clone());
     let source_cp = match slot.direction {
         Direction::GlobalToZone => "the global".to_owned(),
-        Direction::ZoneToGlobal => slot.zone.to_string(),
+        Direction::ZoneToGlobal | Direction::Seed => slot.zone.to_string(),
     };
     let copies_on = match slot.direction {
         Direction::GlobalToZone => slot.zone.to_string(),
-        Direction::ZoneToGlobal => "the global".to_owned(),
+        Direction::ZoneToGlobal | Direction::Seed => "the global".to_owned(),
     };
     let shown = source_name.as_deref().unwrap_or(&slot.identity.display_name);
     let mut paths = Vec::new();
@@ -162,6 +162,6 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
 pub fn copy_location(d: &Discrepancy) -> CpRole {
     match d.direction {
         Direction::GlobalToZone => CpRole::Zone(d.zone.clone()),
-        Direction::ZoneToGlobal => CpRole::Global,
+        Direction::ZoneToGlobal | Direction::Seed => CpRole::Global,
     }
 }

@@ -1,0 +1,79 @@
+//! Command-line definitions. Every flag has a `KUMA_SYNC_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "kuma-sync", version, about = "Verify multi-zone synchronisation in Kuma and Kong Mesh.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare a global control plane's resources with its zones' and report what has not
+    /// converged. Exit 0: converged; 1: not converged; 2: error.
+    Verify(VerifyArgs),
+}
+
+/// How a control plane stores resources; it changes the names synced copies carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvArg {
+    Universal,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The global's resources: `kumactl export`/`get -o yaml` output, a REST list page, or
+    /// `kubectl get -o yaml`. Repeat to read several files.
+    #[arg(long, value_name = "FILE", required = true, env = "KUMA_SYNC_GLOBAL", value_delimiter = ',')]
+    pub global: Vec<PathBuf>,
+
+    /// A zone's resources, as NAME=FILE. Repeat for each zone (and to give one zone several files).
+    #[arg(long = "zone", value_name = "NAME=FILE", env = "KUMA_SYNC_ZONES", value_delimiter = ',')]
+    pub zones: Vec<String>,
+
+    /// A zone's environment, as NAME=universal|kubernetes. Defaults to kubernetes when its
+    /// files are Kubernetes manifests, universal otherwise.
+    #[arg(long = "zone-env", value_name = "NAME=ENV", env = "KUMA_SYNC_ZONE_ENVS", value_delimiter = ',')]
+    pub zone_envs: Vec<String>,
+
+    /// The global's environment. Defaults like --zone-env.
+    #[arg(long, value_enum, env = "KUMA_SYNC_GLOBAL_ENV")]
+    pub global_env: Option<EnvArg>,
+
+    /// Kuma's system namespace on Kubernetes control planes.
+    #[arg(long, default_value = "kuma-system", env = "KUMA_SYNC_SYSTEM_NAMESPACE")]
+    pub system_namespace: String,
+
+    /// Resource types to check (Kuma names, REST paths or Kubernetes plurals/short names).
+    /// Default: every targetRef policy that syncs (MeshCircuitBreaker, MeshTimeout, ...).
+    #[arg(long, value_name = "TYPE", env = "KUMA_SYNC_TYPES", value_delimiter = ',')]
+    pub types: Vec<String>,
+
+    /// Meshes to check. Default: all.
+    #[arg(long = "mesh", value_name = "MESH", env = "KUMA_SYNC_MESHES", value_delimiter = ',')]
+    pub meshes: Vec<String>,
+
+    /// A zone's pre-federation `kumactl export --profile=federation` file: everything in it
+    /// must be on the global.
+    #[arg(long, value_name = "FILE", env = "KUMA_SYNC_EXPORT")]
+    pub export: Option<PathBuf>,
+
+    /// Skip documents of unknown types with a warning instead of failing.
+    #[arg(long, env = "KUMA_SYNC_SKIP_UNKNOWN_TYPES")]
+    pub skip_unknown_types: bool,
+
+    #[arg(short = 'o', long, value_enum, default_value = "table", env = "KUMA_SYNC_OUTPUT")]
+    pub output: OutputFormat,
+}

@@ -1,0 +1,30 @@
+//! Errors of the `kuma-sync` command. Every one of them exits with code 2.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Flags that do not make sense together or do not parse.
+    #[error("{0}")]
+    Usage(String),
+    /// An input file could not be read at all.
+    #[error("{}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input file was read but a document in it is malformed.
+    #[error(transparent)]
+    Parse(#[from] kuma_model::read::ReadError),
+    /// Writing the report failed (a closed pipe, a full disk).
+    #[error("writing output: {0}")]
+    Output(String),
+}
+
+impl Error {
+    /// Nothing `verify` does on files succeeds by trying again unchanged.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}

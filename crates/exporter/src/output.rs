@@ -1,0 +1,123 @@
+//! Rendering a verdict: a kubectl-style table for people, JSON and YAML for scripts.
+
+use std::fmt::Write as _;
+
+use policy_watcher::{Discrepancy, State, ZoneState, report::ZoneReport};
+use serde::Serialize;
+
+use crate::{error::Error, verify::Verdict};
+
+/// The machine-readable form. Field names and meanings are part of the CLI's contract.
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    pub converged: bool,
+    pub zones: &'a [ZoneReport],
+    pub unmonitored_zones: &'a [String],
+    /// Seed-check problems first, then every copy that is not synced, sorted by zone,
+    /// direction, type, mesh and name.
+    pub discrepancies: Vec<&'a Discrepancy>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub warnings: &'a [String],
+}
+
+impl<'a> Document<'a> {
+    pub fn of(v: &'a Verdict) -> Self {
+        Self {
+            converged: v.converged(),
+            zones: &v.report.zones,
+            unmonitored_zones: &v.report.unmonitored_zones,
+            discrepancies: v.seed.iter().chain(&v.report.discrepancies).collect(),
+            warnings: &v.warnings,
+        }
+    }
+}
+
+pub fn json(v: &Verdict) -> Result<String, Error> {
+    let mut s = serde_json::to_string_pretty(&Document::of(v)).map_err(|e| Error::Output(e.to_string()))?;
+    s.push('\n');
+    Ok(s)
+}
+
+pub fn yaml(v: &Verdict) -> Result<String, Error> {
+    serde_saphyr::to_string(&Document::of(v)).map_err(|e| Error::Output(e.to_string()))
+}
+
+/// `ZONE TYPE MESH NAME STATE DETAIL`, one row per discrepancy, then one line per zone.
+pub fn table(v: &Verdict) -> String {
+    let doc = Document::of(v);
+    let mut out = String::new();
+    for w in doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    if doc.discrepancies.is_empty() {
+        out.push_str("No discrepancies.\n");
+    } else {
+        let header = ["ZONE", "TYPE", "MESH", "NAME", "STATE", "DETAIL"].map(str::to_owned);
+        let rows: Vec<[String; 6]> = doc
+            .discrepancies
+            .iter()
+            .map(|d| {
+                [
+                    d.zone.clone(),
+                    d.rtype.to_string(),
+                    d.mesh.clone().unwrap_or_else(|| "-".into()),
+                    d.name.clone(),
+                    d.state.as_str().to_owned(),
+                    d.detail.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let _ = write!(line, "{cell:<w$}   ", w = widths[i]);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    for z in doc.zones {
+        let _ = writeln!(out, "{}: {} ({})", z.zone, z.state.as_str(), counts(z));
+    }
+    if !doc.unmonitored_zones.is_empty() {
+        let _ = writeln!(out, "unmonitored zones known to the global: {}", doc.unmonitored_zones.join(", "));
+    }
+    if !v.seed.is_empty() {
+        let _ = writeln!(out, "export: {} resource(s) not on the global as exported", v.seed.len());
+    }
+    let diverged = doc.zones.iter().filter(|z| z.state != ZoneState::Converged).count();
+    let _ = writeln!(
+        out,
+        "{}",
+        if doc.converged {
+            format!("CONVERGED: {} zone(s)", doc.zones.len())
+        } else {
+            format!(
+                "NOT CONVERGED: {} discrepancy(ies), {} of {} zone(s) not converged",
+                doc.discrepancies.len(),
+                diverged,
+                doc.zones.len()
+            )
+        }
+    );
+    out
+}
+
+fn counts(z: &ZoneReport) -> String {
+    let parts: Vec<String> = State::ALL
+        .iter()
+        .filter_map(|s| z.counts.get(s).filter(|n| **n > 0).map(|n| format!("{n} {}", s.as_str())))
+        .collect();
+    if parts.is_empty() { "nothing to sync".to_owned() } else { parts.join(", ") }
+}

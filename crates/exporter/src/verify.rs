@@ -1,0 +1,194 @@
+//! `kuma-sync verify` on files: load every control plane's documents, fold them into the
+//! engine, and report.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use kuma_model::{
+    CpRole, Environment, Resource, ResourceType,
+    read::{ReadOptions, read_str},
+};
+use policy_watcher::{Change, Discrepancy, Engine, Report, Selection, Topology, ZoneSpec, seed::check_seed};
+
+use crate::{
+    cli::{EnvArg, VerifyArgs},
+    error::Error,
+};
+
+/// What `verify` concluded, before rendering.
+#[derive(Debug)]
+pub struct Verdict {
+    pub report: Report,
+    /// Problems found by `--export`, shown with the report's discrepancies.
+    pub seed: Vec<Discrepancy>,
+    /// Documents skipped with `--skip-unknown-types`.
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    pub fn converged(&self) -> bool {
+        self.report.converged && self.seed.is_empty()
+    }
+}
+
+/// One control plane's input files.
+struct Input {
+    files: Vec<PathBuf>,
+    env: Option<EnvArg>,
+}
+
+/// Runs the offline verification described by `args`.
+pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
+    let opts = ReadOptions { skip_unknown_types: args.skip_unknown_types };
+    let mut zones: BTreeMap<String, Input> = BTreeMap::new();
+    for z in &args.zones {
+        let (name, file) = split_pair(z, "--zone")?;
+        validate_zone_name(name)?;
+        zones.entry(name.to_owned()).or_insert_with(|| Input { files: Vec::new(), env: None }).files.push(file.into());
+    }
+    for z in &args.zone_envs {
+        let (name, env) = split_pair(z, "--zone-env")?;
+        let input = zones.get_mut(name).ok_or_else(|| Error::Usage(format!("--zone-env names zone {name:?}, which has no --zone")))?;
+        input.env = Some(<EnvArg as clap::ValueEnum>::from_str(env, true).map_err(|_| {
+            Error::Usage(format!("--zone-env {name}={env}: expected universal or kubernetes"))
+        })?);
+    }
+    let selection = selection(args)?;
+
+    let mut warnings = Vec::new();
+    let (global_docs, global_env) = load(&args.global, args.global_env, &args.system_namespace, &opts, &mut warnings)?;
+    let mut specs = Vec::new();
+    let mut zone_docs = Vec::new();
+    for (name, input) in &zones {
+        let (docs, env) = load(&input.files, input.env, &args.system_namespace, &opts, &mut warnings)?;
+        specs.push(ZoneSpec::new(name, env));
+        zone_docs.push((name.clone(), docs));
+    }
+
+    let mut engine = Engine::new(Topology { global: global_env, zones: specs }, selection);
+    for r in &global_docs {
+        engine.apply(&CpRole::Global, Change::Upsert(r.clone()));
+    }
+    for (name, docs) in zone_docs {
+        let cp = CpRole::Zone(name);
+        for r in docs {
+            engine.apply(&cp, Change::Upsert(r));
+        }
+    }
+    let seed = match &args.export {
+        Some(path) => {
+            let exported = read_file(path, &opts, &mut warnings)?;
+            check_seed(&global_docs, &exported)
+        }
+        None => Vec::new(),
+    };
+    Ok(Verdict { report: Report::build(&engine), seed, warnings })
+}
+
+fn selection(args: &VerifyArgs) -> Result<Selection, Error> {
+    let meshes = (!args.meshes.is_empty()).then(|| args.meshes.clone());
+    if args.types.is_empty() {
+        return Ok(Selection::new(ResourceType::default_checked(), meshes));
+    }
+    let types = args
+        .types
+        .iter()
+        .map(|t| ResourceType::parse(t).ok_or_else(|| Error::Usage(format!("unknown resource type {t:?}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Selection::new(types, meshes))
+}
+
+fn split_pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k, v)),
+        _ => Err(Error::Usage(format!("{flag} {s:?}: expected NAME=VALUE"))),
+    }
+}
+
+/// Kuma requires zone names to be DNS labels (kuma-facts 7.1).
+fn validate_zone_name(name: &str) -> Result<(), Error> {
+    let ok = name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok { Ok(()) } else { Err(Error::Usage(format!("zone name {name:?} is not a DNS label"))) }
+}
+
+/// Reads a control plane's files and settles its environment: as given, else Kubernetes
+/// when its files are Kubernetes manifests.
+fn load(
+    files: &[PathBuf],
+    env: Option<EnvArg>,
+    system_namespace: &str,
+    opts: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Resource>, Environment), Error> {
+    let mut resources = Vec::new();
+    let mut looks_kubernetes = !files.is_empty();
+    for f in files {
+        let text = read_text(f)?;
+        looks_kubernetes &= is_kubernetes(&text);
+        resources.extend(parse(f, &text, opts, warnings)?);
+    }
+    let env = match env.unwrap_or(if looks_kubernetes { EnvArg::Kubernetes } else { EnvArg::Universal }) {
+        EnvArg::Universal => Environment::Universal,
+        EnvArg::Kubernetes => Environment::Kubernetes { system_namespace: system_namespace.to_owned() },
+    };
+    Ok((resources, env))
+}
+
+fn read_file(path: &Path, opts: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Resource>, Error> {
+    let text = read_text(path)?;
+    parse(path, &text, opts, warnings)
+}
+
+fn read_text(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_owned(), source })
+}
+
+fn parse(path: &Path, text: &str, opts: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Resource>, Error> {
+    let loaded = read_str(&path.display().to_string(), text, opts)?;
+    warnings.extend(loaded.warnings);
+    Ok(loaded.resources)
+}
+
+/// Kubernetes manifests all carry `apiVersion`; Kuma's own formats never do.
+fn is_kubernetes(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start().trim_start_matches("- ");
+        l.starts_with("apiVersion:") || l.starts_with("\"apiVersion\"")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_names_must_be_dns_labels() {
+        assert!(validate_zone_name("zone-1").is_ok());
+        for bad in ["Zone1", "-z", "z-", "a_b", &"a".repeat(64)] {
+            assert!(validate_zone_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pairs_need_both_sides() {
+        assert_eq!(split_pair("zone-1=a.yaml", "--zone").unwrap(), ("zone-1", "a.yaml"));
+        for bad in ["zone-1", "=a.yaml", "zone-1="] {
+            let err = split_pair(bad, "--zone").unwrap_err().to_string();
+            assert!(err.contains("expected NAME=VALUE"), "{err}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_manifests_are_recognised() {
+        assert!(is_kubernetes("apiVersion: v1\nkind: List\nitems: []\n"));
+        assert!(is_kubernetes("items:\n- apiVersion: kuma.io/v1alpha1\n"));
+        assert!(is_kubernetes("{\n  \"apiVersion\": \"v1\"\n}"));
+        assert!(!is_kubernetes("type: Mesh\nname: default\n"));
+    }
+}

@@ -1,0 +1,168 @@
+//! `kuma-sync verify` run as a real process on the federate guide's files and on broken
+//! variants of them: exit codes, exact discrepancies, and golden output.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn example(name: &str) -> PathBuf {
+    root().join("examples/federate").join(name)
+}
+
+fn kuma_sync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kuma-sync")).args(args).current_dir(root()).output().expect("kuma-sync runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Compares with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it instead.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    assert_eq!(actual, expected, "output differs from {}", path.display());
+}
+
+/// The federate guide, with zone-1's file replaced by `zone1`.
+fn verify_with_zone1(zone1: &str, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("zone-1.yaml");
+    fs::write(&file, zone1).expect("write");
+    let (g, z1, z2) = (example("global.yaml"), file.display().to_string(), example("zone-2.yaml"));
+    let mut args = vec!["verify", "--global", g.to_str().unwrap()];
+    let zone1_arg = format!("zone-1={z1}");
+    let zone2_arg = format!("zone-2={}", z2.display());
+    args.extend(["--zone", &zone1_arg, "--zone", &zone2_arg]);
+    args.extend(extra);
+    kuma_sync(&args)
+}
+
+fn zone1_text() -> String {
+    fs::read_to_string(example("zone-1.yaml")).expect("example")
+}
+
+const FEDERATE: &[&str] = &[
+    "verify",
+    "--global",
+    "examples/federate/global.yaml",
+    "--zone",
+    "zone-1=examples/federate/zone-1.yaml",
+    "--zone",
+    "zone-2=examples/federate/zone-2.yaml",
+];
+
+#[test]
+fn the_federate_guide_is_converged() {
+    let out = kuma_sync(FEDERATE);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    golden("converged.txt", &stdout(&out));
+    let json = kuma_sync(&[FEDERATE, &["-o", "json"]].concat());
+    assert_eq!(json.status.code(), Some(0));
+    golden("converged.json", &stdout(&json));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
+    assert_eq!(doc["zones"][1]["counts"]["synced"], 6, "six policies in the Kubernetes zone");
+}
+
+#[test]
+fn a_copy_deleted_from_a_zone_is_reported_missing() {
+    let text = zone1_text();
+    // Drop the MeshTrafficPermission copy (one document of the stream).
+    let docs: Vec<&str> = text.split("---\n").filter(|d| !d.contains("kuma.io/display-name: redis\n")).collect();
+    assert_eq!(docs.len() + 1, text.split("---\n").count(), "fixture has exactly one redis copy");
+    let out = verify_with_zone1(&docs.join("---\n"), &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let d = doc["discrepancies"].as_array().expect("list");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["zone"], "zone-1");
+    assert_eq!(d[0]["state"], "missing");
+    assert_eq!(d[0]["type"], "MeshTrafficPermission");
+    assert_eq!(d[0]["name"], kuma_model::hash::hashed_name("default", "redis", &[]));
+    assert_eq!(d[0]["source"], "redis");
+}
+
+#[test]
+fn an_edited_copy_is_reported_drifted_with_its_path() {
+    let text = zone1_text().replacen("maxConnections: 2\n", "maxConnections: 20\n", 1);
+    let out = verify_with_zone1(&text, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    golden("drifted.txt", &stdout(&out));
+    assert!(stdout(&out).contains(".to[0].default.connectionLimits.maxConnections"));
+}
+
+#[test]
+fn a_stray_copy_is_reported_unexpected() {
+    let stray = "---\ntype: MeshRetry\nname: mesh-retry-all-default-old\nmesh: default\nlabels:\n  kuma.io/display-name: mesh-retry-all-default\n  kuma.io/mesh: default\n  kuma.io/origin: global\nspec: {}\n";
+    let out = verify_with_zone1(&(zone1_text() + stray), &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let d = doc["discrepancies"].as_array().expect("list");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!((d[0]["state"].as_str(), d[0]["name"].as_str()), (Some("unexpected"), Some("mesh-retry-all-default-old")));
+}
+
+#[test]
+fn a_broken_file_exits_2_naming_file_and_document() {
+    let text = zone1_text() + "---\ntype: MeshRetry\nname: [unclosed\n";
+    let out = verify_with_zone1(&text, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("zone-1.yaml"), "{err}");
+    assert!(err.contains("document"), "{err}");
+    assert!(stdout(&out).is_empty(), "no half report on stdout");
+}
+
+#[test]
+fn unreadable_files_and_bad_flags_exit_2() {
+    let out = kuma_sync(&["verify", "--global", "no/such/file.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no/such/file.yaml"), "{}", stderr(&out));
+    let out = kuma_sync(&[FEDERATE, &["--types", "NoSuchType"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown resource type \"NoSuchType\""), "{}", stderr(&out));
+    let out = kuma_sync(&["verify", "--global", "examples/federate/global.yaml", "--zone", "Zone_1=x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a DNS label"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_seed_export_is_on_the_global() {
+    let args = [FEDERATE, &["--export", "examples/seed/zone-1-export.yaml"]].concat();
+    let out = kuma_sync(&args);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    // An export the global never received fails the check.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let export = dir.path().join("export.yaml");
+    let text = fs::read_to_string(root().join("examples/seed/zone-1-export.yaml")).expect("example")
+        + "---\ntype: MeshRetry\nname: only-in-zone\nmesh: default\nspec: {}\n";
+    fs::write(&export, text).expect("write");
+    let out = kuma_sync(&[FEDERATE, &["--export", export.to_str().unwrap(), "-o", "json"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let d = &doc["discrepancies"][0];
+    assert_eq!((d["direction"].as_str(), d["state"].as_str(), d["name"].as_str()), (Some("seed"), Some("missing"), Some("only-in-zone")));
+}
+
+#[test]
+fn yaml_output_parses_and_matches_json() {
+    let yaml = kuma_sync(&[FEDERATE, &["-o", "yaml"]].concat());
+    let json = kuma_sync(&[FEDERATE, &["-o", "json"]].concat());
+    let from_yaml: serde_json::Value = serde_saphyr::from_str(&stdout(&yaml)).expect("valid YAML");
+    let from_json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
+    assert_eq!(from_yaml, from_json);
+}
