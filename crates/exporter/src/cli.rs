@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "kuma-sync", version, about = "Verify multi-zone synchronisation in Kuma and Kong Mesh.")]
+#[command(
+    name = "kuma-sync",
+    version,
+    about = "Verify multi-zone synchronisation in Kuma and Kong Mesh."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,16 +40,32 @@ pub enum OutputFormat {
 pub struct VerifyArgs {
     /// The global's resources: `kumactl export`/`get -o yaml` output, a REST list page, or
     /// `kubectl get -o yaml`. Repeat to read several files.
-    #[arg(long, value_name = "FILE", required = true, env = "KUMA_SYNC_GLOBAL", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required = true,
+        env = "KUMA_SYNC_GLOBAL",
+        value_delimiter = ','
+    )]
     pub global: Vec<PathBuf>,
 
     /// A zone's resources, as NAME=FILE. Repeat for each zone (and to give one zone several files).
-    #[arg(long = "zone", value_name = "NAME=FILE", env = "KUMA_SYNC_ZONES", value_delimiter = ',')]
+    #[arg(
+        long = "zone",
+        value_name = "NAME=FILE",
+        env = "KUMA_SYNC_ZONES",
+        value_delimiter = ','
+    )]
     pub zones: Vec<String>,
 
     /// A zone's environment, as NAME=universal|kubernetes. Defaults to kubernetes when its
     /// files are Kubernetes manifests, universal otherwise.
-    #[arg(long = "zone-env", value_name = "NAME=ENV", env = "KUMA_SYNC_ZONE_ENVS", value_delimiter = ',')]
+    #[arg(
+        long = "zone-env",
+        value_name = "NAME=ENV",
+        env = "KUMA_SYNC_ZONE_ENVS",
+        value_delimiter = ','
+    )]
     pub zone_envs: Vec<String>,
 
     /// The global's environment. Defaults like --zone-env.
@@ -62,7 +82,12 @@ pub struct VerifyArgs {
     pub types: Vec<String>,
 
     /// Meshes to check. Default: all.
-    #[arg(long = "mesh", value_name = "MESH", env = "KUMA_SYNC_MESHES", value_delimiter = ',')]
+    #[arg(
+        long = "mesh",
+        value_name = "MESH",
+        env = "KUMA_SYNC_MESHES",
+        value_delimiter = ','
+    )]
     pub meshes: Vec<String>,
 
     /// A zone's pre-federation `kumactl export --profile=federation` file: everything in it
@@ -74,6 +99,12 @@ pub struct VerifyArgs {
     #[arg(long, env = "KUMA_SYNC_SKIP_UNKNOWN_TYPES")]
     pub skip_unknown_types: bool,
 
-    #[arg(short = 'o', long, value_enum, default_value = "table", env = "KUMA_SYNC_OUTPUT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        env = "KUMA_SYNC_OUTPUT"
+    )]
     pub output: OutputFormat,
 }

@@ -27,7 +27,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 OutputFormat::Yaml => output::yaml(&verdict)?,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
-            Ok(if verdict.converged() { exit::CONVERGED } else { exit::NOT_CONVERGED })
+            Ok(if verdict.converged() {
+                exit::CONVERGED
+            } else {
+                exit::NOT_CONVERGED
+            })
         }
     }
 }

@@ -91,12 +91,24 @@ pub fn table(v: &Verdict) -> String {
         let _ = writeln!(out, "{}: {} ({})", z.zone, z.state.as_str(), counts(z));
     }
     if !doc.unmonitored_zones.is_empty() {
-        let _ = writeln!(out, "unmonitored zones known to the global: {}", doc.unmonitored_zones.join(", "));
+        let _ = writeln!(
+            out,
+            "unmonitored zones known to the global: {}",
+            doc.unmonitored_zones.join(", ")
+        );
     }
     if !v.seed.is_empty() {
-        let _ = writeln!(out, "export: {} resource(s) not on the global as exported", v.seed.len());
+        let _ = writeln!(
+            out,
+            "export: {} resource(s) not on the global as exported",
+            v.seed.len()
+        );
     }
-    let diverged = doc.zones.iter().filter(|z| z.state != ZoneState::Converged).count();
+    let diverged = doc
+        .zones
+        .iter()
+        .filter(|z| z.state != ZoneState::Converged)
+        .count();
     let _ = writeln!(
         out,
         "{}",
@@ -117,7 +129,16 @@ pub fn table(v: &Verdict) -> String {
 fn counts(z: &ZoneReport) -> String {
     let parts: Vec<String> = State::ALL
         .iter()
-        .filter_map(|s| z.counts.get(s).filter(|n| **n > 0).map(|n| format!("{n} {}", s.as_str())))
+        .filter_map(|s| {
+            z.counts
+                .get(s)
+                .filter(|n| **n > 0)
+                .map(|n| format!("{n} {}", s.as_str()))
+        })
         .collect();
-    if parts.is_empty() { "nothing to sync".to_owned() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "nothing to sync".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }

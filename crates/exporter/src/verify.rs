@@ -42,33 +42,64 @@ struct Input {
 
 /// Runs the offline verification described by `args`.
 pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
-    let opts = ReadOptions { skip_unknown_types: args.skip_unknown_types };
+    let opts = ReadOptions {
+        skip_unknown_types: args.skip_unknown_types,
+    };
     let mut zones: BTreeMap<String, Input> = BTreeMap::new();
     for z in &args.zones {
         let (name, file) = split_pair(z, "--zone")?;
         validate_zone_name(name)?;
-        zones.entry(name.to_owned()).or_insert_with(|| Input { files: Vec::new(), env: None }).files.push(file.into());
+        zones
+            .entry(name.to_owned())
+            .or_insert_with(|| Input {
+                files: Vec::new(),
+                env: None,
+            })
+            .files
+            .push(file.into());
     }
     for z in &args.zone_envs {
         let (name, env) = split_pair(z, "--zone-env")?;
-        let input = zones.get_mut(name).ok_or_else(|| Error::Usage(format!("--zone-env names zone {name:?}, which has no --zone")))?;
+        let input = zones
+            .get_mut(name)
+            .ok_or_else(|| Error::Usage(format!("--zone-env names zone {name:?}, which has no --zone")))?;
         input.env = Some(<EnvArg as clap::ValueEnum>::from_str(env, true).map_err(|_| {
-            Error::Usage(format!("--zone-env {name}={env}: expected universal or kubernetes"))
+            Error::Usage(format!(
+                "--zone-env {name}={env}: expected universal or kubernetes"
+            ))
         })?);
     }
     let selection = selection(args)?;
 
     let mut warnings = Vec::new();
-    let (global_docs, global_env) = load(&args.global, args.global_env, &args.system_namespace, &opts, &mut warnings)?;
+    let (global_docs, global_env) = load(
+        &args.global,
+        args.global_env,
+        &args.system_namespace,
+        &opts,
+        &mut warnings,
+    )?;
     let mut specs = Vec::new();
     let mut zone_docs = Vec::new();
     for (name, input) in &zones {
-        let (docs, env) = load(&input.files, input.env, &args.system_namespace, &opts, &mut warnings)?;
+        let (docs, env) = load(
+            &input.files,
+            input.env,
+            &args.system_namespace,
+            &opts,
+            &mut warnings,
+        )?;
         specs.push(ZoneSpec::new(name, env));
         zone_docs.push((name.clone(), docs));
     }
 
-    let mut engine = Engine::new(Topology { global: global_env, zones: specs }, selection);
+    let mut engine = Engine::new(
+        Topology {
+            global: global_env,
+            zones: specs,
+        },
+        selection,
+    );
     for r in &global_docs {
         engine.apply(&CpRole::Global, Change::Upsert(r.clone()));
     }
@@ -85,7 +116,11 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
         }
         None => Vec::new(),
     };
-    Ok(Verdict { report: Report::build(&engine), seed, warnings })
+    Ok(Verdict {
+        report: Report::build(&engine),
+        seed,
+        warnings,
+    })
 }
 
 fn selection(args: &VerifyArgs) -> Result<Selection, Error> {
@@ -111,10 +146,16 @@ fn split_pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error> {
 /// Kuma requires zone names to be DNS labels (kuma-facts 7.1).
 fn validate_zone_name(name: &str) -> Result<(), Error> {
     let ok = name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
-    if ok { Ok(()) } else { Err(Error::Usage(format!("zone name {name:?} is not a DNS label"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("zone name {name:?} is not a DNS label")))
+    }
 }
 
 /// Reads a control plane's files and settles its environment: as given, else Kubernetes
@@ -133,9 +174,15 @@ fn load(
         looks_kubernetes &= is_kubernetes(&text);
         resources.extend(parse(f, &text, opts, warnings)?);
     }
-    let env = match env.unwrap_or(if looks_kubernetes { EnvArg::Kubernetes } else { EnvArg::Universal }) {
+    let env = match env.unwrap_or(if looks_kubernetes {
+        EnvArg::Kubernetes
+    } else {
+        EnvArg::Universal
+    }) {
         EnvArg::Universal => Environment::Universal,
-        EnvArg::Kubernetes => Environment::Kubernetes { system_namespace: system_namespace.to_owned() },
+        EnvArg::Kubernetes => Environment::Kubernetes {
+            system_namespace: system_namespace.to_owned(),
+        },
     };
     Ok((resources, env))
 }
@@ -146,10 +193,18 @@ fn read_file(path: &Path, opts: &ReadOptions, warnings: &mut Vec<String>) -> Res
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn parse(path: &Path, text: &str, opts: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Resource>, Error> {
+fn parse(
+    path: &Path,
+    text: &str,
+    opts: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Resource>, Error> {
     let loaded = read_str(&path.display().to_string(), text, opts)?;
     warnings.extend(loaded.warnings);
     Ok(loaded.resources)
@@ -177,7 +232,10 @@ mod tests {
 
     #[test]
     fn pairs_need_both_sides() {
-        assert_eq!(split_pair("zone-1=a.yaml", "--zone").unwrap(), ("zone-1", "a.yaml"));
+        assert_eq!(
+            split_pair("zone-1=a.yaml", "--zone").unwrap(),
+            ("zone-1", "a.yaml")
+        );
         for bad in ["zone-1", "=a.yaml", "zone-1="] {
             let err = split_pair(bad, "--zone").unwrap_err().to_string();
             assert!(err.contains("expected NAME=VALUE"), "{err}");

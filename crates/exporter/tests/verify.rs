@@ -16,7 +16,11 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn kuma_sync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kuma-sync")).args(args).current_dir(root()).output().expect("kuma-sync runs")
+    Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("kuma-sync runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -29,12 +33,15 @@ fn stderr(o: &Output) -> String {
 
 /// Compares with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it instead.
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         fs::write(&path, actual).expect("write golden");
         return;
     }
-    let expected = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    let expected = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
     assert_eq!(actual, expected, "output differs from {}", path.display());
 }
 
@@ -43,7 +50,11 @@ fn verify_with_zone1(zone1: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("zone-1.yaml");
     fs::write(&file, zone1).expect("write");
-    let (g, z1, z2) = (example("global.yaml"), file.display().to_string(), example("zone-2.yaml"));
+    let (g, z1, z2) = (
+        example("global.yaml"),
+        file.display().to_string(),
+        example("zone-2.yaml"),
+    );
     let mut args = vec!["verify", "--global", g.to_str().unwrap()];
     let zone1_arg = format!("zone-1={z1}");
     let zone2_arg = format!("zone-2={}", z2.display());
@@ -75,15 +86,25 @@ fn the_federate_guide_is_converged() {
     assert_eq!(json.status.code(), Some(0));
     golden("converged.json", &stdout(&json));
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
-    assert_eq!(doc["zones"][1]["counts"]["synced"], 6, "six policies in the Kubernetes zone");
+    assert_eq!(
+        doc["zones"][1]["counts"]["synced"], 6,
+        "six policies in the Kubernetes zone"
+    );
 }
 
 #[test]
 fn a_copy_deleted_from_a_zone_is_reported_missing() {
     let text = zone1_text();
     // Drop the MeshTrafficPermission copy (one document of the stream).
-    let docs: Vec<&str> = text.split("---\n").filter(|d| !d.contains("kuma.io/display-name: redis\n")).collect();
-    assert_eq!(docs.len() + 1, text.split("---\n").count(), "fixture has exactly one redis copy");
+    let docs: Vec<&str> = text
+        .split("---\n")
+        .filter(|d| !d.contains("kuma.io/display-name: redis\n"))
+        .collect();
+    assert_eq!(
+        docs.len() + 1,
+        text.split("---\n").count(),
+        "fixture has exactly one redis copy"
+    );
     let out = verify_with_zone1(&docs.join("---\n"), &["-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -92,7 +113,10 @@ fn a_copy_deleted_from_a_zone_is_reported_missing() {
     assert_eq!(d[0]["zone"], "zone-1");
     assert_eq!(d[0]["state"], "missing");
     assert_eq!(d[0]["type"], "MeshTrafficPermission");
-    assert_eq!(d[0]["name"], kuma_model::hash::hashed_name("default", "redis", &[]));
+    assert_eq!(
+        d[0]["name"],
+        kuma_model::hash::hashed_name("default", "redis", &[])
+    );
     assert_eq!(d[0]["source"], "redis");
 }
 
@@ -113,7 +137,10 @@ fn a_stray_copy_is_reported_unexpected() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let d = doc["discrepancies"].as_array().expect("list");
     assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!((d[0]["state"].as_str(), d[0]["name"].as_str()), (Some("unexpected"), Some("mesh-retry-all-default-old")));
+    assert_eq!(
+        (d[0]["state"].as_str(), d[0]["name"].as_str()),
+        (Some("unexpected"), Some("mesh-retry-all-default-old"))
+    );
 }
 
 #[test]
@@ -134,8 +161,18 @@ fn unreadable_files_and_bad_flags_exit_2() {
     assert!(stderr(&out).contains("no/such/file.yaml"), "{}", stderr(&out));
     let out = kuma_sync(&[FEDERATE, &["--types", "NoSuchType"]].concat());
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown resource type \"NoSuchType\""), "{}", stderr(&out));
-    let out = kuma_sync(&["verify", "--global", "examples/federate/global.yaml", "--zone", "Zone_1=x.yaml"]);
+    assert!(
+        stderr(&out).contains("unknown resource type \"NoSuchType\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = kuma_sync(&[
+        "verify",
+        "--global",
+        "examples/federate/global.yaml",
+        "--zone",
+        "Zone_1=x.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a DNS label"), "{}", stderr(&out));
 }
@@ -155,7 +192,10 @@ fn the_seed_export_is_on_the_global() {
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let d = &doc["discrepancies"][0];
-    assert_eq!((d["direction"].as_str(), d["state"].as_str(), d["name"].as_str()), (Some("seed"), Some("missing"), Some("only-in-zone")));
+    assert_eq!(
+        (d["direction"].as_str(), d["state"].as_str(), d["name"].as_str()),
+        (Some("seed"), Some("missing"), Some("only-in-zone"))
+    );
 }
 
 #[test]

@@ -289,10 +289,10 @@ impl Engine {
                     touched.push((cp.clone(), old.identity));
                 } else {
                     let identity = r.identity(cp);
-                    if let Some(old) = store.insert(r, identity.clone()) {
-                        if old.identity != identity {
-                            touched.push((cp.clone(), old.identity));
-                        }
+                    if let Some(old) = store.insert(r, identity.clone())
+                        && old.identity != identity
+                    {
+                        touched.push((cp.clone(), old.identity));
                     }
                     touched.push((cp.clone(), identity));
                 }

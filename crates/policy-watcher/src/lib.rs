@@ -8,10 +8,12 @@
 //! - [`converge`]: the incremental [`Engine`] and its states.
 //! - [`report`]: the verdict with per-zone counts and reasons.
 //! - [`seed`]: the post-federation check of a zone's pre-federation export.
+//! - [`source`]: readers of live control planes (Kuma's REST API).
 
 pub mod converge;
 pub mod report;
 pub mod seed;
+pub mod source;
 pub mod sync_rules;
 pub mod topology;
 

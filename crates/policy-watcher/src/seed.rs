@@ -24,10 +24,18 @@ pub fn check_seed(global: &[Resource], exported: &[Resource]) -> Vec<Discrepancy
         .filter_map(|e| {
             let found = on_global.get(&(e.rtype, e.mesh.as_deref(), e.display_name()));
             let (state, detail, paths) = match found {
-                None => (State::Missing, "exported before federation but not on the global".to_owned(), Vec::new()),
+                None => (
+                    State::Missing,
+                    "exported before federation but not on the global".to_owned(),
+                    Vec::new(),
+                ),
                 Some(g) if fingerprint(&g.spec) != fingerprint(&e.spec) => {
                     let paths = diff(&e.spec, &g.spec);
-                    let detail = format!("the global's {} differs from the export at {}", g.name, paths.join(", "));
+                    let detail = format!(
+                        "the global's {} differs from the export at {}",
+                        g.name,
+                        paths.join(", ")
+                    );
                     (State::Drifted, detail, paths)
                 }
                 Some(_) => return None,
@@ -74,14 +82,20 @@ mod tests {
         ];
         let got = check_seed(&global, &exported);
         let states: Vec<_> = got.iter().map(|d| (d.rtype.name(), d.state)).collect();
-        assert_eq!(states, vec![("MeshRetry", State::Drifted), ("Secret", State::Missing)]);
+        assert_eq!(
+            states,
+            vec![("MeshRetry", State::Drifted), ("Secret", State::Missing)]
+        );
         assert_eq!(got[0].paths, vec![".n"]);
     }
 
     #[test]
     fn zone_origin_resources_on_the_global_do_not_count() {
-        let global = vec![r("MeshRetry", Some("default"), "r", json!({})).with_label("kuma.io/origin", "zone")
-            .with_label("kuma.io/zone", "zone-1")];
+        let global = vec![
+            r("MeshRetry", Some("default"), "r", json!({}))
+                .with_label("kuma.io/origin", "zone")
+                .with_label("kuma.io/zone", "zone-1"),
+        ];
         let exported = vec![r("MeshRetry", Some("default"), "r", json!({}))];
         assert_eq!(check_seed(&global, &exported)[0].state, State::Missing);
     }

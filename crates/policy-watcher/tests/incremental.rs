@@ -21,7 +21,11 @@ fn candidate(cp: &CpRole, pick: u8, variant: u8) -> Resource {
         }
         _ => local_to(Z2, mtp("z2-perm")).with_label(
             labels::POLICY_ROLE,
-            if variant % 2 == 0 { "producer" } else { "consumer" },
+            if variant.is_multiple_of(2) {
+                "producer"
+            } else {
+                "consumer"
+            },
         ),
     };
     let mut r = match cp {
@@ -33,7 +37,7 @@ fn candidate(cp: &CpRole, pick: u8, variant: u8) -> Resource {
         CpRole::Zone(z) if base.label(labels::ZONE) == Some(z.as_str()) => base,
         CpRole::Zone(z) => {
             let src = match base.label(labels::ZONE) {
-                Some(origin) => copy_on_global(&base, &origin.to_owned()),
+                Some(origin) => copy_on_global(&base, origin),
                 None => base,
             };
             copy_in_zone(&src, z)

@@ -1,0 +1,61 @@
+//! Where observations come from. Each source reads one control plane and reports whole
+//! snapshots (or changes) to the engine; a source that cannot read reports an error, and
+//! its control plane becomes `unknown`, never `converged`.
+//!
+//! - [`http`]: an HTTP(S) client with the control plane's CA and token.
+//! - [`rest`]: Kuma's REST API (universal control planes, or any CP's API server).
+
+pub mod http;
+pub mod rest;
+
+/// Why a control plane could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// No connection: refused, unresolvable, TLS handshake failure.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The control plane accepted the connection but did not answer in time.
+    #[error("no answer from {url} within {seconds}s")]
+    Timeout { url: String, seconds: u64 },
+    /// The control plane answered with an error status.
+    #[error("{url} answered {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    /// The answer was not what Kuma sends (malformed JSON, unknown shape).
+    #[error("{url}: {reason}")]
+    Decode { url: String, reason: String },
+    /// The TLS settings cannot work (unreadable or invalid CA file).
+    #[error("TLS configuration: {0}")]
+    TlsConfig(String),
+    /// The configuration names something the source cannot use.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SourceError {
+    /// Worth another try on the next interval. Authentication and configuration errors
+    /// need a person; trying again only repeats them.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Unreachable { .. } | SourceError::Timeout { .. } | SourceError::Decode { .. } => {
+                true
+            }
+            SourceError::Status { status, .. } => !matches!(status, 400 | 401 | 403 | 404),
+            SourceError::TlsConfig(_) | SourceError::Config(_) => false,
+        }
+    }
+
+    /// A fixed, low-cardinality label for `kuma_sync_source_errors_total{class}`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            SourceError::Unreachable { .. } => "unreachable",
+            SourceError::Timeout { .. } => "timeout",
+            SourceError::Status {
+                status: 401 | 403, ..
+            } => "unauthorized",
+            SourceError::Status { .. } => "http_status",
+            SourceError::Decode { .. } => "decode",
+            SourceError::TlsConfig(_) => "tls_config",
+            SourceError::Config(_) => "config",
+        }
+    }
+}

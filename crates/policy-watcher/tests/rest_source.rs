@@ -1,0 +1,246 @@
+//! The REST source against a real HTTP server that answers like Kuma's API server:
+//! pagination, tokens, and every way a control plane can fail to be read.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use kuma_model::ResourceType;
+use policy_watcher::source::{
+    SourceError,
+    http::{HttpClient, HttpSettings},
+    rest::KumaApi,
+};
+use tokio::net::TcpListener;
+
+/// path+query -> (status, body); unknown paths answer 404 like Kuma.
+type Routes = HashMap<String, (u16, String)>;
+/// A request's path+query and Authorization header.
+type Seen = (String, Option<String>);
+
+struct Fake {
+    addr: SocketAddr,
+    /// Every request's path+query and Authorization header, in arrival order.
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn serve(routes: Routes, delay: Duration) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let routes = Arc::new(routes);
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (routes, log) = (routes.clone(), log.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let routes = routes.clone();
+                    let log = log.clone();
+                    async move {
+                        let pq = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap_or("").to_owned());
+                        log.lock().unwrap().push((pq.clone(), auth));
+                        tokio::time::sleep(delay).await;
+                        let (status, body) = routes
+                            .get(&pq)
+                            .cloned()
+                            .unwrap_or((404, r#"{"title":"Could not find resource"}"#.into()));
+                        Ok::<_, std::convert::Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Fake { addr, seen }
+}
+
+fn item(name: &str, mesh: &str) -> String {
+    format!(
+        r#"{{"type":"MeshTimeout","mesh":"{mesh}","name":"{name}","creationTime":"2026-11-02T09:00:00Z","modificationTime":"2026-11-02T09:00:00Z","labels":{{"kuma.io/mesh":"{mesh}"}},"spec":{{"targetRef":{{"kind":"Mesh"}}}}}}"#
+    )
+}
+
+fn api(addr: SocketAddr, settings: HttpSettings) -> KumaApi {
+    KumaApi::new(
+        &format!("http://{addr}"),
+        HttpClient::new(settings).expect("client"),
+    )
+    .expect("api")
+}
+
+fn mt() -> ResourceType {
+    ResourceType::from_name("MeshTimeout").unwrap()
+}
+
+#[tokio::test]
+async fn every_page_is_read_with_the_token() {
+    let mut routes = Routes::new();
+    // Kuma builds `next` from its own host name; the source must follow it on our address.
+    routes.insert(
+        "/meshtimeouts?size=1000".into(),
+        (200, format!(r#"{{"total":2,"items":[{}],"next":"http://kuma-cp.internal:5681/meshtimeouts?offset=1&size=1000"}}"#, item("a", "default"))),
+    );
+    routes.insert(
+        "/meshtimeouts?offset=1&size=1000".into(),
+        (
+            200,
+            format!(r#"{{"total":2,"items":[{}],"next":null}}"#, item("b", "other")),
+        ),
+    );
+    routes.insert(
+        "/meshretries?size=1000".into(),
+        (200, r#"{"total":0,"items":[],"next":null}"#.into()),
+    );
+    let fake = serve(routes, Duration::ZERO).await;
+    let settings = HttpSettings {
+        token: Some("s3cr3t".into()),
+        ..Default::default()
+    };
+    let got = tokio::time::timeout(
+        Duration::from_secs(10),
+        api(fake.addr, settings).list_all(&[mt(), ResourceType::from_name("MeshRetry").unwrap()]),
+    )
+    .await
+    .expect("no hang")
+    .expect("read");
+    let mut names: Vec<_> = got
+        .iter()
+        .map(|r| (r.mesh.clone().unwrap(), r.name.clone()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![("default".into(), "a".into()), ("other".into(), "b".into())]
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter()
+            .all(|(_, auth)| auth.as_deref() == Some("Bearer s3cr3t")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn error_statuses_are_classified() {
+    let mut routes = Routes::new();
+    routes.insert("/meshtimeouts?size=1000".into(), (503, "overloaded".into()));
+    let fake = serve(routes, Duration::ZERO).await;
+    let err = api(fake.addr, HttpSettings::default())
+        .list(mt())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Status { status: 503, .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("overloaded"));
+
+    let mut routes = Routes::new();
+    routes.insert(
+        "/meshtimeouts?size=1000".into(),
+        (401, r#"{"title":"Unauthenticated"}"#.into()),
+    );
+    let fake = serve(routes, Duration::ZERO).await;
+    let err = api(fake.addr, HttpSettings::default())
+        .list(mt())
+        .await
+        .unwrap_err();
+    assert_eq!(err.metric_label(), "unauthorized");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn malformed_answers_are_decode_errors_naming_the_url() {
+    let mut routes = Routes::new();
+    routes.insert(
+        "/meshtimeouts?size=1000".into(),
+        (200, r#"{"total":1,"items":[{"type":"MeshTimeout""#.into()),
+    );
+    let fake = serve(routes, Duration::ZERO).await;
+    let err = api(fake.addr, HttpSettings::default())
+        .list(mt())
+        .await
+        .unwrap_err();
+    assert_eq!(err.metric_label(), "decode");
+    assert!(err.to_string().contains("/meshtimeouts?size=1000"), "{err}");
+}
+
+#[tokio::test]
+async fn a_next_link_that_never_ends_is_refused() {
+    let mut routes = Routes::new();
+    routes.insert(
+        "/meshtimeouts?size=1000".into(),
+        (
+            200,
+            r#"{"total":1,"items":[],"next":"http://x/meshtimeouts?size=1000"}"#.into(),
+        ),
+    );
+    let fake = serve(routes, Duration::ZERO).await;
+    let err = api(fake.addr, HttpSettings::default())
+        .list(mt())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more pages than total"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_and_slow_control_planes() {
+    // A port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = api(closed, HttpSettings::default()).list(mt()).await.unwrap_err();
+    assert_eq!(err.metric_label(), "unreachable");
+    assert!(err.is_retryable());
+
+    let mut routes = Routes::new();
+    routes.insert(
+        "/meshtimeouts?size=1000".into(),
+        (200, r#"{"total":0,"items":[]}"#.into()),
+    );
+    let fake = serve(routes, Duration::from_secs(30)).await;
+    let settings = HttpSettings {
+        timeout: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let err = api(fake.addr, settings).list(mt()).await.unwrap_err();
+    assert_eq!(err.metric_label(), "timeout");
+}
+
+#[test]
+fn a_ca_bundle_that_is_not_pem_is_a_config_error() {
+    let err = HttpClient::new(HttpSettings {
+        ca_pem: Some(b"not a certificate".to_vec()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.metric_label(), "tls_config");
+    assert!(!err.is_retryable());
+}
