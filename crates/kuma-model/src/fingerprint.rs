@@ -124,7 +124,11 @@ fn number_key(n: &serde_json::Number) -> Num {
     }
     let f = n.as_f64().unwrap_or(f64::NAN);
     // 2^63 bounds the integers an f64 can name exactly and i64 can hold.
-    if f.fract() == 0.0 && f.abs() < 9.2e18 { Num::Int(f as i128) } else { Num::Float(f) }
+    if f.fract() == 0.0 && f.abs() < 9.2e18 {
+        Num::Int(f as i128)
+    } else {
+        Num::Float(f)
+    }
 }
 
 /// Parses a Go duration (`time.ParseDuration`): `[-+]?(\d*\.?\d*(ns|us|µs|μs|ms|s|m|h))+`.
@@ -140,13 +144,20 @@ pub fn go_duration_nanos(s: &str) -> Option<i128> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let num_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
         if num_len == 0 {
             return None;
         }
         let number: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.chars().take_while(|c| !c.is_ascii_digit() && *c != '.').map(char::len_utf8).sum();
+        let unit_len = rest
+            .chars()
+            .take_while(|c| !c.is_ascii_digit() && *c != '.')
+            .map(char::len_utf8)
+            .sum();
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -175,9 +186,12 @@ pub fn canonical(v: &Value) -> Value {
             Num::Float(_) => v.clone(),
         },
         Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().filter(|(_, v)| !is_absent(v)).map(|(k, v)| (k.clone(), canonical(v))).collect())
-        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !is_absent(v))
+                .map(|(k, v)| (k.clone(), canonical(v)))
+                .collect(),
+        ),
         _ => v.clone(),
     }
 }
@@ -224,7 +238,12 @@ fn trim_fraction(n: u128, div: u128) -> String {
 /// sorted. Empty exactly when the fingerprints are equal (barring a hash collision).
 pub fn diff(expected: &Value, actual: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    diff_into(&canonical(expected), &canonical(actual), &mut String::new(), &mut out);
+    diff_into(
+        &canonical(expected),
+        &canonical(actual),
+        &mut String::new(),
+        &mut out,
+    );
     out
 }
 
@@ -240,7 +259,11 @@ fn diff_into(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
             }
         }
         _ if a == b => {}
-        _ => out.push(if path.is_empty() { ".".to_owned() } else { path.clone() }),
+        _ => out.push(if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path.clone()
+        }),
     }
 }
 
@@ -286,7 +309,10 @@ mod tests {
         let a = json!({"to": [{"default": {"connectionLimits": {"maxConnections": 2}}}]});
         let b = json!({"to": [{"default": {"connectionLimits": {"maxConnections": 3}}}]});
         assert_ne!(fingerprint(&a), fingerprint(&b));
-        assert_eq!(diff(&a, &b), vec![".to[0].default.connectionLimits.maxConnections"]);
+        assert_eq!(
+            diff(&a, &b),
+            vec![".to[0].default.connectionLimits.maxConnections"]
+        );
         let c = json!({"to": [{"default": {}}], "targetRef": {"kind": "Mesh"}});
         assert_eq!(diff(&a, &c), vec![".targetRef", ".to[0].default"]);
     }
@@ -294,7 +320,10 @@ mod tests {
     #[test]
     fn types_are_not_confused() {
         assert_ne!(fingerprint(&json!({"a": "1"})), fingerprint(&json!({"a": 1})));
-        assert_ne!(fingerprint(&json!({"a": [1]})), fingerprint(&json!({"a": {"0": 1}})));
+        assert_ne!(
+            fingerprint(&json!({"a": [1]})),
+            fingerprint(&json!({"a": {"0": 1}}))
+        );
         assert_ne!(fingerprint(&json!({"a": false})), fingerprint(&json!({})));
         assert_ne!(fingerprint(&json!({"a": "1m"})), fingerprint(&json!({"a": "2m"})));
         assert_ne!(fingerprint(&json!([[1], []])), fingerprint(&json!([[], [1]])));
@@ -327,7 +356,8 @@ mod tests {
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map("[a-d]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-d]", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

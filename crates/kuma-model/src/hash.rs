@@ -56,7 +56,10 @@ mod tests {
     #[test]
     fn kuma_golden_vector() {
         // pkg/kds/context/testdata/full_sync/policy-simple/zone-1.golden.yaml
-        assert_eq!(hashed_name("default", "default-timeout-global", &[]), "default-timeout-global-54dbd4c66zwbcf9c");
+        assert_eq!(
+            hashed_name("default", "default-timeout-global", &[]),
+            "default-timeout-global-54dbd4c66zwbcf9c"
+        );
     }
 
     #[test]
@@ -67,7 +70,10 @@ mod tests {
             "demo-app-to-redis-48bc6d6w28bw7b44"
         );
         // A universal global has no namespace label.
-        assert_eq!(hashed_name("default", "demo-app-to-redis", &[]), "demo-app-to-redis-65xb45x2xfd5bf7f");
+        assert_eq!(
+            hashed_name("default", "demo-app-to-redis", &[]),
+            "demo-app-to-redis-65xb45x2xfd5bf7f"
+        );
     }
 
     #[test]
@@ -76,7 +82,10 @@ mod tests {
         let hashed = hashed_name("default", &long, &[]);
         assert_eq!(hashed.len(), 253);
         assert!(hashed.starts_with(&"a".repeat(236)));
-        assert_ne!(hashed_name("default", &long, &[]), hashed_name("other", &long, &[]));
+        assert_ne!(
+            hashed_name("default", &long, &[]),
+            hashed_name("other", &long, &[])
+        );
     }
 
     #[test]

@@ -117,7 +117,11 @@ impl Resource {
 
     /// The key a control plane stores the resource under: type, mesh and core name.
     pub fn key(&self) -> ResourceKey {
-        ResourceKey { rtype: self.rtype, mesh: self.mesh.clone(), name: self.name.clone() }
+        ResourceKey {
+            rtype: self.rtype,
+            mesh: self.mesh.clone(),
+            name: self.name.clone(),
+        }
     }
 
     /// The KDS delta key `<name>.<mesh>` (kuma-facts section 4).
@@ -179,7 +183,9 @@ pub enum Environment {
 
 impl Environment {
     pub fn kubernetes() -> Self {
-        Environment::Kubernetes { system_namespace: DEFAULT_SYSTEM_NAMESPACE.to_owned() }
+        Environment::Kubernetes {
+            system_namespace: DEFAULT_SYSTEM_NAMESPACE.to_owned(),
+        }
     }
 
     fn system_namespace(&self) -> Option<&str> {
@@ -193,7 +199,9 @@ impl Environment {
     /// store places hash-suffixed types in its system namespace (kuma-facts 6.4).
     fn stored_name(&self, rtype: ResourceType, name: String) -> String {
         match self.system_namespace() {
-            Some(ns) if !rtype.info().skip_kds_hash && rtype.info().k8s_namespaced() => format!("{name}.{ns}"),
+            Some(ns) if !rtype.info().skip_kds_hash && rtype.info().k8s_namespaced() => {
+                format!("{name}.{ns}")
+            }
             _ => name,
         }
     }
@@ -219,7 +227,10 @@ pub fn wire_name_global_to_zone(r: &Resource, global: &Environment) -> String {
         return name.to_owned();
     }
     let display = r.label(labels::DISPLAY_NAME).unwrap_or(name);
-    let values: Vec<&str> = [r.label(labels::ZONE), r.namespace()].into_iter().flatten().collect();
+    let values: Vec<&str> = [r.label(labels::ZONE), r.namespace()]
+        .into_iter()
+        .flatten()
+        .collect();
     hashed_name(r.mesh_or_empty(), display, &values)
 }
 
@@ -230,7 +241,12 @@ pub fn expected_name_in_zone(r: &Resource, global: &Environment, zone: &Environm
 
 /// The core name a zone's own `r` carries on the global (kuma-facts 6.5): always hashed
 /// with the zone and namespace.
-pub fn expected_name_on_global(r: &Resource, zone_name: &str, zone: &Environment, global: &Environment) -> String {
+pub fn expected_name_on_global(
+    r: &Resource,
+    zone_name: &str,
+    zone: &Environment,
+    global: &Environment,
+) -> String {
     let name = match zone.system_namespace() {
         Some(ns) => r.name.strip_suffix(&format!(".{ns}")).unwrap_or(&r.name),
         None => &r.name,
@@ -248,7 +264,12 @@ mod tests {
     use super::*;
 
     fn mcb(name: &str) -> Resource {
-        Resource::new(ResourceType::from_name("MeshCircuitBreaker").unwrap(), Some("default"), name, json!({}))
+        Resource::new(
+            ResourceType::from_name("MeshCircuitBreaker").unwrap(),
+            Some("default"),
+            name,
+            json!({}),
+        )
     }
 
     #[test]
@@ -260,7 +281,10 @@ mod tests {
             .with_label(labels::POLICY_ROLE, "system")
             .with_label(labels::DISPLAY_NAME, "demo-app-to-redis");
         let global = Environment::kubernetes();
-        assert_eq!(wire_name_global_to_zone(&r, &global), "demo-app-to-redis-48bc6d6w28bw7b44");
+        assert_eq!(
+            wire_name_global_to_zone(&r, &global),
+            "demo-app-to-redis-48bc6d6w28bw7b44"
+        );
         assert_eq!(
             expected_name_in_zone(&r, &global, &Environment::Universal),
             "demo-app-to-redis-48bc6d6w28bw7b44"
@@ -295,8 +319,16 @@ mod tests {
 
     #[test]
     fn skip_hash_types_keep_their_names() {
-        let mesh = Resource::new(ResourceType::from_name("Mesh").unwrap(), None, "default", json!({}));
-        assert_eq!(expected_name_in_zone(&mesh, &Environment::Universal, &Environment::kubernetes()), "default");
+        let mesh = Resource::new(
+            ResourceType::from_name("Mesh").unwrap(),
+            None,
+            "default",
+            json!({}),
+        );
+        assert_eq!(
+            expected_name_in_zone(&mesh, &Environment::Universal, &Environment::kubernetes()),
+            "default"
+        );
         assert_eq!(mesh.delta_key(), "default.");
     }
 
@@ -307,7 +339,10 @@ mod tests {
             .with_label(labels::DISPLAY_NAME, "local-cb");
         let k8s = Environment::kubernetes();
         let on_universal = expected_name_on_global(&local, "zone-2", &k8s, &Environment::Universal);
-        assert_eq!(on_universal, hashed_name("default", "local-cb", &["zone-2", "kuma-demo"]));
+        assert_eq!(
+            on_universal,
+            hashed_name("default", "local-cb", &["zone-2", "kuma-demo"])
+        );
         assert_eq!(
             expected_name_on_global(&local, "zone-2", &k8s, &k8s),
             format!("{on_universal}.kuma-system")

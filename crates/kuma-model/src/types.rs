@@ -45,7 +45,11 @@ pub enum SpecEncoding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum K8sKind {
     /// A `kuma.io/v1alpha1` custom resource.
-    Crd { plural: &'static str, short: Option<&'static str>, namespaced: bool },
+    Crd {
+        plural: &'static str,
+        short: Option<&'static str>,
+        namespaced: bool,
+    },
     /// A core `v1` Secret of the given `type:` in the system namespace.
     Secret { secret_type: &'static str },
     /// Stored in a ConfigMap; no CRD.
@@ -203,10 +207,17 @@ impl serde::Serialize for ResourceType {
     }
 }
 
-use flags::{GLOBAL_TO_ZONES as G2Z, PROVIDED_BY_GLOBAL, PROVIDED_BY_ZONE, SYNCED_ACROSS_ZONES as SYNCED, ZONE_TO_GLOBAL as Z2G};
+use flags::{
+    GLOBAL_TO_ZONES as G2Z, PROVIDED_BY_GLOBAL, PROVIDED_BY_ZONE, SYNCED_ACROSS_ZONES as SYNCED,
+    ZONE_TO_GLOBAL as Z2G,
+};
 
 const fn crd(plural: &'static str, short: Option<&'static str>, namespaced: bool) -> K8sKind {
-    K8sKind::Crd { plural, short, namespaced }
+    K8sKind::Crd {
+        plural,
+        short,
+        namespaced,
+    }
 }
 
 /// A Mesh* targetRef policy: mesh-scoped, namespaced, JSON spec, synced in both directions.
@@ -273,8 +284,21 @@ const fn proto(
     }
 }
 
-const fn old_policy(name: &'static str, rest_path: &'static str, plural: &'static str, proto_name: &'static str) -> TypeInfo {
-    proto(name, Scope::Mesh, G2Z, rest_path, crd(plural, None, false), true, proto_name)
+const fn old_policy(
+    name: &'static str,
+    rest_path: &'static str,
+    plural: &'static str,
+    proto_name: &'static str,
+) -> TypeInfo {
+    proto(
+        name,
+        Scope::Mesh,
+        G2Z,
+        rest_path,
+        crd(plural, None, false),
+        true,
+        proto_name,
+    )
 }
 
 const fn skip_hash(mut t: TypeInfo) -> TypeInfo {
@@ -290,7 +314,12 @@ pub static TYPES: &[TypeInfo] = &[
     policy("MeshFaultInjection", "meshfaultinjections", "mfi", false),
     policy("MeshHealthCheck", "meshhealthchecks", "mhc", false),
     policy("MeshHTTPRoute", "meshhttproutes", "mhttpr", false),
-    policy("MeshLoadBalancingStrategy", "meshloadbalancingstrategies", "mlbs", false),
+    policy(
+        "MeshLoadBalancingStrategy",
+        "meshloadbalancingstrategies",
+        "mlbs",
+        false,
+    ),
     policy("MeshMetric", "meshmetrics", "mm", true),
     policy("MeshPassthrough", "meshpassthroughs", "mp", false),
     policy("MeshProxyPatch", "meshproxypatches", "mpp", false),
@@ -311,14 +340,56 @@ pub static TYPES: &[TypeInfo] = &[
         false,
         "kuma.mesh.v1alpha1.MeshGateway",
     ),
-    plugin_resource("HostnameGenerator", Scope::Global, G2Z | Z2G, "hostnamegenerators", "hg", false),
-    plugin_resource("MeshExternalService", Scope::Mesh, G2Z | Z2G, "meshexternalservices", "extsvc", true),
-    plugin_resource("MeshIdentity", Scope::Mesh, G2Z | Z2G, "meshidentities", "mid", true),
-    plugin_resource("MeshOpenTelemetryBackend", Scope::Mesh, G2Z | Z2G, "meshopentelemetrybackends", "motb", true),
+    plugin_resource(
+        "HostnameGenerator",
+        Scope::Global,
+        G2Z | Z2G,
+        "hostnamegenerators",
+        "hg",
+        false,
+    ),
+    plugin_resource(
+        "MeshExternalService",
+        Scope::Mesh,
+        G2Z | Z2G,
+        "meshexternalservices",
+        "extsvc",
+        true,
+    ),
+    plugin_resource(
+        "MeshIdentity",
+        Scope::Mesh,
+        G2Z | Z2G,
+        "meshidentities",
+        "mid",
+        true,
+    ),
+    plugin_resource(
+        "MeshOpenTelemetryBackend",
+        Scope::Mesh,
+        G2Z | Z2G,
+        "meshopentelemetrybackends",
+        "motb",
+        true,
+    ),
     plugin_resource("MeshTrust", Scope::Mesh, G2Z | Z2G, "meshtrusts", "mtrust", true),
     // Zone -> global, and on to the other zones.
-    plugin_resource("MeshService", Scope::Mesh, Z2G | SYNCED, "meshservices", "msvc", true),
-    plugin_resource("MeshZoneAddress", Scope::Mesh, Z2G | SYNCED, "meshzoneaddresses", "mza", false),
+    plugin_resource(
+        "MeshService",
+        Scope::Mesh,
+        Z2G | SYNCED,
+        "meshservices",
+        "msvc",
+        true,
+    ),
+    plugin_resource(
+        "MeshZoneAddress",
+        Scope::Mesh,
+        Z2G | SYNCED,
+        "meshzoneaddresses",
+        "mza",
+        false,
+    ),
     proto(
         "ZoneIngress",
         Scope::Global,
@@ -329,8 +400,21 @@ pub static TYPES: &[TypeInfo] = &[
         "kuma.mesh.v1alpha1.ZoneIngress",
     ),
     // Global -> zone only.
-    skip_hash(proto("Mesh", Scope::Global, G2Z, "meshes", crd("meshes", Some("m"), false), false, "kuma.mesh.v1alpha1.Mesh")),
-    old_policy("CircuitBreaker", "circuit-breakers", "circuitbreakers", "kuma.mesh.v1alpha1.CircuitBreaker"),
+    skip_hash(proto(
+        "Mesh",
+        Scope::Global,
+        G2Z,
+        "meshes",
+        crd("meshes", Some("m"), false),
+        false,
+        "kuma.mesh.v1alpha1.Mesh",
+    )),
+    old_policy(
+        "CircuitBreaker",
+        "circuit-breakers",
+        "circuitbreakers",
+        "kuma.mesh.v1alpha1.CircuitBreaker",
+    ),
     proto(
         "ExternalService",
         Scope::Mesh,
@@ -340,11 +424,36 @@ pub static TYPES: &[TypeInfo] = &[
         false,
         "kuma.mesh.v1alpha1.ExternalService",
     ),
-    old_policy("FaultInjection", "fault-injections", "faultinjections", "kuma.mesh.v1alpha1.FaultInjection"),
-    old_policy("HealthCheck", "health-checks", "healthchecks", "kuma.mesh.v1alpha1.HealthCheck"),
-    old_policy("MeshGatewayRoute", "meshgatewayroutes", "meshgatewayroutes", "kuma.mesh.v1alpha1.MeshGatewayRoute"),
-    old_policy("ProxyTemplate", "proxytemplates", "proxytemplates", "kuma.mesh.v1alpha1.ProxyTemplate"),
-    old_policy("RateLimit", "rate-limits", "ratelimits", "kuma.mesh.v1alpha1.RateLimit"),
+    old_policy(
+        "FaultInjection",
+        "fault-injections",
+        "faultinjections",
+        "kuma.mesh.v1alpha1.FaultInjection",
+    ),
+    old_policy(
+        "HealthCheck",
+        "health-checks",
+        "healthchecks",
+        "kuma.mesh.v1alpha1.HealthCheck",
+    ),
+    old_policy(
+        "MeshGatewayRoute",
+        "meshgatewayroutes",
+        "meshgatewayroutes",
+        "kuma.mesh.v1alpha1.MeshGatewayRoute",
+    ),
+    old_policy(
+        "ProxyTemplate",
+        "proxytemplates",
+        "proxytemplates",
+        "kuma.mesh.v1alpha1.ProxyTemplate",
+    ),
+    old_policy(
+        "RateLimit",
+        "rate-limits",
+        "ratelimits",
+        "kuma.mesh.v1alpha1.RateLimit",
+    ),
     old_policy("Retry", "retries", "retries", "kuma.mesh.v1alpha1.Retry"),
     proto(
         "ServiceInsight",
@@ -356,12 +465,44 @@ pub static TYPES: &[TypeInfo] = &[
         "kuma.mesh.v1alpha1.ServiceInsight",
     ),
     old_policy("Timeout", "timeouts", "timeouts", "kuma.mesh.v1alpha1.Timeout"),
-    old_policy("TrafficLog", "traffic-logs", "trafficlogs", "kuma.mesh.v1alpha1.TrafficLog"),
-    old_policy("TrafficPermission", "traffic-permissions", "trafficpermissions", "kuma.mesh.v1alpha1.TrafficPermission"),
-    old_policy("TrafficRoute", "traffic-routes", "trafficroutes", "kuma.mesh.v1alpha1.TrafficRoute"),
-    old_policy("TrafficTrace", "traffic-traces", "traffictraces", "kuma.mesh.v1alpha1.TrafficTrace"),
-    old_policy("VirtualOutbound", "virtual-outbounds", "virtualoutbounds", "kuma.mesh.v1alpha1.VirtualOutbound"),
-    plugin_resource("MeshMultiZoneService", Scope::Mesh, G2Z, "meshmultizoneservices", "mzsvc", true),
+    old_policy(
+        "TrafficLog",
+        "traffic-logs",
+        "trafficlogs",
+        "kuma.mesh.v1alpha1.TrafficLog",
+    ),
+    old_policy(
+        "TrafficPermission",
+        "traffic-permissions",
+        "trafficpermissions",
+        "kuma.mesh.v1alpha1.TrafficPermission",
+    ),
+    old_policy(
+        "TrafficRoute",
+        "traffic-routes",
+        "trafficroutes",
+        "kuma.mesh.v1alpha1.TrafficRoute",
+    ),
+    old_policy(
+        "TrafficTrace",
+        "traffic-traces",
+        "traffictraces",
+        "kuma.mesh.v1alpha1.TrafficTrace",
+    ),
+    old_policy(
+        "VirtualOutbound",
+        "virtual-outbounds",
+        "virtualoutbounds",
+        "kuma.mesh.v1alpha1.VirtualOutbound",
+    ),
+    plugin_resource(
+        "MeshMultiZoneService",
+        Scope::Mesh,
+        G2Z,
+        "meshmultizoneservices",
+        "mzsvc",
+        true,
+    ),
     skip_hash(proto(
         "Config",
         Scope::Global,
@@ -376,7 +517,9 @@ pub static TYPES: &[TypeInfo] = &[
         Scope::Mesh,
         G2Z | PROVIDED_BY_ZONE,
         "secrets",
-        K8sKind::Secret { secret_type: "system.kuma.io/secret" },
+        K8sKind::Secret {
+            secret_type: "system.kuma.io/secret",
+        },
         false,
         "kuma.system.v1alpha1.Secret",
     )),
@@ -385,7 +528,9 @@ pub static TYPES: &[TypeInfo] = &[
         Scope::Global,
         G2Z | PROVIDED_BY_ZONE,
         "global-secrets",
-        K8sKind::Secret { secret_type: "system.kuma.io/global-secret" },
+        K8sKind::Secret {
+            secret_type: "system.kuma.io/global-secret",
+        },
         false,
         "kuma.system.v1alpha1.Secret",
     )),
@@ -471,7 +616,9 @@ mod tests {
     use super::*;
 
     fn t(name: &str) -> &'static TypeInfo {
-        ResourceType::from_name(name).unwrap_or_else(|| panic!("{name} missing")).info()
+        ResourceType::from_name(name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .info()
     }
 
     #[test]
@@ -489,7 +636,10 @@ mod tests {
         assert!(mcb.flows_global_to_zone() && mcb.flows_zone_to_global() && mcb.synced_across_zones());
         assert_eq!(mcb.kds_flags, 1 | 4 | 8 | 16 | 32);
         let msvc = t("MeshService");
-        assert!(msvc.flows_global_to_zone(), "synced-across-zones types flow through the global");
+        assert!(
+            msvc.flows_global_to_zone(),
+            "synced-across-zones types flow through the global"
+        );
         assert!(!msvc.provided_by_global());
         assert!(msvc.flows_zone_to_global());
         let mesh = t("Mesh");
@@ -527,18 +677,34 @@ mod tests {
         for cluster_scoped in ["Zone", "ZoneInsight", "Mesh", "TrafficPermission", "MeshGateway"] {
             assert!(!t(cluster_scoped).k8s_namespaced(), "{cluster_scoped}");
         }
-        assert_eq!(t("Secret").k8s, K8sKind::Secret { secret_type: "system.kuma.io/secret" });
+        assert_eq!(
+            t("Secret").k8s,
+            K8sKind::Secret {
+                secret_type: "system.kuma.io/secret"
+            }
+        );
     }
 
     #[test]
     fn users_can_spell_a_type_many_ways() {
         let mcb = ResourceType::from_name("MeshCircuitBreaker");
         assert!(mcb.is_some());
-        for spelling in ["MeshCircuitBreaker", "meshcircuitbreaker", "meshcircuitbreakers", "mcb"] {
+        for spelling in [
+            "MeshCircuitBreaker",
+            "meshcircuitbreaker",
+            "meshcircuitbreakers",
+            "mcb",
+        ] {
             assert_eq!(ResourceType::parse(spelling), mcb, "{spelling}");
         }
-        assert_eq!(ResourceType::parse("traffic-permissions"), ResourceType::from_name("TrafficPermission"));
+        assert_eq!(
+            ResourceType::parse("traffic-permissions"),
+            ResourceType::from_name("TrafficPermission")
+        );
         assert_eq!(ResourceType::parse("NoSuchThing"), None);
-        assert_eq!(ResourceType::from_k8s_plural("meshretries"), ResourceType::from_name("MeshRetry"));
+        assert_eq!(
+            ResourceType::from_k8s_plural("meshretries"),
+            ResourceType::from_name("MeshRetry")
+        );
     }
 }

@@ -1,0 +1,220 @@
+//! Malformed input: every failure names the source, the document and a plain reason.
+
+use kuma_model::read::{ReadOptions, read_str};
+
+use super::{fixture, read_err, summary};
+
+const GOOD: &str = "type: Mesh\nname: default\n";
+
+#[test]
+fn syntax_error_names_document_and_line() {
+    let e = read_err(&format!("# export\n---\n{GOOD}---\ntype: Mesh\nname: [oops\n"));
+    assert_eq!(e.source_name, "bad.yaml");
+    assert_eq!((e.document, e.line), (2, 6));
+    assert_eq!(
+        e.reason,
+        "YAML syntax error at line 7, column 7: unclosed bracket '['"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("bad.yaml: document 2 (line 6): {}", e.reason)
+    );
+}
+
+#[test]
+fn json_syntax_error_has_its_position() {
+    let e = read_err("{\n  \"type\": \"Mesh\",\n  \"name\": \"default\"\n  \"spec\": {}\n}\n");
+    assert_eq!(
+        e.reason,
+        "JSON syntax error at line 4, column 3: expected `,` or `}`"
+    );
+}
+
+#[test]
+fn non_mapping_document() {
+    let e = read_err(&format!("{GOOD}---\n- type: Mesh\n  name: other\n"));
+    assert_eq!((e.document, e.line), (2, 4));
+    assert_eq!(e.reason, "document is not a mapping (found a sequence)");
+}
+
+#[test]
+fn missing_name_and_type() {
+    assert_eq!(
+        read_err("type: MeshRetry\nmesh: default\nspec: {}\n").reason,
+        "missing `name`"
+    );
+    assert_eq!(read_err("name: x\nmesh: default\n").reason, "missing `type`");
+    assert_eq!(
+        read_err("metadata: {name: x}\nspec: {}\n").reason,
+        "missing `type` (a Kubernetes object also needs `apiVersion` and `kind`)"
+    );
+    assert_eq!(
+        read_err("kind: MeshRetry\nmetadata: {name: x}\n").reason,
+        "missing `apiVersion`"
+    );
+}
+
+#[test]
+fn unknown_type_is_an_error_by_default() {
+    let e = read_err(&format!(
+        "{GOOD}---\ntype: MeshCircuitBreakr\nname: x\nmesh: default\n"
+    ));
+    assert_eq!(
+        (e.document, e.reason.as_str()),
+        (2, "unknown type `MeshCircuitBreakr`")
+    );
+    let e = read_err("type: meshcircuitbreaker\nname: x\nmesh: default\n");
+    assert_eq!(
+        e.reason,
+        "unknown type `meshcircuitbreaker` (did you mean `MeshCircuitBreaker`?)"
+    );
+    let e = read_err("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kuma-config}\n");
+    assert_eq!(e.reason, "unknown type `ConfigMap` (v1)");
+}
+
+#[test]
+fn unknown_types_are_skipped_with_a_warning_when_asked() {
+    let text = "\
+type: MeshFooBar
+name: x
+mesh: default
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: kuma-control-plane-config, namespace: kuma-system}
+- apiVersion: kuma.io/v1alpha1
+  kind: Mesh
+  metadata: {name: default}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata: {name: webhook-tls, namespace: kuma-system}
+";
+    let opts = ReadOptions {
+        skip_unknown_types: true,
+    };
+    let loaded = read_str("mixed.yaml", text, &opts).unwrap();
+    assert_eq!(summary(&loaded), vec![("Mesh".to_owned(), "default".to_owned())]);
+    assert_eq!(
+        loaded.warnings,
+        vec![
+            "mixed.yaml: document 1 (line 1): skipped unknown type `MeshFooBar`",
+            "mixed.yaml: document 2 (line 5): item 1: skipped unknown type `ConfigMap` (v1)",
+            "mixed.yaml: document 3 (line 15): skipped unknown type `Secret` (v1, type `kubernetes.io/tls`)",
+        ]
+    );
+    let e = read_str("mixed.yaml", text, &ReadOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "mixed.yaml: document 1 (line 1): unknown type `MeshFooBar`"
+    );
+}
+
+#[test]
+fn mesh_scope_is_enforced() {
+    let e = read_err("type: MeshCircuitBreaker\nname: demo-app-to-redis\nspec: {}\n");
+    assert_eq!(
+        e.reason,
+        "MeshCircuitBreaker `demo-app-to-redis` is mesh-scoped but has no `mesh`"
+    );
+    let e = read_err("type: Mesh\nname: default\nmesh: default\n");
+    assert_eq!(
+        e.reason,
+        "Mesh `default` is global-scoped but has `mesh: default`"
+    );
+    let e =
+        read_err("apiVersion: kuma.io/v1alpha1\nkind: TrafficPermission\nmetadata: {name: tp}\nspec: {}\n");
+    assert_eq!(
+        e.reason,
+        "TrafficPermission `tp` is mesh-scoped but has no `mesh`"
+    );
+    let e = read_err(
+        "apiVersion: kuma.io/v1alpha1\nkind: MeshRetry\nmetadata: {name: r, namespace: ns, labels: {kuma.io/mesh: ''}}\n",
+    );
+    assert_eq!(e.reason, "MeshRetry `r.ns` is mesh-scoped but has no `mesh`");
+    // Kubernetes objects of global-scoped types: the mesh is ignored, as Kuma ignores it.
+    let text = "apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmesh: other\nmetadata: {name: m}\n";
+    let loaded = read_str("mesh.yaml", text, &ReadOptions::default()).unwrap();
+    assert_eq!(loaded.resources[0].mesh, None);
+}
+
+#[test]
+fn bad_timestamp() {
+    let e = read_err("type: Mesh\nname: default\ncreationTime: 2026-11-24 10:02\n");
+    assert_eq!(
+        e.reason,
+        "`creationTime` is not an RFC 3339 timestamp with an offset: `2026-11-24 10:02`"
+    );
+    let e = read_err("type: Mesh\nname: default\nmodificationTime: \"2026-11-24T10:02:41\"\n");
+    assert_eq!(
+        e.reason,
+        "`modificationTime` is not an RFC 3339 timestamp with an offset: `2026-11-24T10:02:41`"
+    );
+    let e = read_err("apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata: {name: m, creationTimestamp: 3}\n");
+    assert_eq!(
+        e.reason,
+        "`metadata.creationTimestamp` must be a timestamp string, found a number"
+    );
+}
+
+#[test]
+fn spec_and_fields_must_have_the_right_shape() {
+    let e = read_err("type: MeshRetry\nname: r\nmesh: default\nspec: [1]\n");
+    assert_eq!(e.reason, "`spec` must be a mapping, found a sequence");
+    let e = read_err("type: MeshRetry\nname: r\nmesh: default\nsepc: {}\n");
+    assert_eq!(
+        e.reason,
+        "unexpected top-level field `sepc`: the fields of a MeshRetry go under `spec`"
+    );
+    let e = read_err("type: Mesh\nname: m\nspec: {mtls: {}}\n");
+    assert_eq!(
+        e.reason,
+        "unexpected top-level field `spec`: Mesh is a proto-based type, its spec fields sit at the top level"
+    );
+    let e = read_err("type: Mesh\nname: m\nlabels: {team: 7}\n");
+    assert_eq!(
+        e.reason,
+        "`labels` value of `team` must be a string, found a number"
+    );
+    let e = read_err("apiVersion: kuma.io/v1alpha1\nkind: MeshRetry\nmetadata: {name: r}\n");
+    assert_eq!(
+        e.reason,
+        "missing `metadata.namespace`: MeshRetry is a namespaced Kubernetes resource"
+    );
+    let e = read_err("apiVersion: kuma.io/v1beta1\nkind: MeshRetry\nmetadata: {name: r}\n");
+    assert_eq!(
+        e.reason,
+        "unsupported apiVersion `kuma.io/v1beta1`: Kuma's resources are `kuma.io/v1alpha1`"
+    );
+}
+
+#[test]
+fn a_list_with_one_bad_item_fails_whole() {
+    let mut text = fixture("federate/kubectl-list.yaml");
+    text = text.replacen("\n    name: redis\n    namespace", "\n    namespace", 1);
+    let e = read_str("list.yaml", &text, &ReadOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "list.yaml: document 1 (line 1): item 3: missing `metadata.name`"
+    );
+
+    let page = r#"{"total": 2, "items": [
+        {"type": "MeshRetry", "mesh": "default", "name": "ok", "spec": {}},
+        {"type": "MeshRetry", "name": "no-mesh", "spec": {}}], "next": null}"#;
+    let e = read_str("page.json", page, &ReadOptions::default()).unwrap_err();
+    assert_eq!(
+        e.reason,
+        "item 2: MeshRetry `no-mesh` is mesh-scoped but has no `mesh`"
+    );
+    let e = read_str(
+        "page.json",
+        r#"{"items": [{"type": "Mesh", "name": "m"}, "x"]}"#,
+        &ReadOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, "item 2: not a mapping (found a string)");
+}
