@@ -9,8 +9,10 @@
 //! - [`report`]: the verdict with per-zone counts and reasons.
 //! - [`seed`]: the post-federation check of a zone's pre-federation export.
 //! - [`source`]: readers of live control planes (Kuma's REST API).
+//! - [`monitor`]: the live layer: source health, out-of-sync ages, propagation, flaps.
 
 pub mod converge;
+pub mod monitor;
 pub mod report;
 pub mod seed;
 pub mod source;

@@ -72,7 +72,11 @@ pub fn global_sends(r: &Resource, zone: &str, zones_enabled: &BTreeMap<String, b
     match r.origin(&CpRole::Global) {
         Origin::Global if info.provided_by_global() => Ok(()),
         Origin::Zone(origin) if info.synced_across_zones() => {
-            if info.is_targetref_policy() && r.label(labels::POLICY_ROLE) != Some(labels::ROLE_PRODUCER) {
+            // The label is the zone's claim; the global recomputes the role too, in case the
+            // zone's admission webhook was off.
+            if info.is_targetref_policy()
+                && (r.label(labels::POLICY_ROLE) != Some(labels::ROLE_PRODUCER) || !computes_as_producer(r))
+            {
                 return Err(NotSent::NotProducer);
             }
             if origin == zone {
@@ -85,6 +89,33 @@ pub fn global_sends(r: &Resource, zone: &str, zones_enabled: &BTreeMap<String, b
         }
         _ => Err(NotSent::TypeDoesNotFlow),
     }
+}
+
+/// Kuma's `ComputePolicyRole` (`pkg/core/resources/labels/compute.go`) as the global calls
+/// it: a policy is a producer only when it has a namespace (so never on Universal, where
+/// the role is `system`), no `from`, and every `to` item targets a named MeshService or
+/// MeshHTTPRoute in its own namespace.
+fn computes_as_producer(r: &Resource) -> bool {
+    let Some(ns) = r.namespace().filter(|ns| !ns.is_empty()) else {
+        return false;
+    };
+    let items = |key: &str| {
+        r.spec
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map_or(&[][..], |a| a.as_slice())
+    };
+    let (to, from) = (items("to"), items("from"));
+    if to.is_empty() || !from.is_empty() {
+        return false;
+    }
+    to.iter().all(|item| {
+        let tr = &item["targetRef"];
+        let kind_ok = matches!(tr["kind"].as_str(), Some("MeshService" | "MeshHTTPRoute"));
+        let named = tr["name"].as_str().is_some_and(|n| !n.is_empty());
+        let same_ns = tr["namespace"].as_str().is_none_or(|n| n.is_empty() || n == ns);
+        kind_ok && named && same_ns
+    })
 }
 
 #[cfg(test)]
@@ -115,10 +146,26 @@ mod tests {
         assert_eq!(global_sends(&res("Mesh", "default"), "zone-1", &none), Ok(()));
     }
 
+    fn to_service(r: Resource, kind: &str, namespace: Option<&str>) -> Resource {
+        let mut tr = json!({"kind": kind, "name": "redis"});
+        if let Some(ns) = namespace {
+            tr["namespace"] = json!(ns);
+        }
+        Resource {
+            spec: json!({"to": [{"targetRef": tr, "default": {}}]}),
+            ..r
+        }
+    }
+
     #[test]
     fn zone_origin_policies_need_producer_role_and_skip_their_zone() {
         let none = BTreeMap::new();
-        let consumer = zone_origin(res("MeshTimeout", "t"), "zone-1");
+        let consumer = to_service(
+            zone_origin(res("MeshTimeout", "t"), "zone-1"),
+            "MeshService",
+            None,
+        )
+        .with_label(labels::NAMESPACE, "kuma-demo");
         assert_eq!(
             global_sends(&consumer, "zone-2", &none),
             Err(NotSent::NotProducer)
@@ -130,6 +177,36 @@ mod tests {
         assert_eq!(
             global_sends(&producer, "zone-2", &disabled),
             Err(NotSent::OriginZoneDisabled("zone-1".into()))
+        );
+    }
+
+    #[test]
+    fn the_global_recomputes_the_producer_role() {
+        let none = BTreeMap::new();
+        let claim = |r: Resource| zone_origin(r, "zone-1").with_label(labels::POLICY_ROLE, "producer");
+        let mt = || res("MeshTimeout", "t");
+        let in_ns = |r: Resource| r.with_label(labels::NAMESPACE, "kuma-demo");
+        // Universal zones have no namespace: the role is `system`, the policy stays home.
+        let universal = claim(to_service(mt(), "MeshService", None));
+        assert_eq!(
+            global_sends(&universal, "zone-2", &none),
+            Err(NotSent::NotProducer)
+        );
+        assert_eq!(global_sends(&in_ns(universal), "zone-2", &none), Ok(()));
+        let other_ns = in_ns(claim(to_service(mt(), "MeshService", Some("other"))));
+        assert_eq!(
+            global_sends(&other_ns, "zone-2", &none),
+            Err(NotSent::NotProducer)
+        );
+        let same_ns = in_ns(claim(to_service(mt(), "MeshHTTPRoute", Some("kuma-demo"))));
+        assert_eq!(global_sends(&same_ns, "zone-2", &none), Ok(()));
+        let to_mesh = in_ns(claim(to_service(mt(), "Mesh", None)));
+        assert_eq!(global_sends(&to_mesh, "zone-2", &none), Err(NotSent::NotProducer));
+        let mut with_from = in_ns(claim(to_service(mt(), "MeshService", None)));
+        with_from.spec["from"] = json!([{"targetRef": {"kind": "Mesh"}}]);
+        assert_eq!(
+            global_sends(&with_from, "zone-2", &none),
+            Err(NotSent::NotProducer)
         );
     }
 

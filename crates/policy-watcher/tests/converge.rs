@@ -165,37 +165,55 @@ fn a_second_copy_under_a_stray_name_is_unexpected() {
 #[test]
 fn producer_policies_flow_from_zone_to_global_and_to_other_zones_only() {
     let mut e = converged();
-    let local = local_to(Z1, mcb("local-cb", 7)).with_label(labels::POLICY_ROLE, "producer");
-    e.apply(&zone(Z1), Change::Upsert(local.clone()));
+    let local = k8s_producer(Z2, mcb("local-cb", 7));
+    e.apply(&zone(Z2), Change::Upsert(local.clone()));
     let report = Report::build(&e);
-    // Not yet on the global, so not expected in zone-2 either.
+    // Not yet on the global, so not expected in zone-1 either.
     assert_eq!(report.discrepancies.len(), 1);
     let d = &report.discrepancies[0];
     assert_eq!(
         (d.zone.as_str(), d.direction, d.state),
-        (Z1, Direction::ZoneToGlobal, State::Missing)
+        (Z2, Direction::ZoneToGlobal, State::Missing)
     );
-    assert_eq!(d.detail, "not on the global; zone-1 has local-cb");
+    assert_eq!(d.detail, "not on the global; zone-2 has local-cb.kuma-demo");
 
-    let on_global = copy_on_global(&local, Z1);
+    let on_global = copy_on_global(&local, Z2);
+    assert_eq!(
+        on_global.name,
+        kuma_model::hash::hashed_name("default", "local-cb", &[Z2, "kuma-demo"])
+    );
     e.apply(&CpRole::Global, Change::Upsert(on_global.clone()));
     let report = Report::build(&e);
     assert_eq!(
         states(&report),
-        vec![(
-            Z2.into(),
-            State::Missing,
-            format!("{}.kuma-system", on_global.name)
-        )]
+        vec![(Z1.into(), State::Missing, on_global.name.clone())]
     );
 
-    e.apply(&zone(Z2), Change::Upsert(copy_in_zone(&on_global, Z2)));
+    e.apply(&zone(Z1), Change::Upsert(copy_in_zone(&on_global, Z1)));
     let report = Report::build(&e);
     assert!(report.converged, "{:#?}", report.discrepancies);
-    // zone-1 never receives its own policy back.
+    // zone-2 never receives its own policy back; it counts its zone-to-global copy.
+    assert_eq!(
+        report.zones.iter().find(|z| z.zone == Z2).unwrap().counts[&State::Synced],
+        3
+    );
     assert_eq!(
         report.zones.iter().find(|z| z.zone == Z1).unwrap().counts[&State::Synced],
         3
+    );
+}
+
+#[test]
+fn policies_of_universal_zones_never_cross_zones() {
+    // Kuma computes the role `system` without a namespace, whatever the label says.
+    let mut e = converged();
+    let local = local_to(Z1, mcb("local-cb", 7)).with_label(labels::POLICY_ROLE, "producer");
+    e.apply(&zone(Z1), Change::Upsert(local.clone()));
+    e.apply(&CpRole::Global, Change::Upsert(copy_on_global(&local, Z1)));
+    assert!(
+        Report::build(&e).converged,
+        "{:#?}",
+        Report::build(&e).discrepancies
     );
 }
 
@@ -218,24 +236,24 @@ fn consumer_policies_stay_in_their_zone() {
 #[test]
 fn a_disabled_origin_zone_stops_its_policies_reaching_others() {
     let mut e = converged();
-    let local = local_to(Z1, mcb("local-cb", 7)).with_label(labels::POLICY_ROLE, "producer");
-    let on_global = copy_on_global(&local, Z1);
-    e.apply(&zone(Z1), Change::Upsert(local));
+    let local = k8s_producer(Z2, mcb("local-cb", 7));
+    let on_global = copy_on_global(&local, Z2);
+    e.apply(&zone(Z2), Change::Upsert(local));
     e.apply(&CpRole::Global, Change::Upsert(on_global.clone()));
-    e.apply(&zone(Z2), Change::Upsert(copy_in_zone(&on_global, Z2)));
+    e.apply(&zone(Z1), Change::Upsert(copy_in_zone(&on_global, Z1)));
     assert!(Report::build(&e).converged);
 
-    let changes = e.apply(&CpRole::Global, Change::Upsert(zone_resource(Z1, false)));
+    let changes = e.apply(&CpRole::Global, Change::Upsert(zone_resource(Z2, false)));
     assert_eq!(
         changes.len(),
         1,
-        "only zone-2's copy of zone-1's policy is affected"
+        "only zone-1's copy of zone-2's policy is affected"
     );
     let report = Report::build(&e);
     assert_eq!(report.discrepancies[0].state, State::Orphaned);
-    assert!(report.discrepancies[0].detail.contains("zone-1 is disabled"));
+    assert!(report.discrepancies[0].detail.contains("zone-2 is disabled"));
 
-    e.apply(&CpRole::Global, Change::Upsert(zone_resource(Z1, true)));
+    e.apply(&CpRole::Global, Change::Upsert(zone_resource(Z2, true)));
     assert!(Report::build(&e).converged);
 }
 

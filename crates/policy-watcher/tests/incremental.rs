@@ -16,17 +16,18 @@ fn candidate(cp: &CpRole, pick: u8, variant: u8) -> Resource {
     let base = match pick % 4 {
         0 => mcb("cb", 1 + u32::from(variant % 2)),
         1 => mtp("perm"),
+        // A Kubernetes zone's producer: it crosses to zone-1, unless its role label says
+        // consumer.
         2 => {
-            local_to(Z1, mcb("z1-cb", 1 + u32::from(variant % 2))).with_label(labels::POLICY_ROLE, "producer")
-        }
-        _ => local_to(Z2, mtp("z2-perm")).with_label(
-            labels::POLICY_ROLE,
+            let p = k8s_producer(Z2, mcb("z2-cb", 1 + u32::from(variant % 2)));
             if variant.is_multiple_of(2) {
-                "producer"
+                p
             } else {
-                "consumer"
-            },
-        ),
+                p.with_label(labels::POLICY_ROLE, "consumer")
+            }
+        }
+        // A universal zone's policy: it never crosses zones, whatever its label says.
+        _ => local_to(Z1, mtp("z1-perm")).with_label(labels::POLICY_ROLE, "producer"),
     };
     let mut r = match cp {
         CpRole::Global if base.label(labels::ORIGIN).is_some() => {

@@ -4,8 +4,10 @@
 //!
 //! - [`http`]: an HTTP(S) client with the control plane's CA and token.
 //! - [`rest`]: Kuma's REST API (universal control planes, or any CP's API server).
+//! - [`poll`]: a full REST read every interval, into the monitor.
 
 pub mod http;
+pub mod poll;
 pub mod rest;
 
 /// Why a control plane could not be read.

@@ -87,6 +87,19 @@ pub fn local_to(zone: &str, r: Resource) -> Resource {
         .with_label(labels::ZONE, zone)
 }
 
+/// A producer policy created in the Kubernetes zone `zone`, in namespace `kuma-demo`, as
+/// Kuma's store reads it back: core name `<name>.kuma-demo`, namespace and display-name
+/// labels, role producer (it targets a named MeshService in its namespace).
+pub fn k8s_producer(zone: &str, r: Resource) -> Resource {
+    let display = r.name.clone();
+    let mut r = local_to(zone, r)
+        .with_label(labels::NAMESPACE, "kuma-demo")
+        .with_label(labels::DISPLAY_NAME, &display)
+        .with_label(labels::POLICY_ROLE, labels::ROLE_PRODUCER);
+    r.name = format!("{display}.kuma-demo");
+    r
+}
+
 /// What a zone's own `local` becomes on the (universal) global.
 pub fn copy_on_global(local: &Resource, zone: &str) -> Resource {
     let mut copy = local.clone();

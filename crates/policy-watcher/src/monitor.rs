@@ -1,0 +1,278 @@
+//! The live layer over the [`Engine`]: what each source last said, since when each zone has
+//! been out of sync, propagation latencies and flaps. Sources call in with whole snapshots
+//! or single changes; the metrics server and `/status` read a consistent view under one lock.
+//!
+//! Time is passed in (`now`), never read here, so tests drive it and sources can use the
+//! moment they read rather than the moment they got the lock.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use jiff::Timestamp;
+use kuma_model::{CpRole, Resource, ResourceType};
+
+use crate::{Change, Engine, Report, SlotChange, State, ZoneState, converge::SlotKey, source::SourceError};
+
+/// How one control plane's source is doing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStatus {
+    /// The last read succeeded.
+    pub up: bool,
+    /// A full read has succeeded at least once: the engine holds this control plane's state.
+    pub synced_once: bool,
+    /// The first full read: discrepancies are not older than what could be seen.
+    pub first_success: Option<Timestamp>,
+    pub last_success: Option<Timestamp>,
+    /// The last error, in words, while the source is down.
+    pub last_error: Option<String>,
+    /// Errors by class since start (`SourceError::metric_label`).
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+/// One observed propagation: how long a change took to reach a copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Propagation {
+    pub zone: String,
+    pub rtype: ResourceType,
+    pub seconds: f64,
+}
+
+/// Receives the events a counter or histogram records; the exporter implements it with
+/// Prometheus metrics, tests with a Vec.
+pub trait Recorder: Send + Sync {
+    fn propagation(&self, p: &Propagation);
+    fn flap(&self, zone: &str, rtype: ResourceType);
+}
+
+/// A recorder that records nothing.
+#[derive(Debug, Default)]
+pub struct NoRecorder;
+
+impl Recorder for NoRecorder {
+    fn propagation(&self, _: &Propagation) {}
+    fn flap(&self, _: &str, _: ResourceType) {}
+}
+
+/// Tunables of the live layer.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// A copy that vanishes and is back within this window counts as a flap.
+    pub flap_window: Duration,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            flap_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The shared live state. Cheap operations only under the lock: sources do their IO first.
+pub struct Monitor {
+    state: Mutex<MonitorState>,
+    recorder: Box<dyn Recorder>,
+    /// Bumped after every change, so waiters (`verify --wait`, tests) need not poll.
+    version: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct MonitorState {
+    pub engine: Engine,
+    pub sources: BTreeMap<CpRole, SourceStatus>,
+    /// When each slot with a discrepancy opened; gives `out_of_sync_seconds`.
+    open_since: HashMap<SlotKey, Timestamp>,
+    /// When a synced copy went missing; its return within the window is a flap.
+    lost_at: HashMap<SlotKey, Timestamp>,
+    config: MonitorConfig,
+}
+
+impl Monitor {
+    pub fn new(engine: Engine, config: MonitorConfig, recorder: Box<dyn Recorder>) -> Self {
+        let mut sources = BTreeMap::new();
+        sources.insert(CpRole::Global, SourceStatus::default());
+        for z in &engine.topology().zones {
+            sources.insert(CpRole::Zone(z.name.clone()), SourceStatus::default());
+        }
+        let mut engine = engine;
+        // Until a first read, nothing is known: never report "converged" on no data.
+        for cp in sources.keys() {
+            engine.set_readable(cp, false);
+        }
+        let state = MonitorState {
+            engine,
+            sources,
+            open_since: HashMap::new(),
+            lost_at: HashMap::new(),
+            config,
+        };
+        Self {
+            state: Mutex::new(state),
+            recorder,
+            version: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// A consistent view for readers (metrics, `/status`). Keep it short.
+    pub fn lock(&self) -> MutexGuard<'_, MonitorState> {
+        // A panic while holding the lock leaves plain data behind; carry on with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notified after every change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// A full, successful read of `cp`.
+    pub fn snapshot(&self, cp: &CpRole, resources: Vec<Resource>, now: Timestamp) {
+        let mut st = self.lock();
+        let changes = st.engine.replace(cp, resources);
+        st.engine.set_readable(cp, true);
+        let status = st.sources.entry(cp.clone()).or_default();
+        status.up = true;
+        status.synced_once = true;
+        status.first_success.get_or_insert(now);
+        status.last_success = Some(now);
+        status.last_error = None;
+        self.track(&mut st, &changes, now);
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// One change read from a watch.
+    pub fn change(&self, cp: &CpRole, change: Change, now: Timestamp) {
+        let mut st = self.lock();
+        let changes = st.engine.apply(cp, change);
+        if let Some(s) = st.sources.get_mut(cp) {
+            s.last_success = Some(now);
+        }
+        self.track(&mut st, &changes, now);
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// A watch source finished its initial list: the control plane is readable.
+    pub fn mark_synced(&self, cp: &CpRole, now: Timestamp) {
+        let mut st = self.lock();
+        st.engine.set_readable(cp, true);
+        let status = st.sources.entry(cp.clone()).or_default();
+        status.up = true;
+        status.synced_once = true;
+        status.first_success.get_or_insert(now);
+        status.last_success = Some(now);
+        status.last_error = None;
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// A failed read: the control plane becomes `unknown` until the next success.
+    pub fn failed(&self, cp: &CpRole, error: &SourceError) {
+        let mut st = self.lock();
+        st.engine.set_readable(cp, false);
+        let status = st.sources.entry(cp.clone()).or_default();
+        status.up = false;
+        status.last_error = Some(error.to_string());
+        *status.errors.entry(error.metric_label()).or_default() += 1;
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Every source has completed a full read: `/readyz` turns ready.
+    pub fn ready(&self) -> bool {
+        self.lock().sources.values().all(|s| s.synced_once)
+    }
+
+    pub fn report(&self) -> Report {
+        Report::build(&self.lock().engine)
+    }
+
+    fn track(&self, st: &mut MonitorState, changes: &[SlotChange], now: Timestamp) {
+        for c in changes {
+            let was_synced = c.before.iter().any(|f| f.state == State::Synced);
+            let is_synced = c.after.iter().any(|f| f.state == State::Synced);
+            // A slot that vanished (source and copies deleted) has no findings: it closes.
+            let open = c.after.iter().any(|f| f.state != State::Synced);
+            if open {
+                st.open_since.entry(c.slot.clone()).or_insert(now);
+            } else {
+                st.open_since.remove(&c.slot);
+            }
+            if was_synced && !is_synced && c.after.iter().any(|f| f.state == State::Missing) {
+                st.lost_at.insert(c.slot.clone(), now);
+            }
+            if is_synced && !was_synced {
+                if let Some(lost) = st.lost_at.remove(&c.slot)
+                    && elapsed(lost, now) <= st.config.flap_window
+                {
+                    self.recorder.flap(&c.slot.zone, c.slot.identity.rtype);
+                }
+                if let Some(seconds) = propagation_seconds(&st.engine, c, now) {
+                    let p = Propagation {
+                        zone: c.slot.zone.to_string(),
+                        rtype: c.slot.identity.rtype,
+                        seconds,
+                    };
+                    self.recorder.propagation(&p);
+                }
+            }
+        }
+    }
+}
+
+impl MonitorState {
+    /// Age of the oldest open discrepancy per zone, counted from when both sides had been
+    /// read: a copy "missing" from a zone not yet read was never seen missing.
+    pub fn out_of_sync_seconds(&self, now: Timestamp) -> BTreeMap<String, f64> {
+        let first = |cp: &CpRole| self.sources.get(cp).and_then(|s| s.first_success);
+        let mut out: BTreeMap<String, f64> = BTreeMap::new();
+        for (slot, since) in &self.open_since {
+            let (Some(global), Some(zone)) = (
+                first(&CpRole::Global),
+                first(&CpRole::Zone(slot.zone.to_string())),
+            ) else {
+                continue;
+            };
+            let age = elapsed((*since).max(global).max(zone), now).as_secs_f64();
+            let e = out.entry(slot.zone.to_string()).or_default();
+            *e = e.max(age);
+        }
+        out
+    }
+
+    pub fn zone_state(&self, zone: &str) -> ZoneState {
+        self.engine.zone_state(zone)
+    }
+}
+
+fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
+    let nanos = to.as_nanosecond() - from.as_nanosecond();
+    Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
+}
+
+/// From the source's last modification (what Kuma's API says, else unknown) to the copy's,
+/// bounded by when we saw it. Copies that predate the watcher still give a latency, as
+/// both control planes stamp their modification times.
+fn propagation_seconds(engine: &Engine, c: &SlotChange, now: Timestamp) -> Option<f64> {
+    let source = engine.source_of(&c.slot)?;
+    let start = source.modification_time.or(source.creation_time)?;
+    let synced = c.after.iter().find(|f| f.state == State::Synced)?;
+    let copy = synced
+        .copy
+        .as_ref()
+        .and_then(|k| engine.resource(&Engine::copies_cp(&c.slot), k));
+    let end = copy
+        .and_then(|r| r.modification_time.or(r.creation_time))
+        .filter(|t| *t >= start && *t <= now)
+        .unwrap_or(now);
+    (end >= start).then(|| elapsed(start, end).as_secs_f64())
+}

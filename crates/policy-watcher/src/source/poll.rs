@@ -1,0 +1,63 @@
+//! Polling a control plane's REST API into the monitor: a full read every interval, each
+//! one replacing the last, so deletions are seen too.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use kuma_model::{CpRole, ResourceType};
+
+use super::rest::KumaApi;
+use crate::monitor::Monitor;
+
+/// What to read from one control plane, and how often.
+#[derive(Debug, Clone)]
+pub struct PollTarget {
+    pub cp: CpRole,
+    pub api: KumaApi,
+    pub types: Vec<ResourceType>,
+    pub interval: Duration,
+}
+
+impl PollTarget {
+    /// The types to read on `cp`: the checked ones, plus Zone on the global (to know
+    /// which zones exist and which are disabled).
+    pub fn types_for(cp: &CpRole, checked: impl Iterator<Item = ResourceType>) -> Vec<ResourceType> {
+        let mut types: Vec<ResourceType> = checked.collect();
+        if *cp == CpRole::Global
+            && let Some(zone) = ResourceType::from_name("Zone")
+            && !types.contains(&zone)
+        {
+            types.push(zone);
+        }
+        types
+    }
+}
+
+/// Reads `target` until `shutdown` completes. The first read starts at once.
+pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Future<Output = ()>) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut ticker = tokio::time::interval(target.interval);
+    // A slow control plane delays the next read rather than piling reads up.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticker.tick() => {}
+        }
+        let started = Timestamp::now();
+        let read = tokio::select! {
+            _ = &mut shutdown => return,
+            read = target.api.list_all(&target.types) => read,
+        };
+        match read {
+            Ok(resources) => {
+                tracing::debug!(cp = %target.cp, resources = resources.len(), "read control plane");
+                monitor.snapshot(&target.cp, resources, started);
+            }
+            Err(error) => {
+                tracing::warn!(cp = %target.cp, %error, retryable = error.is_retryable(), "cannot read control plane");
+                monitor.failed(&target.cp, &error);
+            }
+        }
+    }
+}
