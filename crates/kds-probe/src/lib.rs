@@ -1,0 +1,40 @@
+//! A synthetic Kuma zone that holds a live KDS stream to the global control plane and
+//! keeps a view of what the global sends zones, with metrics, for kuma-sync.
+//!
+//! The probe connects as its own zone (never a real zone's name), subscribes once per
+//! type with a wildcard, ACKs every response and never NACKs, never opens
+//! ZoneToGlobalSync and never subscribes to secrets (kuma-facts 5). It reconnects with
+//! jittered exponential backoff; fatal errors (configuration, certificates, refused
+//! identity) stop it with a message that says why.
+//!
+//! # Layout
+//! - [`config`]: [`ProbeConfig`] and its validation.
+//! - [`error`]: [`Error`], classified retryable or fatal, with metric labels.
+//! - [`tls`]: the rustls client configuration and the verifier that accepts Kuma's
+//!   self-signed CA:TRUE certificate when it is itself the CA file.
+//! - [`transport`]: TCP + TLS connector and the tonic channel.
+//! - [`session`]: one GlobalToZoneSync stream and the HealthCheck calls beside it.
+//! - [`decode`]: wire resources into view entries.
+//! - [`view`]: the per-type view, change events and snapshots.
+//! - [`backoff`]: reconnect delays.
+//! - [`metrics`]: the `kuma_sync_kds_*` metrics.
+//! - [`probe`]: [`Probe`], the reconnect loop.
+//! - [`command`]: `kuma-sync probe` flags and output.
+
+pub mod backoff;
+pub mod command;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod metrics;
+pub mod probe;
+pub mod session;
+pub mod tls;
+pub mod transport;
+pub mod view;
+
+pub use command::{OutputFormat, ProbeArgs, render_json, render_table, run_command};
+pub use config::{ConfigError, KdsAddress, ProbeConfig, TlsSettings};
+pub use error::{Error, Result};
+pub use probe::Probe;
+pub use view::{Entry, Snapshot, View, ViewEvent};

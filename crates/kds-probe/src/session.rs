@@ -1,0 +1,218 @@
+//! One GlobalToZoneSync stream, from subscription to the error that ends it, plus the
+//! HealthCheck calls made on the same connection meanwhile.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kds_proto::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, ZoneHealthCheckRequest,
+    global_kds_service_client::GlobalKdsServiceClient, kds_sync_service_client::KdsSyncServiceClient,
+};
+use kuma_model::ResourceType;
+use prost::Message;
+use prost_types::{ListValue, Struct, Value, value::Kind};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+use crate::{
+    decode::decode_entry,
+    error::Error,
+    metrics::Metrics,
+    transport::MAX_MESSAGE_SIZE,
+    view::{Update, View},
+};
+
+/// Node-metadata features of a Kuma 2.14 zone (kuma-facts 2.2). Advertising all of them
+/// makes the global send the names and sets real zones get. `zone-ping-health` is left
+/// out on purpose: it would opt the probe's streams into ZoneWatch.
+pub const NODE_FEATURES: &[&str] = &[
+    "zone-token",
+    "hash-suffix",
+    "hg-mz-selector",
+    "producer-policy-flow",
+    "optional-top-level-target-ref",
+];
+
+/// Values of the multi-value `features` gRPC metadata header.
+pub const METADATA_FEATURES: &[&str] = &["hash-suffix"];
+
+/// Bound on one HealthCheck call, so a stalled global shows as down rather than hanging.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a session needs, borrowed from the probe.
+pub(crate) struct Session<'a> {
+    pub zone_name: &'a str,
+    pub types: &'a [ResourceType],
+    pub health_check_interval: Duration,
+    pub view: &'a View,
+    pub metrics: &'a Metrics,
+}
+
+/// How a session ended.
+pub(crate) struct Ended {
+    pub error: Error,
+    /// At least one response arrived: the connection worked, so backoff restarts.
+    pub got_response: bool,
+}
+
+impl Session<'_> {
+    /// Runs the stream until it fails. It never ends otherwise: the caller drops it to stop.
+    pub(crate) async fn run(&self, channel: Channel) -> Ended {
+        let mut client = KdsSyncServiceClient::new(channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        // The global answers nothing until it has requests, and tonic waits for response
+        // headers before returning the stream, so the subscriptions are queued first.
+        // Capacity: one subscription per type, then at most one ACK per type in flight,
+        // since the global sends a type nothing new until its last response is ACKed.
+        let (tx, rx) = mpsc::channel(self.types.len() * 2 + 1);
+        for t in self.types {
+            tx.try_send(self.subscription(*t))
+                .expect("the channel holds one subscription per type");
+        }
+        let mut request = Request::new(ReceiverStream::new(rx));
+        self.identify(request.metadata_mut());
+        let mut got_response = false;
+        let stream = async {
+            // grpc-go sends response headers with the first message, so this returns once
+            // the global has answered (Kuma always answers a wildcard subscription).
+            let mut inbound = match client.global_to_zone_sync(request).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => return Error::from_status("GlobalToZoneSync", status),
+            };
+            self.view.stream_started();
+            self.metrics.connected.set(1);
+            self.metrics.stream_starts.inc();
+            tracing::info!(zone = self.zone_name, types = self.types.len(), "KDS stream open");
+            loop {
+                match inbound.message().await {
+                    Ok(Some(response)) => {
+                        got_response = true;
+                        let ack = self.apply(response);
+                        // A closed sender means the stream is going away; the next
+                        // `message()` reports why.
+                        let _ = tx.send(ack).await;
+                    }
+                    Ok(None) => return Error::StreamClosed,
+                    Err(status) => return Error::from_status("GlobalToZoneSync", status),
+                }
+            }
+        };
+        // Health checks start with the connection, not the stream, so a global that
+        // accepts connections but never answers the subscription still shows its health.
+        let error = tokio::select! {
+            e = stream => e,
+            never = self.health_checks(channel) => match never {},
+        };
+        Ended { error, got_response }
+    }
+
+    fn node(&self, full: bool) -> Node {
+        let metadata = full.then(|| {
+            let features = NODE_FEATURES
+                .iter()
+                .map(|f| Value {
+                    kind: Some(Kind::StringValue((*f).to_owned())),
+                })
+                .collect();
+            Struct {
+                fields: [(
+                    "features".to_owned(),
+                    Value {
+                        kind: Some(Kind::ListValue(ListValue { values: features })),
+                    },
+                )]
+                .into(),
+            }
+        });
+        Node {
+            id: self.zone_name.to_owned(),
+            metadata,
+        }
+    }
+
+    /// The first request of a type: wildcard, empty nonce, full Node (kuma-facts 3.1).
+    fn subscription(&self, rtype: ResourceType) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            node: Some(self.node(true)),
+            type_url: rtype.name().to_owned(),
+            resource_names_subscribe: vec!["*".to_owned()],
+            ..Default::default()
+        }
+    }
+
+    /// `client-id` and `features`; never `version` (kuma-facts 5).
+    fn identify(&self, md: &mut tonic::metadata::MetadataMap) {
+        let id = MetadataValue::try_from(self.zone_name).expect("a validated DNS label is valid metadata");
+        md.insert("client-id", id);
+        for f in METADATA_FEATURES {
+            md.append("features", MetadataValue::from_static(f));
+        }
+    }
+
+    /// Applies a response to the view and returns its ACK. Never a NACK: a probe's NACK
+    /// would show on the global's counters as a zone rejecting config (kuma-facts 10.3).
+    fn apply(&self, response: DeltaDiscoveryResponse) -> DeltaDiscoveryRequest {
+        let bytes = response.encoded_len();
+        let ack = DeltaDiscoveryRequest {
+            node: Some(self.node(false)),
+            type_url: response.type_url.clone(),
+            response_nonce: response.nonce.clone(),
+            ..Default::default()
+        };
+        let Some(rtype) = ResourceType::from_name(&response.type_url).filter(|t| self.types.contains(t))
+        else {
+            tracing::warn!(type_url = %response.type_url, "response for a type the probe did not subscribe to");
+            return ack;
+        };
+        let now = Timestamp::now();
+        let mut undecodable = 0;
+        let upserts = response
+            .resources
+            .iter()
+            .map(|wire| {
+                let entry = decode_entry(rtype, wire, now);
+                if let Some(reason) = &entry.decode_error {
+                    undecodable += 1;
+                    tracing::warn!(r#type = %rtype, key = %wire.name, %reason, "cannot decode a resource; acknowledging it anyway");
+                }
+                (wire.name.clone(), entry)
+            })
+            .collect();
+        let update = Update {
+            upserts,
+            removed: response.removed_resources,
+            bytes,
+        };
+        let count = self.view.apply(rtype, update);
+        self.metrics.record_response(rtype, bytes, count, undecodable);
+        tracing::debug!(r#type = %rtype, nonce = %response.nonce, resources = count, "applied a KDS response");
+        ack
+    }
+
+    /// Calls HealthCheck at once, then every interval, exporting the result.
+    async fn health_checks(&self, channel: Channel) -> std::convert::Infallible {
+        let mut client = GlobalKdsServiceClient::new(channel);
+        let mut tick = tokio::time::interval(self.health_check_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let mut request = Request::new(ZoneHealthCheckRequest {});
+            self.identify(request.metadata_mut());
+            let up = match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, client.health_check(request)).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(status)) => {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "HealthCheck failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(timeout = ?HEALTH_CHECK_TIMEOUT, "HealthCheck timed out");
+                    false
+                }
+            };
+            self.metrics.health_check_up.set(i64::from(up));
+            self.view.set_health(up);
+        }
+    }
+}

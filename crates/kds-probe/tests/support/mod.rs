@@ -1,0 +1,185 @@
+//! Shared fixtures: a simulated global on loopback, a probe running against it, and waits
+//! that end on the awaited state (or fail after a bound) instead of sleeping.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use kds_probe::{Probe, ProbeConfig, View, config::BackoffSettings, metrics::Metrics};
+use kuma_model::{Environment, Resource, ResourceType, resource::wire_name_global_to_zone};
+use kuma_sim::{GlobalStore, KdsHandle, KdsServerConfig, start_global_kds};
+use serde_json::json;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Upper bound on any wait in these tests; loopback traffic takes milliseconds.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn rtype(name: &str) -> ResourceType {
+    ResourceType::from_name(name).unwrap_or_else(|| panic!("{name} is a Kuma type"))
+}
+
+pub fn mtp(name: &str, action: &str) -> Resource {
+    Resource::new(
+        rtype("MeshTrafficPermission"),
+        Some("default"),
+        name,
+        json!({"targetRef": {"kind": "Mesh"}, "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": action}}]}),
+    )
+    .with_label("kuma.io/mesh", "default")
+}
+
+pub fn mcb(name: &str, max_connections: u32) -> Resource {
+    Resource::new(
+        rtype("MeshCircuitBreaker"),
+        Some("default"),
+        name,
+        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"connectionLimits": {"maxConnections": max_connections}}}]}),
+    )
+    .with_label("kuma.io/mesh", "default")
+}
+
+pub fn timeout(name: &str) -> Resource {
+    Resource::new(
+        rtype("MeshTimeout"),
+        Some("default"),
+        name,
+        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "1h0m0s"}}]}),
+    )
+    .with_label("kuma.io/mesh", "default")
+}
+
+/// The delta key a zone sees for a resource created on a universal global.
+pub fn wire_key(r: &Resource) -> String {
+    format!(
+        "{}.{}",
+        wire_name_global_to_zone(r, &Environment::Universal),
+        r.mesh_or_empty()
+    )
+}
+
+pub async fn sim(tls: bool, seed: &[Resource]) -> KdsHandle {
+    let store = Arc::new(GlobalStore::new(Environment::Universal));
+    for r in seed {
+        store.upsert(r.clone());
+    }
+    let cfg = if tls {
+        KdsServerConfig::with_generated_tls().expect("certificate")
+    } else {
+        KdsServerConfig::default()
+    };
+    start_global_kds(store, "127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .expect("sim starts")
+}
+
+/// A file removed when dropped.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn with(contents: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "kds-probe-test-{}-{}.pem",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("temp file");
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A config for `sim` with fast backoff; `ca` is the CA file for TLS sims (else skip-verify).
+pub fn config(sim: &KdsHandle, types: &[&str], ca: Option<&TempFile>) -> ProbeConfig {
+    let mut c = ProbeConfig::new(&sim.url()).expect("sim url parses");
+    if sim.ca_pem().is_some() {
+        match ca {
+            Some(f) => c.tls.ca_file = Some(f.0.clone()),
+            None => c.tls.skip_verify = true,
+        }
+    }
+    c.types = types.iter().map(|t| rtype(t)).collect();
+    c.backoff = BackoffSettings {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    c.connect_timeout = Duration::from_secs(5);
+    c
+}
+
+/// A probe running in a task.
+pub struct Running {
+    pub view: View,
+    pub metrics: Metrics,
+    pub registry: prometheus::Registry,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<kds_probe::Result<()>>,
+}
+
+pub fn spawn(config: ProbeConfig) -> Running {
+    let registry = prometheus::Registry::new();
+    let probe = Probe::new(config, &registry).expect("valid probe config");
+    let view = probe.view();
+    let metrics = probe.metrics().clone();
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        probe
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Running {
+        view,
+        metrics,
+        registry,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Running {
+    /// Waits until `cond` holds on the view.
+    pub async fn until(&self, what: &str, cond: impl Fn(&View) -> bool) {
+        let mut version = self.view.watch_version();
+        let wait = async {
+            while !cond(&self.view) {
+                version.changed().await.expect("the view outlives the wait");
+            }
+        };
+        if tokio::time::timeout(WAIT, wait).await.is_err() {
+            panic!("timed out waiting for {what}; view: {:#?}", self.view.snapshot());
+        }
+    }
+
+    pub fn keys(&self, t: &str) -> Vec<String> {
+        self.view.entries(rtype(t)).into_keys().collect()
+    }
+
+    /// The probe's own end: a fatal error, within the wait bound.
+    pub async fn finished(self) -> kds_probe::Result<()> {
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("probe stops by itself")
+            .expect("probe task")
+    }
+
+    pub async fn stop(mut self) -> kds_probe::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.finished().await
+    }
+}

@@ -1,0 +1,402 @@
+//! One `GlobalToZoneSync` stream: go-control-plane's delta server as Kuma runs it
+//! (kuma-facts 3.1).
+//!
+//! Each request re-arms its type's one-shot watch; an armed type gets one response when
+//! what the zone should have differs from what this stream sent it (or at once, empty or
+//! not, for the first wildcard response), and then nothing until the next request of that
+//! type. Versions count as delivered when sent, so a NACK causes no resend.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use kds_proto::{ControlPlane, DeltaDiscoveryRequest, DeltaDiscoveryResponse};
+use kuma_model::ResourceType;
+use prost::Message;
+use tokio::sync::{broadcast, mpsc, watch};
+use tonic::{Status, Streaming};
+
+use super::{
+    Shared,
+    generation::{self, WireEntry, ZoneView},
+    record::{RecordedRequest, RecordedResponse},
+};
+use crate::store::StatEvent;
+
+/// Kuma's `control_plane.identifier` on every response.
+const CONTROL_PLANE_ID: &str = "global";
+
+/// What the stream learned when it opened.
+pub(crate) struct StreamContext {
+    pub id: u64,
+    pub client_id: String,
+    pub version_header: Option<String>,
+    pub header_features: Vec<String>,
+    /// The zone record's subscription this stream updates.
+    pub subscription: String,
+}
+
+/// Per type URL: go-control-plane's `StreamState` plus the watch.
+#[derive(Debug, Default)]
+struct TypeWatch {
+    /// A request arrived since the last response: one response may be sent.
+    armed: bool,
+    /// No response sent yet for this type on this stream.
+    first: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// Delta key -> version, as sent on this stream.
+    sent: BTreeMap<String, String>,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    ctx: StreamContext,
+    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    interrupts: Interrupts,
+    /// From the first request: the filter and mappers use it for the whole stream.
+    zone: Option<ZoneView>,
+    nonce: u64,
+    types: BTreeMap<String, TypeWatch>,
+}
+
+/// Why the session ended.
+enum End {
+    /// The client went away or half-closed: nothing more to send.
+    Client,
+    /// End the RPC with this status.
+    Status(Status),
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    ctx: StreamContext,
+    inbound: Streaming<DeltaDiscoveryRequest>,
+    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    stop: watch::Receiver<bool>,
+) {
+    let closes = shared.faults.closes();
+    let interrupts = Interrupts { stop, closes };
+    let mut session = Session {
+        shared: shared.clone(),
+        ctx,
+        tx,
+        interrupts,
+        zone: None,
+        nonce: 0,
+        types: BTreeMap::new(),
+    };
+    let end = session.drive(inbound).await;
+    if let End::Status(status) = end {
+        tracing::info!(stream = session.ctx.id, code = ?status.code(), "GlobalToZoneSync stream ended by the server");
+        // The client may already be gone; then there is nobody to tell.
+        let _ = session.tx.send(Err(status)).await;
+    }
+    shared
+        .store
+        .close_subscription(&session.ctx.client_id, &session.ctx.subscription);
+    shared.open_streams.send_modify(|n| *n -= 1);
+}
+
+impl Session {
+    async fn drive(&mut self, mut inbound: Streaming<DeltaDiscoveryRequest>) -> End {
+        let mut store_changes = self.shared.store.subscribe();
+        let mut fault_changes = self.shared.faults.subscribe();
+        loop {
+            if let Err(end) = self.respond().await {
+                return end;
+            }
+            tokio::select! {
+                end = self.interrupts.wait() => return end,
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => {
+                        if let Err(status) = self.on_request(request) {
+                            return End::Status(status);
+                        }
+                    }
+                    // go-control-plane returns when the request channel closes.
+                    Ok(None) => return End::Client,
+                    // A request past the size limit or undecodable ends the stream with
+                    // that status, as in grpc-go; if the client is gone, nobody hears it.
+                    Err(status) => {
+                        tracing::debug!(stream = self.ctx.id, %status, "GlobalToZoneSync receive failed");
+                        return End::Status(status);
+                    }
+                },
+                _ = store_changes.changed() => {}
+                _ = fault_changes.changed() => {}
+                () = self.tx.closed() => return End::Client,
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Status> {
+        self.record(&request);
+        if request.type_url.is_empty() {
+            return Err(Status::invalid_argument("type URL is required for ADS"));
+        }
+        if self.zone.is_none() {
+            // Kuma dereferences the first request's node (kuma-facts 10.2); without one it
+            // would fail the stream, so the simulator refuses it plainly.
+            let node = request.node.as_ref().filter(|n| !n.id.is_empty());
+            let Some(node) = node else {
+                return Err(Status::invalid_argument("the first request must carry node.id"));
+            };
+            let features = node_features(node).into_iter().collect();
+            self.zone = Some(ZoneView {
+                zone: node.id.clone(),
+                features,
+            });
+        }
+        if !request.response_nonce.is_empty() {
+            let event = if request.error_detail.is_some() {
+                StatEvent::Nacked
+            } else {
+                StatEvent::Acked
+            };
+            self.shared.store.record_stat(
+                &self.ctx.client_id,
+                &self.ctx.subscription,
+                &request.type_url,
+                event,
+            );
+        }
+        let watch = self
+            .types
+            .entry(request.type_url.clone())
+            .or_insert_with(|| TypeWatch {
+                first: true,
+                wildcard: request.resource_names_subscribe.is_empty(),
+                sent: request
+                    .initial_resource_versions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                ..TypeWatch::default()
+            });
+        for name in &request.resource_names_subscribe {
+            match name.as_str() {
+                "*" => watch.wildcard = true,
+                _ => {
+                    watch.names.insert(name.clone());
+                }
+            }
+        }
+        for name in &request.resource_names_unsubscribe {
+            match name.as_str() {
+                "*" => watch.wildcard = false,
+                _ => {
+                    watch.names.remove(name);
+                    watch.sent.remove(name);
+                }
+            }
+        }
+        watch.armed = true;
+        Ok(())
+    }
+
+    fn record(&self, request: &DeltaDiscoveryRequest) {
+        let node = request.node.as_ref();
+        self.shared.records.request(RecordedRequest {
+            stream_id: self.ctx.id,
+            client_id: self.ctx.client_id.clone(),
+            version_header: self.ctx.version_header.clone(),
+            header_features: self.ctx.header_features.clone(),
+            node_id: node.map(|n| n.id.clone()),
+            has_node_metadata: node.is_some_and(|n| n.metadata.is_some()),
+            features: node.map(node_features).unwrap_or_default(),
+            type_url: request.type_url.clone(),
+            response_nonce: request.response_nonce.clone(),
+            is_nack: request.error_detail.is_some(),
+            error_message: request.error_detail.as_ref().map(|e| e.message.clone()),
+            subscribe: request.resource_names_subscribe.clone(),
+            unsubscribe: request.resource_names_unsubscribe.clone(),
+            initial_resource_versions: request.initial_resource_versions.clone().into_iter().collect(),
+        });
+    }
+
+    /// Sends one response for every armed type with something to say.
+    async fn respond(&mut self) -> Result<(), End> {
+        let faults = self.shared.faults.snapshot();
+        if faults.stalled {
+            return Ok(());
+        }
+        let Some(zone) = self.zone.clone() else {
+            return Ok(());
+        };
+        let armed: Vec<String> = self
+            .types
+            .iter()
+            .filter(|(_, w)| w.armed)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for type_url in armed {
+            let desired = self.desired(&type_url, &zone, &faults);
+            let Some((response, oversize_fault)) = self.next_response(&type_url, desired) else {
+                continue;
+            };
+            if !faults.delay.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(faults.delay) => {}
+                    end = self.interrupts.wait() => return Err(end),
+                }
+            }
+            let encoded_len = response.encoded_len();
+            if encoded_len > self.shared.max_message_size && !oversize_fault {
+                // What grpc-go's send limit does to Kuma's stream.
+                return Err(End::Status(Status::resource_exhausted(format!(
+                    "trying to send message larger than max ({encoded_len} vs. {})",
+                    self.shared.max_message_size
+                ))));
+            }
+            let recorded = RecordedResponse {
+                stream_id: self.ctx.id,
+                client_id: self.ctx.client_id.clone(),
+                type_url: type_url.clone(),
+                nonce: response.nonce.clone(),
+                resources: response.resources.iter().map(|r| r.name.clone()).collect(),
+                removed_resources: response.removed_resources.clone(),
+                encoded_len,
+            };
+            // Recorded before sending, so a client that has the response can rely on it.
+            self.shared.records.response(recorded);
+            self.shared.store.record_stat(
+                &self.ctx.client_id,
+                &self.ctx.subscription,
+                &type_url,
+                StatEvent::Sent,
+            );
+            tokio::select! {
+                sent = self.tx.send(Ok(response)) => sent.map_err(|_| End::Client)?,
+                end = self.interrupts.wait() => return Err(end),
+            }
+        }
+        Ok(())
+    }
+
+    /// What the zone should hold for `type_url` now. Unknown types and types the global
+    /// never sends have an empty snapshot, as in Kuma.
+    fn desired(
+        &self,
+        type_url: &str,
+        zone: &ZoneView,
+        faults: &super::faults::FaultState,
+    ) -> BTreeMap<String, WireEntry> {
+        let Some(rtype) = ResourceType::from_name(type_url) else {
+            return BTreeMap::new();
+        };
+        let (resources, zones) = self.shared.store.view(rtype);
+        let mut desired = generation::generate(&resources, self.shared.store.environment(), zone, |z| {
+            zones.get(z).copied()
+        });
+        for entry in faults.injected(rtype, self.shared.max_message_size) {
+            desired.insert(entry.delta_key.clone(), entry);
+        }
+        desired
+    }
+
+    /// Builds the response for one armed type and marks it sent; `None` when there is
+    /// nothing to say. The flag tells whether it carries the oversize fault.
+    fn next_response(
+        &mut self,
+        type_url: &str,
+        desired: BTreeMap<String, WireEntry>,
+    ) -> Option<(DeltaDiscoveryResponse, bool)> {
+        let watch = self.types.get_mut(type_url)?;
+        if !watch.armed {
+            return None;
+        }
+        let (wildcard, names) = (watch.wildcard, &watch.names);
+        let desired: BTreeMap<String, WireEntry> = desired
+            .into_iter()
+            .filter(|(key, _)| wildcard || names.contains(key))
+            .collect();
+        let removed: Vec<String> = watch
+            .sent
+            .keys()
+            .filter(|k| !desired.contains_key(*k))
+            .cloned()
+            .collect();
+        let changed: Vec<WireEntry> = desired
+            .into_values()
+            .filter(|e| watch.sent.get(&e.delta_key) != Some(&e.resource.version))
+            .collect();
+        // go-control-plane answers the first wildcard request even with nothing in it.
+        if changed.is_empty() && removed.is_empty() && !(watch.first && watch.wildcard) {
+            return None;
+        }
+        for key in &removed {
+            watch.sent.remove(key);
+        }
+        for entry in &changed {
+            watch
+                .sent
+                .insert(entry.delta_key.clone(), entry.resource.version.clone());
+        }
+        watch.armed = false;
+        watch.first = false;
+        self.nonce += 1;
+        let oversize_fault = changed.iter().any(|e| e.oversize_fault);
+        let response = DeltaDiscoveryResponse {
+            system_version_info: String::new(),
+            resources: changed.into_iter().map(|e| e.resource).collect(),
+            type_url: type_url.to_owned(),
+            removed_resources: removed,
+            nonce: self.nonce.to_string(),
+            control_plane: Some(ControlPlane {
+                identifier: CONTROL_PLANE_ID.to_owned(),
+            }),
+        };
+        Some((response, oversize_fault))
+    }
+}
+
+/// `node.metadata.features`, a list of strings.
+fn node_features(node: &kds_proto::Node) -> Vec<String> {
+    use prost_types::value::Kind;
+    let Some(Kind::ListValue(list)) = node
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get("features"))
+        .and_then(|v| v.kind.as_ref())
+    else {
+        return Vec::new();
+    };
+    list.values
+        .iter()
+        .filter_map(|v| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What ends a stream from the server's side.
+struct Interrupts {
+    /// Flips to `true` when the server instance stops.
+    stop: watch::Receiver<bool>,
+    /// `Faults::close_streams` requests.
+    closes: broadcast::Receiver<(tonic::Code, String)>,
+}
+
+impl Interrupts {
+    /// Resolves when the server stops or a test closes streams.
+    async fn wait(&mut self) -> End {
+        tokio::select! {
+            _ = self.stop.wait_for(|stop| *stop) => End::Status(Status::unavailable("stream unavailable")),
+            close = recv_close(&mut self.closes) => End::Status(close),
+        }
+    }
+}
+
+async fn recv_close(closes: &mut broadcast::Receiver<(tonic::Code, String)>) -> Status {
+    loop {
+        match closes.recv().await {
+            Ok((code, message)) => return Status::new(code, message),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            // The sender lives in `Shared`, which outlives every stream.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! A simulated Kuma global control plane for end-to-end tests: an in-memory resource store
+//! and a KDS gRPC server that speaks `GlobalToZoneSync` and `HealthCheck` the way Kuma
+//! v2.14.3's global does (kuma-facts sections 2, 3.1, 4, 5 and 6), with fault knobs that
+//! real globals only show on a bad day. kuma-cp cannot run on this project's machines
+//! (kuma-facts 10.9), so every client test in the workspace runs against this.
+//!
+//! # Layout
+//! - [`store`]: [`GlobalStore`], the global's resources and its zone records; tests mutate
+//!   it and every open stream hears of the change.
+//! - [`kds`]: the gRPC server ([`start_global_kds`], [`KdsHandle`]), the per-stream delta
+//!   protocol, what each zone is sent ([`kds::generation`]), fault knobs ([`Faults`]) and
+//!   the record of what clients sent ([`RecordedRequest`]).
+//! - [`tls`]: a self-signed certificate shaped like Kuma's auto-generated one.
+//!
+//! # Deviations from Kuma, on purpose
+//! - Specs of proto-based types are sent as JSON bytes under the proto's `type_url`: the
+//!   simulator has no generated messages for them (kuma-facts 4). Clients treat them as opaque.
+//! - `Resource.version` is a hex xxh3-128 of the resource, not SHA-256; it is opaque to clients.
+//! - `ZoneToGlobalSync` answers `Unimplemented`; only the global-to-zone direction is simulated.
+//! - A `GlobalToZoneSync` stream without `client-id` ends with `InvalidArgument` (Kuma
+//!   returns a plain error, which grpc-go sends as `Unknown`); a first request without
+//!   `node.id` ends with `InvalidArgument` (Kuma would likely panic, kuma-facts 10.2).
+//! - Zone-token signing keys are renamed to their public name but keep their spec.
+//! - No keepalive ping-rate enforcement (grpc-go's `too_many_pings` GOAWAY).
+
+pub mod kds;
+pub mod store;
+pub mod tls;
+
+pub use kds::{
+    Faults, KdsHandle, KdsServerConfig, RecordedRequest, RecordedResponse, Undecodable, start_global_kds,
+};
+pub use store::{GlobalStore, ResourceStore, Subscription, TypeStats, ZoneRecord};
+
+/// Why the simulated global could not start or restart.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound (in use, or not local).
+    #[error("failed to bind the KDS listener on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// rcgen could not build the self-signed certificate.
+    #[error("failed to generate the self-signed KDS certificate")]
+    Certificate(#[source] rcgen::Error),
+    /// tonic rejected the TLS identity.
+    #[error("failed to configure TLS for the KDS server")]
+    Tls(#[source] tonic::transport::Error),
+}
+
+impl Error {
+    /// A bind can fail while the previous server's socket is still closing; retrying helps.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
