@@ -20,6 +20,9 @@ pub enum Command {
     /// Compare a global control plane's resources with its zones' and report what has not
     /// converged. Exit 0: converged; 1: not converged; 2: error.
     Verify(VerifyArgs),
+    /// Connect to a global control plane's KDS as a synthetic zone and show, live, what it
+    /// sends. Side effect: a Zone named after the probe appears on the global.
+    Probe(kds_probe::ProbeArgs),
 }
 
 /// How a control plane stores resources; it changes the names synced copies carry.

@@ -7,10 +7,14 @@
 //! - [`verify`]: `kuma-sync verify` on files.
 //! - [`output`]: table, JSON and YAML rendering of a verdict.
 //! - [`error`]: the command's errors.
+//! - [`shutdown`]: SIGINT/SIGTERM as a future.
+//! - [`telemetry`]: logging setup.
 
 pub mod cli;
 pub mod error;
 pub mod output;
+pub mod shutdown;
+pub mod telemetry;
 pub mod verify;
 
 pub use error::Error;

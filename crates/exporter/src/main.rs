@@ -3,11 +3,14 @@ use std::{io::Write, process::ExitCode};
 use clap::Parser;
 use exporter::{
     cli::{Cli, Command, OutputFormat},
-    exit, output, verify,
+    exit, output, shutdown, telemetry, verify,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for the whole process (kube, tonic and hyper-rustls all use ring);
+    // installing it up front avoids a panic if a dependency ever pulls in a second one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -27,11 +30,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 OutputFormat::Yaml => output::yaml(&verdict)?,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
-            Ok(if verdict.converged() {
-                exit::CONVERGED
-            } else {
-                exit::NOT_CONVERGED
-            })
+            Ok(if verdict.converged() { exit::CONVERGED } else { exit::NOT_CONVERGED })
+        }
+        Command::Probe(args) => {
+            telemetry::init(telemetry::Format::Compact);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(kds_probe::run_command(args, std::io::stdout(), shutdown::signal()))?;
+            Ok(exit::CONVERGED)
         }
     }
 }
