@@ -23,6 +23,23 @@ pub enum Command {
     /// Connect to a global control plane's KDS as a synthetic zone and show, live, what it
     /// sends. Side effect: a Zone named after the probe appears on the global.
     Probe(kds_probe::ProbeArgs),
+    /// Watch the global and every zone, and serve /metrics, /status, /healthz and /readyz.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (see deploy/kubernetes for an example).
+    #[arg(long, short = 'c', value_name = "FILE", env = "KUMA_SYNC_CONFIG")]
+    pub config: PathBuf,
+
+    /// Listen address, overriding the file's `listen` (e.g. 127.0.0.1:9465).
+    #[arg(long, env = "KUMA_SYNC_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Log format: compact for terminals, json in clusters.
+    #[arg(long, value_enum, default_value = "compact", env = "KUMA_SYNC_LOG_FORMAT")]
+    pub log_format: crate::telemetry::Format,
 }
 
 /// How a control plane stores resources; it changes the names synced copies carry.

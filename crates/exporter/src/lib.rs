@@ -4,6 +4,12 @@
 //!
 //! # Layout
 //! - [`cli`]: command-line definitions.
+//! - [`config`]: the `serve` configuration file, validated.
+//! - [`serve`]: sources, monitor, probe and HTTP server wired together.
+//! - [`server`]: `/metrics`, `/status`, `/healthz`, `/readyz`.
+//! - [`collectors`]: Prometheus collectors.
+//! - [`stall`]: the KDS stall check.
+//! - [`status`]: the `/status` document.
 //! - [`verify`]: `kuma-sync verify` on files.
 //! - [`output`]: table, JSON and YAML rendering of a verdict.
 //! - [`error`]: the command's errors.
@@ -11,9 +17,15 @@
 //! - [`telemetry`]: logging setup.
 
 pub mod cli;
+pub mod collectors;
+pub mod config;
 pub mod error;
 pub mod output;
+pub mod serve;
+pub mod server;
 pub mod shutdown;
+pub mod stall;
+pub mod status;
 pub mod telemetry;
 pub mod verify;
 
@@ -27,4 +39,6 @@ pub mod exit {
     pub const NOT_CONVERGED: u8 = 1;
     /// Bad input or usage: nothing was verified.
     pub const ERROR: u8 = 2;
+    /// `serve` with a configuration that cannot work (`EX_USAGE`).
+    pub const BAD_CONFIG: u8 = 64;
 }

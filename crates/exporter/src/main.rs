@@ -3,7 +3,7 @@ use std::{io::Write, process::ExitCode};
 use clap::Parser;
 use exporter::{
     cli::{Cli, Command, OutputFormat},
-    exit, output, shutdown, telemetry, verify,
+    config, exit, output, serve, shutdown, telemetry, verify,
 };
 
 fn main() -> ExitCode {
@@ -31,6 +31,34 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(if verdict.converged() { exit::CONVERGED } else { exit::NOT_CONVERGED })
+        }
+        Command::Serve(args) => {
+            telemetry::init(args.log_format);
+            let mut cfg = match config::ServeConfig::load(&args.config) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("kuma-sync: bad configuration: {e}");
+                    return Ok(exit::BAD_CONFIG);
+                }
+            };
+            if let Some(listen) = &args.listen {
+                match config::parse_listen(listen) {
+                    Ok(addr) => cfg.listen = addr,
+                    Err(e) => {
+                        eprintln!("kuma-sync: bad configuration: {e}");
+                        return Ok(exit::BAD_CONFIG);
+                    }
+                }
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            match rt.block_on(serve::run(cfg, shutdown::signal())) {
+                Ok(()) => Ok(exit::CONVERGED),
+                Err(e) if !e.is_retryable() => {
+                    eprintln!("kuma-sync: {e}");
+                    Ok(exit::BAD_CONFIG)
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::Probe(args) => {
             telemetry::init(telemetry::Format::Compact);

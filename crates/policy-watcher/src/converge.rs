@@ -4,17 +4,26 @@
 //! The engine re-evaluates only the *slots* that identity feeds, a slot being one
 //! (zone, direction, identity) triple, so a change on the global costs O(zones) and a
 //! change in a zone O(1), whatever the total size. A full compare is a fold of upserts.
+//!
+//! Internal maps use foldhash rather than SipHash: hashing identities and slot keys was a
+//! quarter of a cold compare (`docs/benchmarks.md`), and foldhash is still seeded per
+//! process. The stores live in [`store`].
+
+mod store;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashSet},
     sync::Arc,
 };
 
+use foldhash::{HashMap, HashSet as FastSet};
 use kuma_model::{
-    CpRole, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType, fingerprint,
+    CpRole, Environment, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType,
     resource::{expected_name_in_zone, expected_name_on_global},
 };
 use serde::Serialize;
+
+use self::store::{Entry, Identities, Observed};
 
 use crate::{
     sync_rules::{NotSent, global_sends},
@@ -118,58 +127,38 @@ pub struct SlotChange {
     pub after: Vec<Finding>,
 }
 
-/// One control plane's observed resources.
+/// A slot as the engine indexes it: the public [`SlotKey`] with the identity shared, so
+/// finding a slot allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct SlotId {
+    zone: Arc<str>,
+    direction: Direction,
+    identity: Arc<Identity>,
+}
+
+impl SlotId {
+    fn to_key(&self) -> SlotKey {
+        SlotKey {
+            zone: self.zone.clone(),
+            direction: self.direction,
+            identity: (*self.identity).clone(),
+        }
+    }
+}
+
+/// What one observation may have changed: the slots to re-evaluate, each once and in key
+/// order so callers see changes in a stable order, and the identities to release after.
 #[derive(Debug, Default)]
-struct Observed {
-    by_key: HashMap<ResourceKey, Entry>,
-    /// Keys sorted, so the choice among duplicates does not depend on arrival order.
-    by_identity: HashMap<Identity, Vec<ResourceKey>>,
+struct Touched {
+    slots: Vec<SlotId>,
+    identities: Vec<Arc<Identity>>,
 }
 
-#[derive(Debug)]
-struct Entry {
-    resource: Resource,
-    identity: Identity,
-    fingerprint: Fingerprint,
-}
-
-impl Observed {
-    fn insert(&mut self, resource: Resource, identity: Identity) -> Option<Entry> {
-        let key = resource.key();
-        let old = self.remove(&key);
-        let keys = self.by_identity.entry(identity.clone()).or_default();
-        if let Err(pos) = keys.binary_search(&key) {
-            keys.insert(pos, key.clone());
-        }
-        let fingerprint = fingerprint(&resource.spec);
-        self.by_key.insert(
-            key,
-            Entry {
-                resource,
-                identity,
-                fingerprint,
-            },
-        );
-        old
-    }
-
-    fn remove(&mut self, key: &ResourceKey) -> Option<Entry> {
-        let old = self.by_key.remove(key)?;
-        if let Some(keys) = self.by_identity.get_mut(&old.identity) {
-            keys.retain(|k| k != key);
-            if keys.is_empty() {
-                self.by_identity.remove(&old.identity);
-            }
-        }
-        Some(old)
-    }
-
-    fn entries<'a>(&'a self, identity: &Identity) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.by_identity
-            .get(identity)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.by_key.get(k))
+impl Touched {
+    fn new(mut slots: Vec<SlotId>, identities: Vec<Arc<Identity>>) -> Self {
+        slots.sort();
+        slots.dedup();
+        Self { slots, identities }
     }
 }
 
@@ -181,14 +170,23 @@ pub struct Engine {
     global: Observed,
     zones: Vec<Observed>,
     zone_index: HashMap<String, usize>,
-    /// Interned zone names, so slot keys share one allocation per zone.
-    zone_names: HashMap<String, Arc<str>>,
+    /// Monitored zone names, indexed like `topology.zones`, so slot keys share one
+    /// allocation per zone.
+    zone_names: Vec<Arc<str>>,
+    /// Interned names of zones only known from origin labels.
+    other_zone_names: HashMap<String, Arc<str>>,
+    /// The distinct environments of the monitored zones, and each zone's index in it:
+    /// copies' expected names depend on the environment only, not on the zone.
+    environments: Vec<Environment>,
+    zone_environment: Vec<usize>,
     /// Zone resources held by the global, with their `enabled` flag.
     zones_enabled: BTreeMap<String, bool>,
     /// Identities on the global that originate in each zone: what to re-evaluate when a
     /// Zone appears, disappears or is disabled.
-    by_origin_zone: HashMap<String, HashSet<Identity>>,
-    slots: HashMap<SlotKey, Vec<Finding>>,
+    by_origin_zone: HashMap<String, FastSet<Arc<Identity>>>,
+    identities: Identities,
+    /// Each slot's public key alongside its findings, so [`Engine::slots`] can lend both.
+    slots: HashMap<SlotId, (SlotKey, Vec<Finding>)>,
     /// Control planes whose last read failed: their zones are `unknown`, never converged.
     unreadable: HashSet<CpRole>,
     /// Findings per (zone, type, state), kept current so metrics never walk the slots.
@@ -235,23 +233,36 @@ impl Engine {
             .map(|(i, z)| (z.name.clone(), i))
             .collect();
         let zones = topology.zones.iter().map(|_| Observed::default()).collect();
-        let mut engine = Self {
+        let zone_names = topology.zones.iter().map(|z| Arc::from(z.name.as_str())).collect();
+        let mut environments: Vec<Environment> = Vec::new();
+        let zone_environment = topology
+            .zones
+            .iter()
+            .map(|z| match environments.iter().position(|e| *e == z.environment) {
+                Some(i) => i,
+                None => {
+                    environments.push(z.environment.clone());
+                    environments.len() - 1
+                }
+            })
+            .collect();
+        Self {
             topology,
             selection,
             global: Observed::default(),
             zones,
             zone_index,
-            zone_names: HashMap::new(),
+            zone_names,
+            other_zone_names: HashMap::default(),
+            environments,
+            zone_environment,
             zones_enabled: BTreeMap::new(),
-            by_origin_zone: HashMap::new(),
-            slots: HashMap::new(),
+            by_origin_zone: HashMap::default(),
+            identities: Identities::default(),
+            slots: HashMap::default(),
             unreadable: HashSet::new(),
-            counts: HashMap::new(),
-        };
-        for z in engine.topology.zones.clone() {
-            engine.intern(&z.name);
+            counts: HashMap::default(),
         }
-        engine
     }
 
     pub fn topology(&self) -> &Topology {
@@ -265,69 +276,134 @@ impl Engine {
     /// Applies one observation from `cp` and returns the slots whose findings changed.
     /// Observations from zones that are not in the topology are ignored.
     pub fn apply(&mut self, cp: &CpRole, change: Change) -> Vec<SlotChange> {
-        let mut touched: Vec<(CpRole, Identity)> = Vec::new();
+        let touched = self.observe(cp, change);
+        let changes = touched
+            .slots
+            .into_iter()
+            .filter_map(|s| self.reevaluate(s))
+            .collect();
+        self.release(touched.identities);
+        changes
+    }
+
+    /// Like [`Engine::apply`], but counts the slots that changed instead of describing
+    /// each: for loading state nobody follows change by change (a cold start), where
+    /// cloning every slot key and finding into a [`SlotChange`] is most of the cost. The
+    /// engine ends in the same state either way.
+    pub fn fold(&mut self, cp: &CpRole, change: Change) -> usize {
+        let touched = self.observe(cp, change);
+        let changed = touched
+            .slots
+            .into_iter()
+            .filter(|s| self.refresh(s))
+            .count();
+        self.release(touched.identities);
+        changed
+    }
+
+    /// Like [`Engine::replace`], but counts the slots that changed (see [`Engine::fold`]).
+    pub fn load(&mut self, cp: &CpRole, resources: Vec<Resource>) -> usize {
+        let Some(stale) = self.stale_keys(cp, &resources) else {
+            return 0;
+        };
+        let deleted: usize = stale
+            .into_iter()
+            .map(|key| self.fold(cp, Change::Delete(key)))
+            .sum();
+        let upserted: usize = resources
+            .into_iter()
+            .map(|r| self.fold(cp, Change::Upsert(r)))
+            .sum();
+        deleted + upserted
+    }
+
+    /// Stores one observation and says which slots it may have changed.
+    fn observe(&mut self, cp: &CpRole, change: Change) -> Touched {
+        let mut identities: Vec<Arc<Identity>> = Vec::new();
         match change {
             Change::Upsert(r) if *cp == CpRole::Global && r.rtype.name() == "Zone" => {
                 let enabled = r.spec.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true);
                 self.zones_enabled.insert(r.name.clone(), enabled);
-                return self.reevaluate_origin_zone(&r.name);
+                return self.origin_zone_slots(&r.name);
             }
             Change::Delete(key) if *cp == CpRole::Global && key.rtype.name() == "Zone" => {
                 self.zones_enabled.remove(&key.name);
-                return self.reevaluate_origin_zone(&key.name);
+                return self.origin_zone_slots(&key.name);
             }
             Change::Upsert(r) => {
-                let selected = self.selection.selects(&r);
-                let Some(store) = self.store_mut(cp) else {
-                    return Vec::new();
+                let Some(store) = self.store(cp) else {
+                    return Touched::default();
                 };
-                if !selected {
+                if !self.selection.selects(&r) {
                     // A resource that left the selection (say, its mesh changed) must not linger.
-                    let Some(old) = store.remove(&r.key()) else {
-                        return Vec::new();
+                    let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&r.key())) else {
+                        return Touched::default();
                     };
-                    touched.push((cp.clone(), old.identity));
+                    identities.push(old.identity);
+                } else if store.unchanged(&r) {
+                    // A re-listed snapshot repeats what is known: the slots are current.
+                    return Touched::default();
                 } else {
-                    let identity = r.identity(cp);
-                    if let Some(old) = store.insert(r, identity.clone())
+                    let identity = self.identities.intern(r.identity(cp));
+                    let expected_in_zone = self.expected_in_zone(cp, &r);
+                    let old = self
+                        .store_mut(cp)
+                        .and_then(|s| s.insert(r, identity.clone(), expected_in_zone));
+                    if let Some(old) = old
                         && old.identity != identity
                     {
-                        touched.push((cp.clone(), old.identity));
+                        identities.push(old.identity);
                     }
-                    touched.push((cp.clone(), identity));
+                    identities.push(identity);
                 }
             }
             Change::Delete(key) => {
                 let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&key)) else {
-                    return Vec::new();
+                    return Touched::default();
                 };
-                touched.push((cp.clone(), old.identity));
+                identities.push(old.identity);
             }
         }
         let mut slots = Vec::new();
-        for (cp, identity) in touched {
-            if cp == CpRole::Global {
-                self.index_origin(&identity);
+        for identity in &identities {
+            if *cp == CpRole::Global {
+                self.index_origin(identity);
             }
-            self.slots_of(&cp, &identity, &mut slots);
+            self.slots_of(cp, identity, &mut slots);
         }
-        slots.sort();
-        slots.dedup();
-        slots.into_iter().filter_map(|s| self.reevaluate(s)).collect()
+        Touched::new(slots, identities)
+    }
+
+    /// Lets the interner forget identities the observation left unused.
+    fn release(&mut self, identities: Vec<Arc<Identity>>) {
+        for identity in identities {
+            self.identities.release(identity);
+        }
+    }
+
+    /// Keys `cp` holds that `resources` lacks, or `None` for an unmonitored zone.
+    fn stale_keys(&self, cp: &CpRole, resources: &[Resource]) -> Option<Vec<ResourceKey>> {
+        // Borrowed keys: a snapshot can hold a million resources.
+        let incoming: FastSet<(ResourceType, Option<&str>, &str)> = resources
+            .iter()
+            .map(|r| (r.rtype, r.mesh.as_deref(), r.name.as_str()))
+            .collect();
+        let store = self.store(cp)?;
+        Some(
+            store
+                .by_key
+                .keys()
+                .filter(|k| !incoming.contains(&(k.rtype, k.mesh.as_deref(), k.name.as_str())))
+                .map(|k| (**k).clone())
+                .collect(),
+        )
     }
 
     /// Folds a whole snapshot of one control plane in: what is absent from `resources`
     /// but was known is deleted. Returns the slots that changed.
     pub fn replace(&mut self, cp: &CpRole, resources: Vec<Resource>) -> Vec<SlotChange> {
-        let incoming: HashSet<ResourceKey> = resources.iter().map(Resource::key).collect();
-        let stale: Vec<ResourceKey> = match self.store(cp) {
-            Some(store) => store
-                .by_key
-                .keys()
-                .filter(|k| !incoming.contains(*k))
-                .cloned()
-                .collect(),
-            None => return Vec::new(),
+        let Some(stale) = self.stale_keys(cp, &resources) else {
+            return Vec::new();
         };
         let mut changes = Vec::new();
         for key in stale {
@@ -353,31 +429,49 @@ impl Engine {
         }
     }
 
-    fn intern(&mut self, zone: &str) -> Arc<str> {
-        self.zone_names
-            .entry(zone.to_owned())
-            .or_insert_with(|| Arc::from(zone))
-            .clone()
+    /// The names a global resource's copies carry, one per zone environment.
+    fn expected_in_zone(&self, cp: &CpRole, r: &Resource) -> Box<[String]> {
+        if *cp != CpRole::Global {
+            return Box::default();
+        }
+        self.environments
+            .iter()
+            .map(|env| expected_name_in_zone(r, &self.topology.global, env))
+            .collect()
     }
 
-    fn index_origin(&mut self, identity: &Identity) {
+    fn zone_name(&mut self, zone: &str) -> Arc<str> {
+        if let Some(&i) = self.zone_index.get(zone) {
+            return self.zone_names[i].clone();
+        }
+        if let Some(name) = self.other_zone_names.get(zone) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(zone);
+        self.other_zone_names.insert(zone.to_owned(), name.clone());
+        name
+    }
+
+    fn index_origin(&mut self, identity: &Arc<Identity>) {
         let Origin::Zone(zone) = &identity.origin else {
             return;
         };
-        let present = self.global.by_identity.contains_key(identity);
+        let present = self.global.holds(identity);
         let set = self.by_origin_zone.entry(zone.clone()).or_default();
         if present {
             set.insert(identity.clone());
         } else {
-            set.remove(identity);
+            set.remove(&**identity);
             if set.is_empty() {
                 self.by_origin_zone.remove(zone);
             }
         }
     }
 
-    fn reevaluate_origin_zone(&mut self, zone: &str) -> Vec<SlotChange> {
-        let identities: Vec<Identity> = self
+    /// The slots of the global's resources that originate in `zone`: what a Zone
+    /// resource appearing, disappearing or being disabled changes.
+    fn origin_zone_slots(&mut self, zone: &str) -> Touched {
+        let identities: Vec<Arc<Identity>> = self
             .by_origin_zone
             .get(zone)
             .map(|s| s.iter().cloned().collect())
@@ -386,74 +480,107 @@ impl Engine {
         for identity in &identities {
             self.slots_of(&CpRole::Global, identity, &mut slots);
         }
-        slots.sort();
-        slots.dedup();
-        slots.into_iter().filter_map(|s| self.reevaluate(s)).collect()
+        Touched::new(slots, Vec::new())
     }
 
     /// The slots an identity observed on `cp` feeds.
-    fn slots_of(&mut self, cp: &CpRole, identity: &Identity, out: &mut Vec<SlotKey>) {
-        let mut push = |engine: &mut Self, zone: &str, direction| {
-            let zone = engine.intern(zone);
-            out.push(SlotKey {
-                zone,
-                direction,
-                identity: identity.clone(),
-            });
+    fn slots_of(&mut self, cp: &CpRole, identity: &Arc<Identity>, out: &mut Vec<SlotId>) {
+        let slot = |zone: Arc<str>, direction| SlotId {
+            zone,
+            direction,
+            identity: identity.clone(),
         };
         match (cp, &identity.origin) {
             (CpRole::Global, Origin::Global) => {
-                for z in self.zone_list() {
-                    push(self, &z, Direction::GlobalToZone);
-                }
+                out.extend(
+                    self.zone_names
+                        .iter()
+                        .map(|z| slot(z.clone(), Direction::GlobalToZone)),
+                );
             }
             (CpRole::Global, Origin::Zone(origin)) => {
-                push(self, origin, Direction::ZoneToGlobal);
-                for z in self.zone_list() {
-                    if z != *origin {
-                        push(self, &z, Direction::GlobalToZone);
-                    }
-                }
+                out.push(slot(self.zone_name(origin), Direction::ZoneToGlobal));
+                out.extend(
+                    self.zone_names
+                        .iter()
+                        .filter(|z| ***z != **origin)
+                        .map(|z| slot(z.clone(), Direction::GlobalToZone)),
+                );
             }
-            (CpRole::Zone(z), Origin::Zone(origin)) if z == origin => push(self, z, Direction::ZoneToGlobal),
-            (CpRole::Zone(z), _) => push(self, z, Direction::GlobalToZone),
+            (CpRole::Zone(z), Origin::Zone(origin)) if z == origin => {
+                out.push(slot(self.zone_name(z), Direction::ZoneToGlobal));
+            }
+            (CpRole::Zone(z), _) => out.push(slot(self.zone_name(z), Direction::GlobalToZone)),
         }
     }
 
-    fn zone_list(&self) -> Vec<String> {
-        self.topology.zones.iter().map(|z| z.name.clone()).collect()
-    }
-
-    fn zone_spec(&self, zone: &str) -> Option<(&ZoneSpec, &Observed)> {
+    /// A monitored zone: its index, spec and store.
+    fn zone_spec(&self, zone: &str) -> Option<(usize, &ZoneSpec, &Observed)> {
         self.zone_index
             .get(zone)
-            .map(|&i| (&self.topology.zones[i], &self.zones[i]))
+            .map(|&i| (i, &self.topology.zones[i], &self.zones[i]))
     }
 
-    fn reevaluate(&mut self, slot: SlotKey) -> Option<SlotChange> {
-        let after = self.evaluate(&slot);
-        let before = if after.is_empty() {
-            self.slots.remove(&slot).unwrap_or_default()
-        } else {
-            self.slots.insert(slot.clone(), after.clone()).unwrap_or_default()
-        };
-        if before == after {
+    /// Re-evaluates a slot and describes the change, if any.
+    fn reevaluate(&mut self, id: SlotId) -> Option<SlotChange> {
+        let after = self.evaluate(&id);
+        if self.findings(&id) == after.as_slice() {
             return None;
         }
-        for (findings, delta) in [(&before, -1isize), (&after, 1)] {
-            for f in findings {
-                let key = (slot.zone.clone(), slot.identity.rtype, f.state);
-                let count = self.counts.entry(key.clone()).or_default();
-                *count = count.saturating_add_signed(delta);
+        let (before, removed) = self.settle(&id, after.clone());
+        let slot = match removed {
+            Some(key) => key,
+            None => self.slots.get(&id)?.0.clone(),
+        };
+        Some(SlotChange { slot, before, after })
+    }
+
+    /// Re-evaluates a slot; true when its findings changed.
+    fn refresh(&mut self, id: &SlotId) -> bool {
+        let after = self.evaluate(id);
+        if self.findings(id) == after.as_slice() {
+            return false;
+        }
+        self.settle(id, after);
+        true
+    }
+
+    fn findings(&self, id: &SlotId) -> &[Finding] {
+        self.slots.get(id).map_or(&[], |(_, f)| f.as_slice())
+    }
+
+    /// Stores a slot's new findings (dropping the slot when there are none) and keeps the
+    /// counts in step. Returns the findings before and, for a dropped slot, its key.
+    fn settle(&mut self, id: &SlotId, after: Vec<Finding>) -> (Vec<Finding>, Option<SlotKey>) {
+        let rtype = id.identity.rtype;
+        for f in &after {
+            *self.counts.entry((id.zone.clone(), rtype, f.state)).or_default() += 1;
+        }
+        let (before, removed) = match self.slots.get_mut(id) {
+            Some((_, current)) if !after.is_empty() => (std::mem::replace(current, after), None),
+            Some(_) => match self.slots.remove(id) {
+                Some((key, before)) => (before, Some(key)),
+                None => (Vec::new(), None),
+            },
+            None if after.is_empty() => (Vec::new(), None),
+            None => {
+                self.slots.insert(id.clone(), (id.to_key(), after));
+                (Vec::new(), None)
+            }
+        };
+        for f in &before {
+            let key = (id.zone.clone(), rtype, f.state);
+            if let Some(count) = self.counts.get_mut(&key) {
+                *count = count.saturating_sub(1);
                 if *count == 0 {
                     self.counts.remove(&key);
                 }
             }
         }
-        Some(SlotChange { slot, before, after })
+        (before, removed)
     }
 
-    fn evaluate(&self, slot: &SlotKey) -> Vec<Finding> {
+    fn evaluate(&self, slot: &SlotId) -> Vec<Finding> {
         match slot.direction {
             Direction::GlobalToZone => self.evaluate_global_to_zone(slot),
             Direction::ZoneToGlobal => self.evaluate_zone_to_global(slot),
@@ -461,8 +588,8 @@ impl Engine {
         }
     }
 
-    fn evaluate_global_to_zone(&self, slot: &SlotKey) -> Vec<Finding> {
-        let Some((spec, zone)) = self.zone_spec(&slot.zone) else {
+    fn evaluate_global_to_zone(&self, slot: &SlotId) -> Vec<Finding> {
+        let Some((index, spec, zone)) = self.zone_spec(&slot.zone) else {
             return Vec::new();
         };
         let source = self.global.entries(&slot.identity).next();
@@ -470,8 +597,10 @@ impl Engine {
         let decision = source.map(|s| global_sends(&s.resource, &spec.name, &self.zones_enabled));
         match (source, decision) {
             (Some(source), Some(Ok(()))) => {
-                let expected =
-                    expected_name_in_zone(&source.resource, &self.topology.global, &spec.environment);
+                let expected = match source.expected_in_zone.get(self.zone_environment[index]) {
+                    Some(name) => name.clone(),
+                    None => expected_name_in_zone(&source.resource, &self.topology.global, &spec.environment),
+                };
                 match_copies(source, expected, &copies)
             }
             (_, decision) => {
@@ -487,9 +616,9 @@ impl Engine {
         }
     }
 
-    fn evaluate_zone_to_global(&self, slot: &SlotKey) -> Vec<Finding> {
+    fn evaluate_zone_to_global(&self, slot: &SlotId) -> Vec<Finding> {
         let on_global: Vec<&Entry> = self.global.entries(&slot.identity).collect();
-        let Some((spec, zone)) = self.zone_spec(&slot.zone) else {
+        let Some((_, spec, zone)) = self.zone_spec(&slot.zone) else {
             if self.zones_enabled.contains_key(&*slot.zone) {
                 // Known to the global but not monitored: nothing can be said either way.
                 return Vec::new();
@@ -557,7 +686,7 @@ impl Engine {
 
     /// Every slot with its findings, in no particular order.
     pub fn slots(&self) -> impl Iterator<Item = (&SlotKey, &[Finding])> + '_ {
-        self.slots.iter().map(|(k, v)| (k, v.as_slice()))
+        self.slots.values().map(|(k, v)| (k, v.as_slice()))
     }
 
     /// The resource a control plane holds under `key`.
@@ -570,7 +699,7 @@ impl Engine {
     pub fn source_of(&self, slot: &SlotKey) -> Option<&Resource> {
         let store = match slot.direction {
             Direction::GlobalToZone => &self.global,
-            Direction::ZoneToGlobal | Direction::Seed => self.zone_spec(&slot.zone)?.1,
+            Direction::ZoneToGlobal | Direction::Seed => self.zone_spec(&slot.zone)?.2,
         };
         store.entries(&slot.identity).next().map(|e| &e.resource)
     }

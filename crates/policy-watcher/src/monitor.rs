@@ -12,7 +12,7 @@ use std::{
 };
 
 use jiff::Timestamp;
-use kuma_model::{CpRole, Resource, ResourceType};
+use kuma_model::{CpRole, Resource, ResourceKey, ResourceType};
 
 use crate::{Change, Engine, Report, SlotChange, State, ZoneState, converge::SlotKey, source::SourceError};
 
@@ -88,6 +88,9 @@ impl std::fmt::Debug for Monitor {
 #[derive(Debug)]
 pub struct MonitorState {
     pub engine: Engine,
+    /// The global's resources as last read, for checks that compare them with what the
+    /// global actually sends (the KDS stall check).
+    pub global: BTreeMap<ResourceKey, Resource>,
     pub sources: BTreeMap<CpRole, SourceStatus>,
     /// When each slot with a discrepancy opened; gives `out_of_sync_seconds`.
     open_since: HashMap<SlotKey, Timestamp>,
@@ -110,6 +113,7 @@ impl Monitor {
         }
         let state = MonitorState {
             engine,
+            global: BTreeMap::new(),
             sources,
             open_since: HashMap::new(),
             lost_at: HashMap::new(),
@@ -136,6 +140,9 @@ impl Monitor {
     /// A full, successful read of `cp`.
     pub fn snapshot(&self, cp: &CpRole, resources: Vec<Resource>, now: Timestamp) {
         let mut st = self.lock();
+        if *cp == CpRole::Global {
+            st.global = resources.iter().map(|r| (r.key(), r.clone())).collect();
+        }
         let changes = st.engine.replace(cp, resources);
         st.engine.set_readable(cp, true);
         let status = st.sources.entry(cp.clone()).or_default();
@@ -152,6 +159,16 @@ impl Monitor {
     /// One change read from a watch.
     pub fn change(&self, cp: &CpRole, change: Change, now: Timestamp) {
         let mut st = self.lock();
+        if *cp == CpRole::Global {
+            match &change {
+                Change::Upsert(r) => {
+                    st.global.insert(r.key(), r.clone());
+                }
+                Change::Delete(key) => {
+                    st.global.remove(key);
+                }
+            }
+        }
         let changes = st.engine.apply(cp, change);
         if let Some(s) = st.sources.get_mut(cp) {
             s.last_success = Some(now);

@@ -5,8 +5,10 @@
 //! - [`http`]: an HTTP(S) client with the control plane's CA and token.
 //! - [`rest`]: Kuma's REST API (universal control planes, or any CP's API server).
 //! - [`poll`]: a full REST read every interval, into the monitor.
+//! - [`kube`]: kube-rs watchers on a control plane's cluster.
 
 pub mod http;
+pub mod kube;
 pub mod poll;
 pub mod rest;
 
@@ -31,6 +33,9 @@ pub enum SourceError {
     /// The configuration names something the source cannot use.
     #[error("{0}")]
     Config(String),
+    /// A Kubernetes watch failed (the watcher retries with backoff).
+    #[error("watching {what}: {reason}")]
+    Watch { what: String, reason: String },
 }
 
 impl SourceError {
@@ -38,9 +43,10 @@ impl SourceError {
     /// need a person; trying again only repeats them.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SourceError::Unreachable { .. } | SourceError::Timeout { .. } | SourceError::Decode { .. } => {
-                true
-            }
+            SourceError::Unreachable { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::Decode { .. }
+            | SourceError::Watch { .. } => true,
             SourceError::Status { status, .. } => !matches!(status, 400 | 401 | 403 | 404),
             SourceError::TlsConfig(_) | SourceError::Config(_) => false,
         }
@@ -58,6 +64,7 @@ impl SourceError {
             SourceError::Decode { .. } => "decode",
             SourceError::TlsConfig(_) => "tls_config",
             SourceError::Config(_) => "config",
+            SourceError::Watch { .. } => "watch",
         }
     }
 }

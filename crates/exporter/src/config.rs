@@ -1,0 +1,347 @@
+//! `kuma-sync serve` configuration: one YAML file (unknown keys rejected), validated into
+//! [`ServeConfig`] before anything starts. A bad file is one clear line and exit 64.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use kuma_model::{Environment, ResourceType, fingerprint::go_duration_nanos};
+use serde::Deserialize;
+
+/// The file as written. Field names are camelCase like Kuma's own configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub global: CpFile,
+    #[serde(default)]
+    pub zones: Vec<ZoneFile>,
+    pub kds: Option<KdsFile>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub meshes: Vec<String>,
+    pub intervals: Option<IntervalsFile>,
+    pub metrics: Option<MetricsFile>,
+    pub system_namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CpFile {
+    pub api: Option<ApiFile>,
+    pub kubernetes: Option<KubeFile>,
+    pub environment: Option<EnvFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ZoneFile {
+    pub name: String,
+    pub api: Option<ApiFile>,
+    pub kubernetes: Option<KubeFile>,
+    pub environment: Option<EnvFile>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvFile {
+    Universal,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiFile {
+    pub url: String,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeFile {
+    /// Omitted: in-cluster configuration.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KdsFile {
+    pub address: String,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub skip_verify: bool,
+    pub zone_name: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntervalsFile {
+    pub poll: Option<String>,
+    pub stall_threshold: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsFile {
+    pub tls: Option<TlsFile>,
+    pub basic_auth: Option<BasicAuthFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsFile {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicAuthFile {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// How to read one control plane.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// Kuma's REST API.
+    Api { url: String, token: Option<String>, ca_pem: Option<Vec<u8>> },
+    /// The Kubernetes API of the control plane's cluster.
+    Kubernetes { kubeconfig: Option<PathBuf>, context: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct CpConfig {
+    pub source: SourceConfig,
+    pub environment: Environment,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub global: CpConfig,
+    pub zones: Vec<(String, CpConfig)>,
+    pub kds: Option<KdsFile>,
+    pub types: Vec<ResourceType>,
+    pub meshes: Option<Vec<String>>,
+    pub poll_interval: Duration,
+    pub stall_threshold: Duration,
+    pub tls: Option<TlsFile>,
+    /// `(username, password)` required on `/metrics` and `/status`.
+    pub basic_auth: Option<(String, String)>,
+}
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9465";
+
+/// A configuration that cannot work. Printed as one line; `serve` exits 64.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let file: FileConfig =
+            serde_saphyr::from_str(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+        Self::from_file(file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Validates `file`; relative paths in it are relative to `base`.
+    pub fn from_file(file: FileConfig, base: &Path) -> Result<Self, ConfigError> {
+        let system_namespace = file.system_namespace.unwrap_or_else(|| kuma_model::resource::DEFAULT_SYSTEM_NAMESPACE.into());
+        let listen_text = file.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = parse_listen(listen_text)?;
+        let global = cp(&file.global.api, &file.global.kubernetes, file.global.environment, &system_namespace, "global", base)?;
+        let mut zones = Vec::new();
+        for z in file.zones {
+            if !is_dns_label(&z.name) {
+                return Err(ConfigError(format!("zone name {:?} is not a DNS label", z.name)));
+            }
+            if zones.iter().any(|(n, _)| *n == z.name) {
+                return Err(ConfigError(format!("zone {:?} is listed twice", z.name)));
+            }
+            let c = cp(&z.api, &z.kubernetes, z.environment, &system_namespace, &format!("zone {}", z.name), base)?;
+            zones.push((z.name, c));
+        }
+        let types = if file.types.is_empty() {
+            ResourceType::default_checked().collect()
+        } else {
+            file.types
+                .iter()
+                .map(|t| ResourceType::parse(t).ok_or_else(|| ConfigError(format!("unknown resource type {t:?}"))))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let intervals = file.intervals.unwrap_or(IntervalsFile { poll: None, stall_threshold: None });
+        let poll_interval = duration(intervals.poll.as_deref(), Duration::from_secs(10), "intervals.poll")?;
+        let stall_threshold =
+            duration(intervals.stall_threshold.as_deref(), Duration::from_secs(60), "intervals.stallThreshold")?;
+        let (tls, basic_auth) = match file.metrics {
+            None => (None, None),
+            Some(m) => {
+                let auth = match m.basic_auth {
+                    None => None,
+                    Some(a) => {
+                        let password = match (a.password, a.password_file) {
+                            (Some(p), None) => p,
+                            (None, Some(f)) => read_secret(&base.join(f), "metrics.basicAuth.passwordFile")?,
+                            _ => return Err(ConfigError("metrics.basicAuth needs exactly one of password, passwordFile".into())),
+                        };
+                        Some((a.username, password))
+                    }
+                };
+                let tls = m.tls.map(|t| TlsFile { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
+                (tls, auth)
+            }
+        };
+        let kds = file.kds.map(|k| KdsFile {
+            ca_file: k.ca_file.map(|f| base.join(f)),
+            client_cert: k.client_cert.map(|f| base.join(f)),
+            client_key: k.client_key.map(|f| base.join(f)),
+            ..k
+        });
+        Ok(Self {
+            listen,
+            global,
+            zones,
+            kds,
+            types,
+            meshes: (!file.meshes.is_empty()).then_some(file.meshes),
+            poll_interval,
+            stall_threshold,
+            tls,
+            basic_auth,
+        })
+    }
+}
+
+fn cp(
+    api: &Option<ApiFile>,
+    kube: &Option<KubeFile>,
+    env: Option<EnvFile>,
+    system_namespace: &str,
+    what: &str,
+    base: &Path,
+) -> Result<CpConfig, ConfigError> {
+    let source = match (api, kube) {
+        (Some(_), Some(_)) => return Err(ConfigError(format!("{what}: give either api or kubernetes, not both"))),
+        (Some(a), None) => {
+            if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+                return Err(ConfigError(format!("{what}: api.url {:?} must start with http:// or https://", a.url)));
+            }
+            let token = match (&a.token, &a.token_file) {
+                (Some(_), Some(_)) => return Err(ConfigError(format!("{what}: give token or tokenFile, not both"))),
+                (Some(t), None) => Some(t.clone()),
+                (None, Some(f)) => Some(read_secret(&base.join(f), &format!("{what}: api.tokenFile"))?),
+                (None, None) => None,
+            };
+            let ca_pem = match &a.ca_file {
+                Some(f) => {
+                    let path = base.join(f);
+                    Some(std::fs::read(&path).map_err(|e| ConfigError(format!("{what}: api.caFile {}: {e}", path.display())))?)
+                }
+                None => None,
+            };
+            SourceConfig::Api { url: a.url.clone(), token, ca_pem }
+        }
+        // No source given: the Kubernetes API of the cluster kuma-sync runs in.
+        (None, k) => SourceConfig::Kubernetes {
+            kubeconfig: k.as_ref().and_then(|k| k.kubeconfig.as_ref().map(|p| base.join(p))),
+            context: k.as_ref().and_then(|k| k.context.clone()),
+        },
+    };
+    // A Kubernetes source implies a Kubernetes control plane unless told otherwise.
+    let env = env.unwrap_or(match source {
+        SourceConfig::Api { .. } => EnvFile::Universal,
+        SourceConfig::Kubernetes { .. } => EnvFile::Kubernetes,
+    });
+    let environment = match env {
+        EnvFile::Universal => Environment::Universal,
+        EnvFile::Kubernetes => Environment::Kubernetes { system_namespace: system_namespace.to_owned() },
+    };
+    Ok(CpConfig { source, environment })
+}
+
+fn read_secret(path: &Path, what: &str) -> Result<String, ConfigError> {
+    let s = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{what} {}: {e}", path.display())))?;
+    Ok(s.trim().to_owned())
+}
+
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
+    // ":9465" means every interface, as in Go.
+    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_owned() };
+    full.parse().map_err(|_| ConfigError(format!("listen {s:?} is not an address like :9465 or 127.0.0.1:9465")))
+}
+
+fn duration(s: Option<&str>, default: Duration, what: &str) -> Result<Duration, ConfigError> {
+    let Some(s) = s else { return Ok(default) };
+    match go_duration_nanos(s) {
+        Some(n) if n > 0 => Ok(Duration::from_nanos(n as u64)),
+        _ => Err(ConfigError(format!("{what} {s:?} is not a positive duration like 10s or 1m"))),
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<ServeConfig, ConfigError> {
+        let file: FileConfig = serde_saphyr::from_str(yaml).map_err(|e| ConfigError(e.to_string()))?;
+        ServeConfig::from_file(file, Path::new("/etc/kuma-sync"))
+    }
+
+    #[test]
+    fn a_full_config_validates() {
+        let c = parse(
+            "listen: \":9465\"\nglobal:\n  api: {url: \"http://global:5681\", token: t}\nzones:\n  - name: zone-1\n    kubernetes: {kubeconfig: kubeconfigs/zone-1}\n  - name: zone-2\n    api: {url: \"http://zone-2:5681\"}\nintervals: {poll: 5s, stallThreshold: 2m}\ntypes: [mcb, MeshTimeout]\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9465".parse().unwrap());
+        assert_eq!(c.zones.len(), 2);
+        assert!(matches!(&c.zones[0].1.source, SourceConfig::Kubernetes { kubeconfig: Some(p), .. } if p == Path::new("/etc/kuma-sync/kubeconfigs/zone-1")));
+        assert!(matches!(c.zones[0].1.environment, Environment::Kubernetes { .. }));
+        assert_eq!(c.zones[1].1.environment, Environment::Universal);
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        assert_eq!(c.stall_threshold, Duration::from_secs(120));
+        assert_eq!(c.types.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_are_one_clear_line() {
+        for (yaml, expected) in [
+            ("global: {api: {url: x}}\n", "must start with http://"),
+            ("global: {api: {url: \"http://g\"}}\nzones: [{name: Zone_1}]\n", "not a DNS label"),
+            ("global: {api: {url: \"http://g\"}}\nzones: [{name: z}, {name: z}]\n", "listed twice"),
+            ("global: {api: {url: \"http://g\"}}\ntypes: [Nope]\n", "unknown resource type"),
+            ("global: {api: {url: \"http://g\"}}\nintervals: {poll: soon}\n", "not a positive duration"),
+            ("global: {api: {url: \"http://g\"}}\nlisten: nowhere\n", "not an address"),
+            ("global: {api: {url: \"http://g\"}, kubernetes: {}}\n", "not both"),
+            ("global: {api: {url: \"http://g\", tokenFile: /no/such/file}}\n", "/no/such/file"),
+            ("global: {api: {url: \"http://g\"}}\ncolour: blue\n", "colour"),
+        ] {
+            let err = parse(yaml).unwrap_err().to_string();
+            assert!(err.contains(expected), "{yaml:?}: {err}");
+        }
+    }
+}

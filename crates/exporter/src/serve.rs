@@ -1,0 +1,174 @@
+//! `kuma-sync serve`: every source, the monitor, the KDS probe and the HTTP server, wired
+//! together and stopped together.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use kds_probe::{Probe, ProbeConfig};
+use kuma_model::CpRole;
+use policy_watcher::{
+    Engine, Selection, Topology, ZoneSpec,
+    monitor::{Monitor, MonitorConfig},
+    source::{
+        http::{HttpClient, HttpSettings},
+        kube as kube_source,
+        poll::{PollTarget, poll},
+        rest::KumaApi,
+    },
+};
+use prometheus::Registry;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::{
+    collectors::{events::EventMetrics, policy::PolicyCollector},
+    config::{ServeConfig, SourceConfig},
+    server::{self, App},
+    stall::StallCheck,
+};
+
+/// Why `serve` could not start. Everything after start is logged and retried instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics TLS certificate or key cannot be used.
+    #[error("metrics TLS: {0}")]
+    Tls(#[source] std::io::Error),
+    /// A control plane's source cannot be built (bad CA bundle, bad URL).
+    #[error("{cp}: {source}")]
+    Source {
+        cp: String,
+        #[source]
+        source: policy_watcher::source::SourceError,
+    },
+    /// The KDS probe's configuration is wrong (a real zone's name, a Secret type, a bad CA).
+    #[error("kds: {0}")]
+    Probe(#[source] kds_probe::Error),
+    /// A metric could not be registered (two collectors with one name: a bug).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl ServeError {
+    /// Only a taken port may free itself; everything else is configuration.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ServeError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}
+
+/// A running `serve`.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub monitor: Arc<Monitor>,
+    pub registry: Registry,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops every task and waits for them.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Binds, starts every source and the server, and returns at once.
+pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(server::tls_acceptor(&t.cert_file, &t.key_file).map_err(ServeError::Tls)?),
+        None => None,
+    };
+
+    let registry = Registry::new();
+    let events = EventMetrics::register(&registry)?;
+    let topology = Topology {
+        global: cfg.global.environment.clone(),
+        zones: cfg.zones.iter().map(|(name, c)| ZoneSpec::new(name, c.environment.clone())).collect(),
+    };
+    let selection = Selection::new(cfg.types.iter().copied(), cfg.meshes.clone());
+    let monitor = Arc::new(Monitor::new(Engine::new(topology, selection), MonitorConfig::default(), Box::new(events)));
+    registry.register(Box::new(PolicyCollector::new(monitor.clone())))?;
+
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = JoinSet::new();
+    let mut sources = vec![(CpRole::Global, cfg.global.clone())];
+    sources.extend(cfg.zones.iter().map(|(n, c)| (CpRole::Zone(n.clone()), c.clone())));
+    for (cp, c) in sources {
+        let types = PollTarget::types_for(&cp, cfg.types.iter().copied());
+        match &c.source {
+            SourceConfig::Api { url, token, ca_pem } => {
+                let err = |source| ServeError::Source { cp: cp.to_string(), source };
+                let settings = HttpSettings { ca_pem: ca_pem.clone(), token: token.clone(), timeout: None };
+                let api = KumaApi::new(url, HttpClient::new(settings).map_err(err)?).map_err(err)?;
+                let target = PollTarget { cp: cp.clone(), api, types, interval: cfg.poll_interval };
+                tasks.spawn(poll(target, monitor.clone(), until_stopped()));
+            }
+            SourceConfig::Kubernetes { kubeconfig, context } => {
+                let client = kube_source::client(kubeconfig.as_deref(), context.as_deref())
+                    .await
+                    .map_err(|source| ServeError::Source { cp: cp.to_string(), source })?;
+                tasks.spawn(kube_source::watch(cp, client, types, monitor.clone(), until_stopped()));
+            }
+        }
+    }
+
+    if let Some(kds) = &cfg.kds {
+        let mut pc = ProbeConfig::new(&kds.address).map_err(|e| ServeError::Probe(e.into()))?;
+        pc.tls.ca_file = kds.ca_file.clone();
+        pc.tls.skip_verify = kds.skip_verify;
+        if let (Some(cert_file), Some(key_file)) = (&kds.client_cert, &kds.client_key) {
+            pc.tls.client_identity =
+                Some(kds_probe::config::ClientIdentity { cert_file: cert_file.clone(), key_file: key_file.clone() });
+        }
+        if let Some(name) = &kds.zone_name {
+            pc.zone_name = name.clone();
+        }
+        pc.types = cfg.types.iter().copied().filter(|t| !t.info().is_secret() && t.info().flows_global_to_zone()).collect();
+        // Never pose as a zone we monitor: the real zone's stream would stall (kuma-facts 5).
+        pc.known_zones = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+        let probe = Probe::new(pc.clone(), &registry).map_err(ServeError::Probe)?;
+        let stall = StallCheck::register(
+            &registry,
+            monitor.clone(),
+            probe.view(),
+            pc.zone_name.clone(),
+            pc.types.clone(),
+            cfg.global.environment.clone(),
+            cfg.stall_threshold,
+        )?;
+        tasks.spawn(stall.run(until_stopped()));
+        let stopped = until_stopped();
+        tasks.spawn(async move {
+            if let Err(error) = probe.run(stopped).await {
+                tracing::error!(%error, "KDS probe stopped for good");
+            }
+        });
+    }
+
+    let app = Arc::new(App { monitor: monitor.clone(), registry: registry.clone(), basic_auth: cfg.basic_auth.clone() });
+    tasks.spawn(server::run(listener, tls, app, until_stopped()));
+    tracing::info!(%local_addr, zones = cfg.zones.len(), "serving /metrics, /status, /healthz, /readyz");
+    Ok(Running { local_addr, monitor, registry, stop, tasks })
+}
+
+/// Runs until `shutdown`, then stops everything.
+pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let running = start(cfg).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}

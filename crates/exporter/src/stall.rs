@@ -1,0 +1,102 @@
+//! The KDS stall check: the global changed, and the probe's live stream has not delivered
+//! that change within the threshold. Kuma shows such a zone "Online"; this is the signal
+//! it lacks.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use kds_probe::View;
+use kuma_model::{Environment, ResourceType, fingerprint, resource::wire_name_global_to_zone};
+use policy_watcher::{monitor::Monitor, sync_rules::global_sends};
+use prometheus::{IntGauge, Registry};
+use tokio::time::Instant;
+
+/// Compares what the global holds with what the probe received, every `tick`.
+pub struct StallCheck {
+    monitor: Arc<Monitor>,
+    view: View,
+    probe_zone: String,
+    types: Vec<ResourceType>,
+    global_env: Environment,
+    threshold: Duration,
+    /// Since when the two have disagreed; `None` while they agree.
+    behind_since: Option<Instant>,
+    stalled: IntGauge,
+}
+
+impl StallCheck {
+    #[allow(clippy::too_many_arguments)] // wiring of independent parts; a struct would only rename them
+    pub fn register(
+        registry: &Registry,
+        monitor: Arc<Monitor>,
+        view: View,
+        probe_zone: String,
+        types: Vec<ResourceType>,
+        global_env: Environment,
+        threshold: Duration,
+    ) -> prometheus::Result<Self> {
+        let stalled = IntGauge::new(
+            "kuma_sync_kds_stalled",
+            "1 when the global changed and the KDS probe's connected stream has not delivered the change within the stall threshold.",
+        )?;
+        registry.register(Box::new(stalled.clone()))?;
+        Ok(Self { monitor, view, probe_zone, types, global_env, threshold, behind_since: None, stalled })
+    }
+
+    /// One comparison; returns whether the stream counts as stalled now.
+    pub fn check(&mut self, now: Instant) -> bool {
+        let connected = self.view.read(|s| s.connected);
+        let behind = connected && self.view.all_synced() && !self.differences().is_empty();
+        self.behind_since = if behind { Some(self.behind_since.unwrap_or(now)) } else { None };
+        let stalled = self.behind_since.is_some_and(|since| now.duration_since(since) >= self.threshold);
+        self.stalled.set(i64::from(stalled));
+        stalled
+    }
+
+    /// Delta keys whose version on the global differs from the probe's (or that only one
+    /// side has). Proto-encoded types are compared by presence only: the probe fingerprints
+    /// their raw bytes.
+    pub fn differences(&self) -> Vec<String> {
+        let mut expected: BTreeMap<String, Option<kuma_model::Fingerprint>> = BTreeMap::new();
+        {
+            let st = self.monitor.lock();
+            let zones = st.engine.known_zones();
+            for r in st.global.values().filter(|r| self.types.contains(&r.rtype)) {
+                if global_sends(r, &self.probe_zone, zones).is_err() {
+                    continue;
+                }
+                let key = format!("{}.{}", wire_name_global_to_zone(r, &self.global_env), r.mesh_or_empty());
+                let json = r.rtype.info().spec_encoding == kuma_model::types::SpecEncoding::Json;
+                expected.insert(key, json.then(|| fingerprint(&r.spec)));
+            }
+        }
+        let mut out = Vec::new();
+        let mut received = BTreeMap::new();
+        for t in &self.types {
+            received.extend(self.view.entries(*t));
+        }
+        for (key, fp) in &expected {
+            match received.get(key) {
+                None => out.push(key.clone()),
+                Some(entry) if fp.is_some_and(|fp| fp != entry.fingerprint) => out.push(key.clone()),
+                Some(_) => {}
+            }
+        }
+        out.extend(received.keys().filter(|k| !expected.contains_key(*k)).cloned());
+        out
+    }
+
+    /// Checks every second until shutdown.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            if self.check(Instant::now()) {
+                tracing::warn!(differences = self.differences().len(), "KDS stream stalled: the global changed and the probe did not receive it");
+            }
+        }
+    }
+}

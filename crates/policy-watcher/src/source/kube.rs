@@ -1,0 +1,187 @@
+//! The Kubernetes API as a source: a kube-rs `watcher()` per checked type on the control
+//! plane's cluster, reconnecting with kube's default backoff. Watch events become single
+//! changes; a (re)list becomes a snapshot of the whole control plane once every type has
+//! listed, so nothing half-listed is ever judged.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    future::Future,
+    path::Path,
+    sync::Arc,
+};
+
+use futures::{StreamExt, stream};
+use jiff::Timestamp;
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject},
+    runtime::{WatchStreamExt, watcher},
+};
+use kuma_model::{
+    CpRole, Resource, ResourceKey, ResourceType,
+    read::{ReadOptions, read_str},
+    types::K8sKind,
+};
+
+use super::SourceError;
+use crate::{Change, monitor::Monitor};
+
+/// A client for the cluster of a kubeconfig (and context), or the in-cluster one.
+pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client, SourceError> {
+    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| SourceError::Config(format!("kubeconfig {}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| SourceError::Config(format!("kubeconfig {}: {e}", path.display())))?
+        }
+        None => kube::Config::incluster().map_err(|e| SourceError::Config(format!("in-cluster configuration: {e}")))?,
+    };
+    Client::try_from(config).map_err(|e| SourceError::Config(format!("Kubernetes client: {e}")))
+}
+
+/// The kuma.io CRD of a type, if it has one.
+pub fn api_resource(rtype: ResourceType) -> Option<ApiResource> {
+    match rtype.info().k8s {
+        K8sKind::Crd { plural, .. } => Some(ApiResource {
+            group: "kuma.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "kuma.io/v1alpha1".into(),
+            kind: rtype.name().into(),
+            plural: plural.into(),
+        }),
+        _ => None,
+    }
+}
+
+/// One watcher event, tagged with its type.
+enum Event {
+    Init(ResourceType),
+    InitApply(ResourceType, Resource),
+    InitDone(ResourceType),
+    Apply(Resource),
+    Delete(ResourceKey),
+    Error(SourceError),
+}
+
+/// Watches `types` on `client` for control plane `cp` until `shutdown`.
+pub async fn watch(
+    cp: CpRole,
+    client: Client,
+    types: Vec<ResourceType>,
+    monitor: Arc<Monitor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let streams = types.iter().filter_map(|&t| {
+        let ar = api_resource(t)?;
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let events = watcher(api, watcher::Config::default()).default_backoff().map(move |e| convert(t, &ar, e));
+        Some(events.boxed())
+    });
+    let mut events = stream::select_all(streams);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut state = Listing::new(types.iter().copied().filter(|t| api_resource(*t).is_some()));
+    loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => return,
+            e = events.next() => match e { Some(e) => e, None => return },
+        };
+        state.apply(&cp, event, &monitor, Timestamp::now());
+    }
+}
+
+/// Per-type lists being (re)built, and whether the control plane has been judged yet.
+struct Listing {
+    types: BTreeSet<ResourceType>,
+    current: BTreeMap<ResourceType, BTreeMap<ResourceKey, Resource>>,
+    /// Lists in progress after `Init`, swapped in at `InitDone`.
+    pending: BTreeMap<ResourceType, BTreeMap<ResourceKey, Resource>>,
+    listed: BTreeSet<ResourceType>,
+}
+
+impl Listing {
+    fn new(types: impl Iterator<Item = ResourceType>) -> Self {
+        Self { types: types.collect(), current: BTreeMap::new(), pending: BTreeMap::new(), listed: BTreeSet::new() }
+    }
+
+    fn complete(&self) -> bool {
+        self.listed == self.types
+    }
+
+    fn apply(&mut self, cp: &CpRole, event: Event, monitor: &Monitor, now: Timestamp) {
+        match event {
+            Event::Init(t) => {
+                self.pending.insert(t, BTreeMap::new());
+            }
+            Event::InitApply(t, r) => {
+                self.pending.entry(t).or_default().insert(r.key(), r);
+            }
+            Event::InitDone(t) => {
+                let list = self.pending.remove(&t).unwrap_or_default();
+                self.current.insert(t, list);
+                self.listed.insert(t);
+                if self.complete() {
+                    let all = self.current.values().flat_map(|m| m.values().cloned()).collect();
+                    monitor.snapshot(cp, all, now);
+                }
+            }
+            Event::Apply(r) => {
+                self.current.entry(r.rtype).or_default().insert(r.key(), r.clone());
+                if self.complete() {
+                    monitor.change(cp, Change::Upsert(r), now);
+                }
+            }
+            Event::Delete(key) => {
+                if let Some(m) = self.current.get_mut(&key.rtype) {
+                    m.remove(&key);
+                }
+                if self.complete() {
+                    monitor.change(cp, Change::Delete(key), now);
+                }
+            }
+            Event::Error(error) => {
+                tracing::warn!(%cp, %error, "Kubernetes watch failed; retrying with backoff");
+                monitor.failed(cp, &error);
+            }
+        }
+    }
+}
+
+fn convert(t: ResourceType, ar: &ApiResource, e: Result<watcher::Event<DynamicObject>, watcher::Error>) -> Event {
+    let to_resource = |obj: DynamicObject| -> Result<Resource, SourceError> { to_resource(t, ar, obj) };
+    match e {
+        Ok(watcher::Event::Init) => Event::Init(t),
+        Ok(watcher::Event::InitApply(obj)) => match to_resource(obj) {
+            Ok(r) => Event::InitApply(t, r),
+            Err(e) => Event::Error(e),
+        },
+        Ok(watcher::Event::InitDone) => Event::InitDone(t),
+        Ok(watcher::Event::Apply(obj)) => match to_resource(obj) {
+            Ok(r) => Event::Apply(r),
+            Err(e) => Event::Error(e),
+        },
+        Ok(watcher::Event::Delete(obj)) => match to_resource(obj) {
+            Ok(r) => Event::Delete(r.key()),
+            Err(e) => Event::Error(e),
+        },
+        Err(e) => Event::Error(SourceError::Watch { what: ar.plural.clone(), reason: e.to_string() }),
+    }
+}
+
+/// Maps an object the way Kuma's Kubernetes store does, through kuma-model's reader.
+fn to_resource(t: ResourceType, ar: &ApiResource, mut obj: DynamicObject) -> Result<Resource, SourceError> {
+    // Watch events may omit the type meta; the reader needs it.
+    obj.types.get_or_insert_with(|| kube::api::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+    obj.metadata.managed_fields = None;
+    let name = format!("{}/{}", ar.plural, obj.metadata.name.as_deref().unwrap_or(""));
+    let json = serde_json::to_string(&obj).map_err(|e| SourceError::Decode { url: name.clone(), reason: e.to_string() })?;
+    let loaded = read_str(&name, &json, &ReadOptions::default())
+        .map_err(|e| SourceError::Decode { url: name.clone(), reason: e.reason })?;
+    loaded
+        .resources
+        .into_iter()
+        .find(|r| r.rtype == t)
+        .ok_or_else(|| SourceError::Decode { url: name, reason: format!("not a {t}") })
+}
