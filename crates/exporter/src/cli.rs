@@ -60,14 +60,20 @@ pub enum OutputFormat {
 pub struct VerifyArgs {
     /// The global's resources: `kumactl export`/`get -o yaml` output, a REST list page, or
     /// `kubectl get -o yaml`. Repeat to read several files.
-    #[arg(
-        long,
-        value_name = "FILE",
-        required = true,
-        env = "KUMA_SYNC_GLOBAL",
-        value_delimiter = ','
-    )]
+    #[arg(long, value_name = "FILE", required_unless_present = "config", env = "KUMA_SYNC_GLOBAL", value_delimiter = ',')]
     pub global: Vec<PathBuf>,
+
+    /// Read the live control planes of this `serve` configuration file instead of files.
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with_all = ["global", "zones", "export"])]
+    pub config: Option<PathBuf>,
+
+    /// With --config: keep reading until every zone converges or --timeout passes.
+    #[arg(long, requires = "config")]
+    pub wait: bool,
+
+    /// With --config: how long to wait for the first read (and, with --wait, convergence).
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
 
     /// A zone's resources, as NAME=FILE. Repeat for each zone (and to give one zone several files).
     #[arg(
@@ -127,4 +133,11 @@ pub struct VerifyArgs {
         env = "KUMA_SYNC_OUTPUT"
     )]
     pub output: OutputFormat,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match kuma_model::fingerprint::go_duration_nanos(s) {
+        Some(n) if n > 0 => Ok(std::time::Duration::from_nanos(n as u64)),
+        _ => Err(format!("{s:?} is not a duration like 90s or 5m")),
+    }
 }

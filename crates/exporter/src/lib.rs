@@ -11,6 +11,7 @@
 //! - [`stall`]: the KDS stall check.
 //! - [`status`]: the `/status` document.
 //! - [`verify`]: `kuma-sync verify` on files.
+//! - [`live`]: `kuma-sync verify --config` on live control planes.
 //! - [`output`]: table, JSON and YAML rendering of a verdict.
 //! - [`error`]: the command's errors.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod output;
 pub mod serve;
 pub mod server;

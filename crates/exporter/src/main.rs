@@ -3,7 +3,7 @@ use std::{io::Write, process::ExitCode};
 use clap::Parser;
 use exporter::{
     cli::{Cli, Command, OutputFormat},
-    config, exit, output, serve, shutdown, telemetry, verify,
+    config, exit, live, output, serve, shutdown, telemetry, verify,
 };
 
 fn main() -> ExitCode {
@@ -23,7 +23,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Verify(args) => {
-            let verdict = verify::run(&args)?;
+            let verdict = match &args.config {
+                None => verify::run(&args)?,
+                Some(path) => {
+                    telemetry::init(telemetry::Format::Compact);
+                    let cfg = config::ServeConfig::load(path)?;
+                    tokio::runtime::Runtime::new()?.block_on(live::verify(cfg, args.wait, args.timeout))?
+                }
+            };
             let text = match args.output {
                 OutputFormat::Table => output::table(&verdict),
                 OutputFormat::Json => output::json(&verdict)?,

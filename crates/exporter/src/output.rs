@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use policy_watcher::{Discrepancy, State, ZoneState, report::ZoneReport};
 use serde::Serialize;
 
-use crate::{error::Error, verify::Verdict};
+use crate::{
+    error::Error,
+    verify::{Unreadable, Verdict},
+};
 
 /// The machine-readable form. Field names and meanings are part of the CLI's contract.
 #[derive(Debug, Serialize)]
@@ -18,6 +21,9 @@ pub struct Document<'a> {
     pub discrepancies: Vec<&'a Discrepancy>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub warnings: &'a [String],
+    /// Live control planes that could not be read (only with `--config`).
+    #[serde(skip_serializing_if = "<[Unreadable]>::is_empty")]
+    pub unreadable: &'a [Unreadable],
 }
 
 impl<'a> Document<'a> {
@@ -28,6 +34,7 @@ impl<'a> Document<'a> {
             unmonitored_zones: &v.report.unmonitored_zones,
             discrepancies: v.seed.iter().chain(&v.report.discrepancies).collect(),
             warnings: &v.warnings,
+            unreadable: &v.unreadable,
         }
     }
 }
@@ -89,6 +96,9 @@ pub fn table(v: &Verdict) -> String {
     out.push('\n');
     for z in doc.zones {
         let _ = writeln!(out, "{}: {} ({})", z.zone, z.state.as_str(), counts(z));
+    }
+    for u in doc.unreadable {
+        let _ = writeln!(out, "cannot read {}: {}", u.cp, u.error);
     }
     if !doc.unmonitored_zones.is_empty() {
         let _ = writeln!(

@@ -60,9 +60,10 @@ impl ServeError {
     }
 }
 
-/// A running `serve`.
+/// A running `serve` (or the watching part of it, for `verify --config`).
 pub struct Running {
-    pub local_addr: SocketAddr,
+    /// Where the HTTP server listens; `None` when only watching.
+    pub local_addr: Option<SocketAddr>,
     pub monitor: Arc<Monitor>,
     pub registry: Registry,
     stop: watch::Sender<bool>,
@@ -77,13 +78,28 @@ impl Running {
     }
 }
 
-/// Binds, starts every source and the server, and returns at once.
+/// Binds, starts every source, the probe and the server, and returns at once.
 pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
-    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
-    let tls = match &cfg.tls {
-        Some(t) => Some(server::tls_acceptor(&t.cert_file, &t.key_file).map_err(ServeError::Tls)?),
-        None => None,
+    start_inner(cfg, true).await
+}
+
+/// Starts only the sources and the monitor: what `verify --config` needs.
+pub async fn start_watching(cfg: ServeConfig) -> Result<Running, ServeError> {
+    start_inner(cfg, false).await
+}
+
+async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, ServeError> {
+    let server = if serve_http {
+        let listener =
+            TcpListener::bind(cfg.listen).await.map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(server::tls_acceptor(&t.cert_file, &t.key_file).map_err(ServeError::Tls)?),
+            None => None,
+        };
+        Some((listener, local_addr, tls))
+    } else {
+        None
     };
 
     let registry = Registry::new();
@@ -125,7 +141,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
         }
     }
 
-    if let Some(kds) = &cfg.kds {
+    if let Some(kds) = cfg.kds.as_ref().filter(|_| serve_http) {
         let mut pc = ProbeConfig::new(&kds.address).map_err(|e| ServeError::Probe(e.into()))?;
         pc.tls.ca_file = kds.ca_file.clone();
         pc.tls.skip_verify = kds.skip_verify;
@@ -158,9 +174,16 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
         });
     }
 
-    let app = Arc::new(App { monitor: monitor.clone(), registry: registry.clone(), basic_auth: cfg.basic_auth.clone() });
-    tasks.spawn(server::run(listener, tls, app, until_stopped()));
-    tracing::info!(%local_addr, zones = cfg.zones.len(), "serving /metrics, /status, /healthz, /readyz");
+    let local_addr = match server {
+        Some((listener, local_addr, tls)) => {
+            let app =
+                Arc::new(App { monitor: monitor.clone(), registry: registry.clone(), basic_auth: cfg.basic_auth.clone() });
+            tasks.spawn(server::run(listener, tls, app, until_stopped()));
+            tracing::info!(%local_addr, zones = cfg.zones.len(), "serving /metrics, /status, /healthz, /readyz");
+            Some(local_addr)
+        }
+        None => None,
+    };
     Ok(Running { local_addr, monitor, registry, stop, tasks })
 }
 

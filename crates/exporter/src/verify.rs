@@ -26,6 +26,15 @@ pub struct Verdict {
     pub seed: Vec<Discrepancy>,
     /// Documents skipped with `--skip-unknown-types`.
     pub warnings: Vec<String>,
+    /// Live control planes that could not be read, with why; their zones are `unknown`.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A control plane `verify --config` could not read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unreadable {
+    pub cp: String,
+    pub error: String,
 }
 
 impl Verdict {
@@ -116,11 +125,7 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
         }
         None => Vec::new(),
     };
-    Ok(Verdict {
-        report: Report::build(&engine),
-        seed,
-        warnings,
-    })
+    Ok(Verdict { report: Report::build(&engine), seed, warnings, unreadable: Vec::new() })
 }
 
 fn selection(args: &VerifyArgs) -> Result<Selection, Error> {
