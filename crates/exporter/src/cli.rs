@@ -60,7 +60,13 @@ pub enum OutputFormat {
 pub struct VerifyArgs {
     /// The global's resources: `kumactl export`/`get -o yaml` output, a REST list page, or
     /// `kubectl get -o yaml`. Repeat to read several files.
-    #[arg(long, value_name = "FILE", required_unless_present = "config", env = "KUMA_SYNC_GLOBAL", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "config",
+        env = "KUMA_SYNC_GLOBAL",
+        value_delimiter = ','
+    )]
     pub global: Vec<PathBuf>,
 
     /// Read the live control planes of this `serve` configuration file instead of files.

@@ -114,9 +114,16 @@ pub struct BasicAuthFile {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// Kuma's REST API.
-    Api { url: String, token: Option<String>, ca_pem: Option<Vec<u8>> },
+    Api {
+        url: String,
+        token: Option<String>,
+        ca_pem: Option<Vec<u8>>,
+    },
     /// The Kubernetes API of the control plane's cluster.
-    Kubernetes { kubeconfig: Option<PathBuf>, context: Option<String> },
+    Kubernetes {
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -150,18 +157,28 @@ pub struct ConfigError(pub String);
 
 impl ServeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        let file: FileConfig =
-            serde_saphyr::from_str(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let file: FileConfig = serde_saphyr::from_str(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
         Self::from_file(file, path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Validates `file`; relative paths in it are relative to `base`.
     pub fn from_file(file: FileConfig, base: &Path) -> Result<Self, ConfigError> {
-        let system_namespace = file.system_namespace.unwrap_or_else(|| kuma_model::resource::DEFAULT_SYSTEM_NAMESPACE.into());
+        let system_namespace = file
+            .system_namespace
+            .unwrap_or_else(|| kuma_model::resource::DEFAULT_SYSTEM_NAMESPACE.into());
         let listen_text = file.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = parse_listen(listen_text)?;
-        let global = cp(&file.global.api, &file.global.kubernetes, file.global.environment, &system_namespace, "global", base)?;
+        let global = cp(
+            &file.global.api,
+            &file.global.kubernetes,
+            file.global.environment,
+            &system_namespace,
+            "global",
+            base,
+        )?;
         let mut zones = Vec::new();
         for z in file.zones {
             if !is_dns_label(&z.name) {
@@ -170,7 +187,14 @@ impl ServeConfig {
             if zones.iter().any(|(n, _)| *n == z.name) {
                 return Err(ConfigError(format!("zone {:?} is listed twice", z.name)));
             }
-            let c = cp(&z.api, &z.kubernetes, z.environment, &system_namespace, &format!("zone {}", z.name), base)?;
+            let c = cp(
+                &z.api,
+                &z.kubernetes,
+                z.environment,
+                &system_namespace,
+                &format!("zone {}", z.name),
+                base,
+            )?;
             zones.push((z.name, c));
         }
         let types = if file.types.is_empty() {
@@ -178,13 +202,25 @@ impl ServeConfig {
         } else {
             file.types
                 .iter()
-                .map(|t| ResourceType::parse(t).ok_or_else(|| ConfigError(format!("unknown resource type {t:?}"))))
+                .map(|t| {
+                    ResourceType::parse(t).ok_or_else(|| ConfigError(format!("unknown resource type {t:?}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let intervals = file.intervals.unwrap_or(IntervalsFile { poll: None, stall_threshold: None });
-        let poll_interval = duration(intervals.poll.as_deref(), Duration::from_secs(10), "intervals.poll")?;
-        let stall_threshold =
-            duration(intervals.stall_threshold.as_deref(), Duration::from_secs(60), "intervals.stallThreshold")?;
+        let intervals = file.intervals.unwrap_or(IntervalsFile {
+            poll: None,
+            stall_threshold: None,
+        });
+        let poll_interval = duration(
+            intervals.poll.as_deref(),
+            Duration::from_secs(10),
+            "intervals.poll",
+        )?;
+        let stall_threshold = duration(
+            intervals.stall_threshold.as_deref(),
+            Duration::from_secs(60),
+            "intervals.stallThreshold",
+        )?;
         let (tls, basic_auth) = match file.metrics {
             None => (None, None),
             Some(m) => {
@@ -194,12 +230,19 @@ impl ServeConfig {
                         let password = match (a.password, a.password_file) {
                             (Some(p), None) => p,
                             (None, Some(f)) => read_secret(&base.join(f), "metrics.basicAuth.passwordFile")?,
-                            _ => return Err(ConfigError("metrics.basicAuth needs exactly one of password, passwordFile".into())),
+                            _ => {
+                                return Err(ConfigError(
+                                    "metrics.basicAuth needs exactly one of password, passwordFile".into(),
+                                ));
+                            }
                         };
                         Some((a.username, password))
                     }
                 };
-                let tls = m.tls.map(|t| TlsFile { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
+                let tls = m.tls.map(|t| TlsFile {
+                    cert_file: base.join(t.cert_file),
+                    key_file: base.join(t.key_file),
+                });
                 (tls, auth)
             }
         };
@@ -233,29 +276,47 @@ fn cp(
     base: &Path,
 ) -> Result<CpConfig, ConfigError> {
     let source = match (api, kube) {
-        (Some(_), Some(_)) => return Err(ConfigError(format!("{what}: give either api or kubernetes, not both"))),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(format!(
+                "{what}: give either api or kubernetes, not both"
+            )));
+        }
         (Some(a), None) => {
             if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
-                return Err(ConfigError(format!("{what}: api.url {:?} must start with http:// or https://", a.url)));
+                return Err(ConfigError(format!(
+                    "{what}: api.url {:?} must start with http:// or https://",
+                    a.url
+                )));
             }
             let token = match (&a.token, &a.token_file) {
-                (Some(_), Some(_)) => return Err(ConfigError(format!("{what}: give token or tokenFile, not both"))),
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError(format!("{what}: give token or tokenFile, not both")));
+                }
                 (Some(t), None) => Some(t.clone()),
                 (None, Some(f)) => Some(read_secret(&base.join(f), &format!("{what}: api.tokenFile"))?),
                 (None, None) => None,
             };
-            let ca_pem = match &a.ca_file {
-                Some(f) => {
-                    let path = base.join(f);
-                    Some(std::fs::read(&path).map_err(|e| ConfigError(format!("{what}: api.caFile {}: {e}", path.display())))?)
-                }
-                None => None,
-            };
-            SourceConfig::Api { url: a.url.clone(), token, ca_pem }
+            let ca_pem =
+                match &a.ca_file {
+                    Some(f) => {
+                        let path = base.join(f);
+                        Some(std::fs::read(&path).map_err(|e| {
+                            ConfigError(format!("{what}: api.caFile {}: {e}", path.display()))
+                        })?)
+                    }
+                    None => None,
+                };
+            SourceConfig::Api {
+                url: a.url.clone(),
+                token,
+                ca_pem,
+            }
         }
         // No source given: the Kubernetes API of the cluster kuma-sync runs in.
         (None, k) => SourceConfig::Kubernetes {
-            kubeconfig: k.as_ref().and_then(|k| k.kubeconfig.as_ref().map(|p| base.join(p))),
+            kubeconfig: k
+                .as_ref()
+                .and_then(|k| k.kubeconfig.as_ref().map(|p| base.join(p))),
             context: k.as_ref().and_then(|k| k.context.clone()),
         },
     };
@@ -266,34 +327,48 @@ fn cp(
     });
     let environment = match env {
         EnvFile::Universal => Environment::Universal,
-        EnvFile::Kubernetes => Environment::Kubernetes { system_namespace: system_namespace.to_owned() },
+        EnvFile::Kubernetes => Environment::Kubernetes {
+            system_namespace: system_namespace.to_owned(),
+        },
     };
     Ok(CpConfig { source, environment })
 }
 
 fn read_secret(path: &Path, what: &str) -> Result<String, ConfigError> {
-    let s = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{what} {}: {e}", path.display())))?;
+    let s =
+        std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{what} {}: {e}", path.display())))?;
     Ok(s.trim().to_owned())
 }
 
 pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
     // ":9465" means every interface, as in Go.
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_owned() };
-    full.parse().map_err(|_| ConfigError(format!("listen {s:?} is not an address like :9465 or 127.0.0.1:9465")))
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse().map_err(|_| {
+        ConfigError(format!(
+            "listen {s:?} is not an address like :9465 or 127.0.0.1:9465"
+        ))
+    })
 }
 
 fn duration(s: Option<&str>, default: Duration, what: &str) -> Result<Duration, ConfigError> {
     let Some(s) = s else { return Ok(default) };
     match go_duration_nanos(s) {
         Some(n) if n > 0 => Ok(Duration::from_nanos(n as u64)),
-        _ => Err(ConfigError(format!("{what} {s:?} is not a positive duration like 10s or 1m"))),
+        _ => Err(ConfigError(format!(
+            "{what} {s:?} is not a positive duration like 10s or 1m"
+        ))),
     }
 }
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -319,7 +394,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen, "0.0.0.0:9465".parse().unwrap());
         assert_eq!(c.zones.len(), 2);
-        assert!(matches!(&c.zones[0].1.source, SourceConfig::Kubernetes { kubeconfig: Some(p), .. } if p == Path::new("/etc/kuma-sync/kubeconfigs/zone-1")));
+        assert!(
+            matches!(&c.zones[0].1.source, SourceConfig::Kubernetes { kubeconfig: Some(p), .. } if p == Path::new("/etc/kuma-sync/kubeconfigs/zone-1"))
+        );
         assert!(matches!(c.zones[0].1.environment, Environment::Kubernetes { .. }));
         assert_eq!(c.zones[1].1.environment, Environment::Universal);
         assert_eq!(c.poll_interval, Duration::from_secs(5));
@@ -331,13 +408,31 @@ mod tests {
     fn mistakes_are_one_clear_line() {
         for (yaml, expected) in [
             ("global: {api: {url: x}}\n", "must start with http://"),
-            ("global: {api: {url: \"http://g\"}}\nzones: [{name: Zone_1}]\n", "not a DNS label"),
-            ("global: {api: {url: \"http://g\"}}\nzones: [{name: z}, {name: z}]\n", "listed twice"),
-            ("global: {api: {url: \"http://g\"}}\ntypes: [Nope]\n", "unknown resource type"),
-            ("global: {api: {url: \"http://g\"}}\nintervals: {poll: soon}\n", "not a positive duration"),
-            ("global: {api: {url: \"http://g\"}}\nlisten: nowhere\n", "not an address"),
+            (
+                "global: {api: {url: \"http://g\"}}\nzones: [{name: Zone_1}]\n",
+                "not a DNS label",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nzones: [{name: z}, {name: z}]\n",
+                "listed twice",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\ntypes: [Nope]\n",
+                "unknown resource type",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nintervals: {poll: soon}\n",
+                "not a positive duration",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nlisten: nowhere\n",
+                "not an address",
+            ),
             ("global: {api: {url: \"http://g\"}, kubernetes: {}}\n", "not both"),
-            ("global: {api: {url: \"http://g\", tokenFile: /no/such/file}}\n", "/no/such/file"),
+            (
+                "global: {api: {url: \"http://g\", tokenFile: /no/such/file}}\n",
+                "/no/such/file",
+            ),
             ("global: {api: {url: \"http://g\"}}\ncolour: blue\n", "colour"),
         ] {
             let err = parse(yaml).unwrap_err().to_string();

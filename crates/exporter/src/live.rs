@@ -28,9 +28,16 @@ pub async fn verify(cfg: ServeConfig, wait: bool, timeout: Duration) -> Result<V
             break;
         }
         if progress {
-            let _ = write!(std::io::stderr(), "\r\x1b[K{}", progress_line(&report, ready, deadline));
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[K{}",
+                progress_line(&report, ready, deadline)
+            );
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -45,11 +52,19 @@ pub async fn verify(cfg: ServeConfig, wait: bool, timeout: Duration) -> Result<V
         .filter(|(_, s)| !s.up)
         .map(|(cp, s)| Unreadable {
             cp: cp.to_string(),
-            error: s.last_error.clone().unwrap_or_else(|| "not read before the timeout".into()),
+            error: s
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not read before the timeout".into()),
         })
         .collect();
     running.stop().await;
-    Ok(Verdict { report, seed: Vec::new(), warnings: Vec::new(), unreadable })
+    Ok(Verdict {
+        report,
+        seed: Vec::new(),
+        warnings: Vec::new(),
+        unreadable,
+    })
 }
 
 fn progress_line(report: &Report, ready: bool, deadline: Instant) -> String {
@@ -61,11 +76,20 @@ fn progress_line(report: &Report, ready: bool, deadline: Instant) -> String {
             ZoneState::Converged => format!("{} converged", z.zone),
             ZoneState::Unknown => format!("{} unknown", z.zone),
             ZoneState::Diverged => {
-                let open: usize = z.counts.iter().filter(|(s, _)| s.as_str() != "synced").map(|(_, n)| n).sum();
+                let open: usize = z
+                    .counts
+                    .iter()
+                    .filter(|(s, _)| s.as_str() != "synced")
+                    .map(|(_, n)| n)
+                    .sum();
                 format!("{} diverged ({open} open)", z.zone)
             }
         })
         .collect();
-    let phase = if ready { "waiting for convergence" } else { "reading control planes" };
+    let phase = if ready {
+        "waiting for convergence"
+    } else {
+        "reading control planes"
+    };
     format!("{phase}: {} ({left}s left)", zones.join(", "))
 }

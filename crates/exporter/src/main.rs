@@ -37,7 +37,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 OutputFormat::Yaml => output::yaml(&verdict)?,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
-            Ok(if verdict.converged() { exit::CONVERGED } else { exit::NOT_CONVERGED })
+            Ok(if verdict.converged() {
+                exit::CONVERGED
+            } else {
+                exit::NOT_CONVERGED
+            })
         }
         Command::Serve(args) => {
             telemetry::init(args.log_format);
@@ -70,7 +74,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Probe(args) => {
             telemetry::init(telemetry::Format::Compact);
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(kds_probe::run_command(args, std::io::stdout(), shutdown::signal()))?;
+            rt.block_on(kds_probe::run_command(
+                args,
+                std::io::stdout(),
+                shutdown::signal(),
+            ))?;
             Ok(exit::CONVERGED)
         }
     }

@@ -90,9 +90,16 @@ pub async fn start_watching(cfg: ServeConfig) -> Result<Running, ServeError> {
 
 async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, ServeError> {
     let server = if serve_http {
-        let listener =
-            TcpListener::bind(cfg.listen).await.map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
         let tls = match &cfg.tls {
             Some(t) => Some(server::tls_acceptor(&t.cert_file, &t.key_file).map_err(ServeError::Tls)?),
             None => None,
@@ -106,10 +113,18 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
     let events = EventMetrics::register(&registry)?;
     let topology = Topology {
         global: cfg.global.environment.clone(),
-        zones: cfg.zones.iter().map(|(name, c)| ZoneSpec::new(name, c.environment.clone())).collect(),
+        zones: cfg
+            .zones
+            .iter()
+            .map(|(name, c)| ZoneSpec::new(name, c.environment.clone()))
+            .collect(),
     };
     let selection = Selection::new(cfg.types.iter().copied(), cfg.meshes.clone());
-    let monitor = Arc::new(Monitor::new(Engine::new(topology, selection), MonitorConfig::default(), Box::new(events)));
+    let monitor = Arc::new(Monitor::new(
+        Engine::new(topology, selection),
+        MonitorConfig::default(),
+        Box::new(events),
+    ));
     registry.register(Box::new(PolicyCollector::new(monitor.clone())))?;
 
     let (stop, stopped) = watch::channel(false);
@@ -121,22 +136,47 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
     };
     let mut tasks = JoinSet::new();
     let mut sources = vec![(CpRole::Global, cfg.global.clone())];
-    sources.extend(cfg.zones.iter().map(|(n, c)| (CpRole::Zone(n.clone()), c.clone())));
+    sources.extend(
+        cfg.zones
+            .iter()
+            .map(|(n, c)| (CpRole::Zone(n.clone()), c.clone())),
+    );
     for (cp, c) in sources {
         let types = PollTarget::types_for(&cp, cfg.types.iter().copied());
         match &c.source {
             SourceConfig::Api { url, token, ca_pem } => {
-                let err = |source| ServeError::Source { cp: cp.to_string(), source };
-                let settings = HttpSettings { ca_pem: ca_pem.clone(), token: token.clone(), timeout: None };
+                let err = |source| ServeError::Source {
+                    cp: cp.to_string(),
+                    source,
+                };
+                let settings = HttpSettings {
+                    ca_pem: ca_pem.clone(),
+                    token: token.clone(),
+                    timeout: None,
+                };
                 let api = KumaApi::new(url, HttpClient::new(settings).map_err(err)?).map_err(err)?;
-                let target = PollTarget { cp: cp.clone(), api, types, interval: cfg.poll_interval };
+                let target = PollTarget {
+                    cp: cp.clone(),
+                    api,
+                    types,
+                    interval: cfg.poll_interval,
+                };
                 tasks.spawn(poll(target, monitor.clone(), until_stopped()));
             }
             SourceConfig::Kubernetes { kubeconfig, context } => {
                 let client = kube_source::client(kubeconfig.as_deref(), context.as_deref())
                     .await
-                    .map_err(|source| ServeError::Source { cp: cp.to_string(), source })?;
-                tasks.spawn(kube_source::watch(cp, client, types, monitor.clone(), until_stopped()));
+                    .map_err(|source| ServeError::Source {
+                        cp: cp.to_string(),
+                        source,
+                    })?;
+                tasks.spawn(kube_source::watch(
+                    cp,
+                    client,
+                    types,
+                    monitor.clone(),
+                    until_stopped(),
+                ));
             }
         }
     }
@@ -146,13 +186,20 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
         pc.tls.ca_file = kds.ca_file.clone();
         pc.tls.skip_verify = kds.skip_verify;
         if let (Some(cert_file), Some(key_file)) = (&kds.client_cert, &kds.client_key) {
-            pc.tls.client_identity =
-                Some(kds_probe::config::ClientIdentity { cert_file: cert_file.clone(), key_file: key_file.clone() });
+            pc.tls.client_identity = Some(kds_probe::config::ClientIdentity {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            });
         }
         if let Some(name) = &kds.zone_name {
             pc.zone_name = name.clone();
         }
-        pc.types = cfg.types.iter().copied().filter(|t| !t.info().is_secret() && t.info().flows_global_to_zone()).collect();
+        pc.types = cfg
+            .types
+            .iter()
+            .copied()
+            .filter(|t| !t.info().is_secret() && t.info().flows_global_to_zone())
+            .collect();
         // Never pose as a zone we monitor: the real zone's stream would stall (kuma-facts 5).
         pc.known_zones = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
         let probe = Probe::new(pc.clone(), &registry).map_err(ServeError::Probe)?;
@@ -176,15 +223,24 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
 
     let local_addr = match server {
         Some((listener, local_addr, tls)) => {
-            let app =
-                Arc::new(App { monitor: monitor.clone(), registry: registry.clone(), basic_auth: cfg.basic_auth.clone() });
+            let app = Arc::new(App {
+                monitor: monitor.clone(),
+                registry: registry.clone(),
+                basic_auth: cfg.basic_auth.clone(),
+            });
             tasks.spawn(server::run(listener, tls, app, until_stopped()));
             tracing::info!(%local_addr, zones = cfg.zones.len(), "serving /metrics, /status, /healthz, /readyz");
             Some(local_addr)
         }
         None => None,
     };
-    Ok(Running { local_addr, monitor, registry, stop, tasks })
+    Ok(Running {
+        local_addr,
+        monitor,
+        registry,
+        stop,
+        tasks,
+    })
 }
 
 /// Runs until `shutdown`, then stops everything.

@@ -23,7 +23,12 @@ pub struct App {
 }
 
 /// Serves until `shutdown` completes, then stops accepting; requests in flight finish.
-pub async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -46,13 +51,21 @@ pub async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, app: Arc<App>,
             });
             let result = match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await,
+                    Ok(s) => {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(s), svc)
+                            .await
+                    }
                     Err(error) => {
                         tracing::debug!(%error, %peer, "TLS handshake failed");
                         return;
                     }
                 },
-                None => hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await,
+                None => {
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await
+                }
             };
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");
@@ -69,7 +82,10 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             if app.monitor.ready() {
                 text(StatusCode::OK, "ready\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for the first full read of every control plane\n")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: waiting for the first full read of every control plane\n",
+                )
             }
         }
         "/metrics" | "/status" if !authorized(app, &req) => Response::builder()
@@ -112,10 +128,21 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn authorized(app: &App, req: &Request<Incoming>) -> bool {
-    let Some((user, pass)) = &app.basic_auth else { return true };
-    let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    let Some(encoded) = value.strip_prefix("Basic ") else { return false };
-    let Ok(decoded) = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim()) else {
+    let Some((user, pass)) = &app.basic_auth else {
+        return true;
+    };
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim())
+    else {
         return false;
     };
     let expected = format!("{user}:{pass}");
@@ -131,7 +158,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Builds a TLS acceptor from PEM files.
 pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> io::Result<TlsAcceptor> {
     let bad = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{what} {}: {e}", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} {}: {e}", path.display()),
+        )
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .map_err(|e| bad("certificate", cert_file, &e))?

@@ -39,15 +39,30 @@ impl StallCheck {
             "1 when the global changed and the KDS probe's connected stream has not delivered the change within the stall threshold.",
         )?;
         registry.register(Box::new(stalled.clone()))?;
-        Ok(Self { monitor, view, probe_zone, types, global_env, threshold, behind_since: None, stalled })
+        Ok(Self {
+            monitor,
+            view,
+            probe_zone,
+            types,
+            global_env,
+            threshold,
+            behind_since: None,
+            stalled,
+        })
     }
 
     /// One comparison; returns whether the stream counts as stalled now.
     pub fn check(&mut self, now: Instant) -> bool {
         let connected = self.view.read(|s| s.connected);
         let behind = connected && self.view.all_synced() && !self.differences().is_empty();
-        self.behind_since = if behind { Some(self.behind_since.unwrap_or(now)) } else { None };
-        let stalled = self.behind_since.is_some_and(|since| now.duration_since(since) >= self.threshold);
+        self.behind_since = if behind {
+            Some(self.behind_since.unwrap_or(now))
+        } else {
+            None
+        };
+        let stalled = self
+            .behind_since
+            .is_some_and(|since| now.duration_since(since) >= self.threshold);
         self.stalled.set(i64::from(stalled));
         stalled
     }
@@ -64,7 +79,11 @@ impl StallCheck {
                 if global_sends(r, &self.probe_zone, zones).is_err() {
                     continue;
                 }
-                let key = format!("{}.{}", wire_name_global_to_zone(r, &self.global_env), r.mesh_or_empty());
+                let key = format!(
+                    "{}.{}",
+                    wire_name_global_to_zone(r, &self.global_env),
+                    r.mesh_or_empty()
+                );
                 let json = r.rtype.info().spec_encoding == kuma_model::types::SpecEncoding::Json;
                 expected.insert(key, json.then(|| fingerprint(&r.spec)));
             }
@@ -95,7 +114,10 @@ impl StallCheck {
                 _ = tick.tick() => {}
             }
             if self.check(Instant::now()) {
-                tracing::warn!(differences = self.differences().len(), "KDS stream stalled: the global changed and the probe did not receive it");
+                tracing::warn!(
+                    differences = self.differences().len(),
+                    "KDS stream stalled: the global changed and the probe did not receive it"
+                );
             }
         }
     }

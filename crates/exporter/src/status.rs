@@ -42,9 +42,12 @@ pub fn render(monitor: &Monitor) -> String {
             .collect();
         (Report::build(&st.engine), sources)
     };
-    let mut s = serde_json::to_string_pretty(&Status { ready, report: &report, sources }).unwrap_or_else(|e| {
-        format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string()))
-    });
+    let mut s = serde_json::to_string_pretty(&Status {
+        ready,
+        report: &report,
+        sources,
+    })
+    .unwrap_or_else(|e| format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string())));
     s.push('\n');
     s
 }

@@ -14,8 +14,10 @@ pub enum Format {
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init(format: Format) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder =
-        fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         Format::Compact => builder.compact().try_init(),
         Format::Json => builder.json().try_init(),

@@ -125,7 +125,12 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
         }
         None => Vec::new(),
     };
-    Ok(Verdict { report: Report::build(&engine), seed, warnings, unreadable: Vec::new() })
+    Ok(Verdict {
+        report: Report::build(&engine),
+        seed,
+        warnings,
+        unreadable: Vec::new(),
+    })
 }
 
 fn selection(args: &VerifyArgs) -> Result<Selection, Error> {

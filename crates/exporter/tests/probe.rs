@@ -8,10 +8,15 @@ use kuma_sim::{GlobalStore, KdsServerConfig, start_global_kds};
 use serde_json::json;
 
 fn mcb(name: &str) -> Resource {
-    Resource::new(ResourceType::from_name("MeshCircuitBreaker").unwrap(), Some("default"), name, json!({
-        "targetRef": {"kind": "Mesh"},
-        "to": [{"targetRef": {"kind": "MeshService", "name": "redis"}, "default": {"connectionLimits": {"maxConnections": 2}}}]
-    }))
+    Resource::new(
+        ResourceType::from_name("MeshCircuitBreaker").unwrap(),
+        Some("default"),
+        name,
+        json!({
+            "targetRef": {"kind": "Mesh"},
+            "to": [{"targetRef": {"kind": "MeshService", "name": "redis"}, "default": {"connectionLimits": {"maxConnections": 2}}}]
+        }),
+    )
 }
 
 #[tokio::test]
@@ -20,16 +25,32 @@ async fn probe_prints_what_the_global_sends() {
     store.upsert(mcb("demo-app-to-redis"));
     store.upsert(mcb("another"));
     let cfg = KdsServerConfig::with_generated_tls().expect("certificate");
-    let sim = start_global_kds(store, "127.0.0.1:0".parse().unwrap(), cfg).await.expect("sim starts");
+    let sim = start_global_kds(store, "127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .expect("sim starts");
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("kuma-cp.crt");
     std::fs::write(&ca, sim.ca_pem().expect("tls on")).unwrap();
 
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
-        .args(["probe", "--kds", &sim.url(), "--ca-file", ca.to_str().unwrap(), "--types", "mcb", "--once", "-o", "json"])
+        .args([
+            "probe",
+            "--kds",
+            &sim.url(),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--types",
+            "mcb",
+            "--once",
+            "-o",
+            "json",
+        ])
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), run).await.expect("--once exits").expect("runs");
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("--once exits")
+        .expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON object");
@@ -42,12 +63,29 @@ async fn probe_prints_what_the_global_sends() {
 #[tokio::test]
 async fn probe_refuses_secrets_and_bad_names_with_exit_2() {
     for args in [
-        vec!["probe", "--kds", "grpc://127.0.0.1:1", "--types", "Secret", "--once"],
-        vec!["probe", "--kds", "grpc://127.0.0.1:1", "--zone-name", "Not_A_Label", "--once"],
+        vec![
+            "probe",
+            "--kds",
+            "grpc://127.0.0.1:1",
+            "--types",
+            "Secret",
+            "--once",
+        ],
+        vec![
+            "probe",
+            "--kds",
+            "grpc://127.0.0.1:1",
+            "--zone-name",
+            "Not_A_Label",
+            "--once",
+        ],
     ] {
         let out = tokio::time::timeout(
             Duration::from_secs(30),
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync")).args(&args).kill_on_drop(true).output(),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
+                .args(&args)
+                .kill_on_drop(true)
+                .output(),
         )
         .await
         .expect("exits")

@@ -12,6 +12,8 @@ use std::{
 };
 
 use jiff::Timestamp;
+
+use crate::source::insight::ZoneInsight;
 use kuma_model::{CpRole, Resource, ResourceKey, ResourceType};
 
 use crate::{Change, Engine, Report, SlotChange, State, ZoneState, converge::SlotKey, source::SourceError};
@@ -91,6 +93,9 @@ pub struct MonitorState {
     /// The global's resources as last read, for checks that compare them with what the
     /// global actually sends (the KDS stall check).
     pub global: BTreeMap<ResourceKey, Resource>,
+    /// The global's ZoneInsights as last read; `None` until read (or when the global's
+    /// source cannot provide them).
+    pub zone_insights: Option<BTreeMap<String, ZoneInsight>>,
     pub sources: BTreeMap<CpRole, SourceStatus>,
     /// When each slot with a discrepancy opened; gives `out_of_sync_seconds`.
     open_since: HashMap<SlotKey, Timestamp>,
@@ -114,6 +119,7 @@ impl Monitor {
         let state = MonitorState {
             engine,
             global: BTreeMap::new(),
+            zone_insights: None,
             sources,
             open_since: HashMap::new(),
             lost_at: HashMap::new(),
@@ -201,6 +207,12 @@ impl Monitor {
         status.last_error = Some(error.to_string());
         *status.errors.entry(error.metric_label()).or_default() += 1;
         drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The global's ZoneInsights, as last read.
+    pub fn zone_insights(&self, insights: BTreeMap<String, ZoneInsight>) {
+        self.lock().zone_insights = Some(insights);
         self.version.send_modify(|v| *v += 1);
     }
 

@@ -6,7 +6,9 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Reg
 
 /// Buckets from 10 ms (a local KDS round trip) to 5 min (past Kuma's own staleness
 /// timeouts): a latency beyond them is an incident, not a measurement.
-pub const PROPAGATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+pub const PROPAGATION_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 #[derive(Clone)]
 pub struct EventMetrics {
@@ -32,8 +34,11 @@ impl EventMetrics {
             &["zone", "type"],
         )?;
         let build = IntGauge::with_opts(
-            Opts::new("kuma_sync_build_info", "Always 1; the version label says which kuma-sync is running.")
-                .const_label("version", env!("CARGO_PKG_VERSION")),
+            Opts::new(
+                "kuma_sync_build_info",
+                "Always 1; the version label says which kuma-sync is running.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
         build.set(1);
         registry.register(Box::new(propagation.clone()))?;
@@ -45,7 +50,9 @@ impl EventMetrics {
 
 impl Recorder for EventMetrics {
     fn propagation(&self, p: &Propagation) {
-        self.propagation.with_label_values(&[p.zone.as_str(), p.rtype.name()]).observe(p.seconds);
+        self.propagation
+            .with_label_values(&[p.zone.as_str(), p.rtype.name()])
+            .observe(p.seconds);
     }
 
     fn flap(&self, zone: &str, rtype: ResourceType) {

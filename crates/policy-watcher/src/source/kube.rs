@@ -28,7 +28,10 @@ use crate::{Change, monitor::Monitor};
 
 /// A client for the cluster of a kubeconfig (and context), or the in-cluster one.
 pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client, SourceError> {
-    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -37,7 +40,8 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
                 .await
                 .map_err(|e| SourceError::Config(format!("kubeconfig {}: {e}", path.display())))?
         }
-        None => kube::Config::incluster().map_err(|e| SourceError::Config(format!("in-cluster configuration: {e}")))?,
+        None => kube::Config::incluster()
+            .map_err(|e| SourceError::Config(format!("in-cluster configuration: {e}")))?,
     };
     Client::try_from(config).map_err(|e| SourceError::Config(format!("Kubernetes client: {e}")))
 }
@@ -77,7 +81,9 @@ pub async fn watch(
     let streams = types.iter().filter_map(|&t| {
         let ar = api_resource(t)?;
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let events = watcher(api, watcher::Config::default()).default_backoff().map(move |e| convert(t, &ar, e));
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .map(move |e| convert(t, &ar, e));
         Some(events.boxed())
     });
     let mut events = stream::select_all(streams);
@@ -103,7 +109,12 @@ struct Listing {
 
 impl Listing {
     fn new(types: impl Iterator<Item = ResourceType>) -> Self {
-        Self { types: types.collect(), current: BTreeMap::new(), pending: BTreeMap::new(), listed: BTreeSet::new() }
+        Self {
+            types: types.collect(),
+            current: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            listed: BTreeSet::new(),
+        }
     }
 
     fn complete(&self) -> bool {
@@ -128,7 +139,10 @@ impl Listing {
                 }
             }
             Event::Apply(r) => {
-                self.current.entry(r.rtype).or_default().insert(r.key(), r.clone());
+                self.current
+                    .entry(r.rtype)
+                    .or_default()
+                    .insert(r.key(), r.clone());
                 if self.complete() {
                     monitor.change(cp, Change::Upsert(r), now);
                 }
@@ -149,7 +163,11 @@ impl Listing {
     }
 }
 
-fn convert(t: ResourceType, ar: &ApiResource, e: Result<watcher::Event<DynamicObject>, watcher::Error>) -> Event {
+fn convert(
+    t: ResourceType,
+    ar: &ApiResource,
+    e: Result<watcher::Event<DynamicObject>, watcher::Error>,
+) -> Event {
     let to_resource = |obj: DynamicObject| -> Result<Resource, SourceError> { to_resource(t, ar, obj) };
     match e {
         Ok(watcher::Event::Init) => Event::Init(t),
@@ -166,22 +184,36 @@ fn convert(t: ResourceType, ar: &ApiResource, e: Result<watcher::Event<DynamicOb
             Ok(r) => Event::Delete(r.key()),
             Err(e) => Event::Error(e),
         },
-        Err(e) => Event::Error(SourceError::Watch { what: ar.plural.clone(), reason: e.to_string() }),
+        Err(e) => Event::Error(SourceError::Watch {
+            what: ar.plural.clone(),
+            reason: e.to_string(),
+        }),
     }
 }
 
 /// Maps an object the way Kuma's Kubernetes store does, through kuma-model's reader.
 fn to_resource(t: ResourceType, ar: &ApiResource, mut obj: DynamicObject) -> Result<Resource, SourceError> {
     // Watch events may omit the type meta; the reader needs it.
-    obj.types.get_or_insert_with(|| kube::api::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+    obj.types.get_or_insert_with(|| kube::api::TypeMeta {
+        api_version: ar.api_version.clone(),
+        kind: ar.kind.clone(),
+    });
     obj.metadata.managed_fields = None;
     let name = format!("{}/{}", ar.plural, obj.metadata.name.as_deref().unwrap_or(""));
-    let json = serde_json::to_string(&obj).map_err(|e| SourceError::Decode { url: name.clone(), reason: e.to_string() })?;
-    let loaded = read_str(&name, &json, &ReadOptions::default())
-        .map_err(|e| SourceError::Decode { url: name.clone(), reason: e.reason })?;
+    let json = serde_json::to_string(&obj).map_err(|e| SourceError::Decode {
+        url: name.clone(),
+        reason: e.to_string(),
+    })?;
+    let loaded = read_str(&name, &json, &ReadOptions::default()).map_err(|e| SourceError::Decode {
+        url: name.clone(),
+        reason: e.reason,
+    })?;
     loaded
         .resources
         .into_iter()
         .find(|r| r.rtype == t)
-        .ok_or_else(|| SourceError::Decode { url: name, reason: format!("not a {t}") })
+        .ok_or_else(|| SourceError::Decode {
+            url: name,
+            reason: format!("not a {t}"),
+        })
 }

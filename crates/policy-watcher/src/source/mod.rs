@@ -6,8 +6,10 @@
 //! - [`rest`]: Kuma's REST API (universal control planes, or any CP's API server).
 //! - [`poll`]: a full REST read every interval, into the monitor.
 //! - [`kube`]: kube-rs watchers on a control plane's cluster.
+//! - [`insight`]: the global's ZoneInsights (online, NACKs, versions).
 
 pub mod http;
+pub mod insight;
 pub mod kube;
 pub mod poll;
 pub mod rest;

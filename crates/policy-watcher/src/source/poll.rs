@@ -1,12 +1,12 @@
 //! Polling a control plane's REST API into the monitor: a full read every interval, each
 //! one replacing the last, so deletions are seen too.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use kuma_model::{CpRole, ResourceType};
+use kuma_model::{CpRole, Resource, ResourceType};
 
-use super::rest::KumaApi;
+use super::{SourceError, insight::ZoneInsight, rest::KumaApi};
 use crate::monitor::Monitor;
 
 /// What to read from one control plane, and how often.
@@ -47,12 +47,15 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
         let started = Timestamp::now();
         let read = tokio::select! {
             _ = &mut shutdown => return,
-            read = target.api.list_all(&target.types) => read,
+            read = read(&target) => read,
         };
         match read {
-            Ok(resources) => {
+            Ok((resources, insights)) => {
                 tracing::debug!(cp = %target.cp, resources = resources.len(), "read control plane");
                 monitor.snapshot(&target.cp, resources, started);
+                if let Some(insights) = insights {
+                    monitor.zone_insights(insights);
+                }
             }
             Err(error) => {
                 tracing::warn!(cp = %target.cp, %error, retryable = error.is_retryable(), "cannot read control plane");
@@ -60,4 +63,16 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
             }
         }
     }
+}
+
+/// One full read; on the global, the zones' insights too.
+async fn read(
+    target: &PollTarget,
+) -> Result<(Vec<Resource>, Option<BTreeMap<String, ZoneInsight>>), SourceError> {
+    let resources = target.api.list_all(&target.types).await?;
+    let insights = match target.cp {
+        CpRole::Global => Some(target.api.zone_insights().await?),
+        CpRole::Zone(_) => None,
+    };
+    Ok((resources, insights))
 }

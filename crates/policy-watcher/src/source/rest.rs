@@ -47,6 +47,10 @@ impl KumaApi {
         &self.base
     }
 
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// Every resource of every type in `types`, or the first error: a partial read would
     /// report what it missed as missing.
     pub async fn list_all(&self, types: &[ResourceType]) -> Result<Vec<Resource>, SourceError> {
