@@ -113,11 +113,13 @@ pub struct BasicAuthFile {
 /// How to read one control plane.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
-    /// Kuma's REST API.
+    /// Kuma's REST API. Files are read when the source starts (and again on each retry),
+    /// so a Secret mounted late or rotated is picked up without a restart.
     Api {
         url: String,
         token: Option<String>,
-        ca_pem: Option<Vec<u8>>,
+        token_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
     },
     /// The Kubernetes API of the control plane's cluster.
     Kubernetes {
@@ -288,28 +290,14 @@ fn cp(
                     a.url
                 )));
             }
-            let token = match (&a.token, &a.token_file) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError(format!("{what}: give token or tokenFile, not both")));
-                }
-                (Some(t), None) => Some(t.clone()),
-                (None, Some(f)) => Some(read_secret(&base.join(f), &format!("{what}: api.tokenFile"))?),
-                (None, None) => None,
-            };
-            let ca_pem =
-                match &a.ca_file {
-                    Some(f) => {
-                        let path = base.join(f);
-                        Some(std::fs::read(&path).map_err(|e| {
-                            ConfigError(format!("{what}: api.caFile {}: {e}", path.display()))
-                        })?)
-                    }
-                    None => None,
-                };
+            if a.token.is_some() && a.token_file.is_some() {
+                return Err(ConfigError(format!("{what}: give token or tokenFile, not both")));
+            }
             SourceConfig::Api {
                 url: a.url.clone(),
-                token,
-                ca_pem,
+                token: a.token.clone(),
+                token_file: a.token_file.as_ref().map(|f| base.join(f)),
+                ca_file: a.ca_file.as_ref().map(|f| base.join(f)),
             }
         }
         // No source given: the Kubernetes API of the cluster kuma-sync runs in.
@@ -404,6 +392,32 @@ mod tests {
         assert_eq!(c.types.len(), 2);
     }
 
+    /// The example shipped in deploy/ is a valid configuration.
+    #[test]
+    fn the_shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/kuma-sync.yaml");
+        let text = std::fs::read_to_string(&path).expect("example exists");
+        let file: FileConfig = serde_saphyr::from_str(&text).expect("example parses");
+        let c = ServeConfig::from_file(file, Path::new("/etc/kuma-sync")).expect("example validates");
+        assert_eq!(c.zones.len(), 2);
+        assert!(c.kds.is_some());
+    }
+
+    #[test]
+    fn secrets_are_read_when_sources_start_not_at_load() {
+        // A Secret that is not mounted yet must not stop kuma-sync from starting.
+        let c = parse("global: {api: {url: \"http://g\", tokenFile: /no/such/file, caFile: /no/ca.pem}}\n")
+            .unwrap();
+        assert!(matches!(
+            c.global.source,
+            SourceConfig::Api {
+                token_file: Some(_),
+                ca_file: Some(_),
+                ..
+            }
+        ));
+    }
+
     #[test]
     fn mistakes_are_one_clear_line() {
         for (yaml, expected) in [
@@ -430,8 +444,8 @@ mod tests {
             ),
             ("global: {api: {url: \"http://g\"}, kubernetes: {}}\n", "not both"),
             (
-                "global: {api: {url: \"http://g\", tokenFile: /no/such/file}}\n",
-                "/no/such/file",
+                "global: {api: {url: \"http://g\", token: t, tokenFile: f}}\n",
+                "not both",
             ),
             ("global: {api: {url: \"http://g\"}}\ncolour: blue\n", "colour"),
         ] {

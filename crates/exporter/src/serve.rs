@@ -4,11 +4,12 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use kds_probe::{Probe, ProbeConfig};
-use kuma_model::CpRole;
+use kuma_model::{CpRole, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec,
     monitor::{Monitor, MonitorConfig},
     source::{
+        SourceError,
         http::{HttpClient, HttpSettings},
         kube as kube_source,
         poll::{PollTarget, poll},
@@ -38,13 +39,6 @@ pub enum ServeError {
     /// The metrics TLS certificate or key cannot be used.
     #[error("metrics TLS: {0}")]
     Tls(#[source] std::io::Error),
-    /// A control plane's source cannot be built (bad CA bundle, bad URL).
-    #[error("{cp}: {source}")]
-    Source {
-        cp: String,
-        #[source]
-        source: policy_watcher::source::SourceError,
-    },
     /// The KDS probe's configuration is wrong (a real zone's name, a Secret type, a bad CA).
     #[error("kds: {0}")]
     Probe(#[source] kds_probe::Error),
@@ -125,7 +119,12 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
         MonitorConfig::default(),
         Box::new(events),
     ));
-    registry.register(Box::new(PolicyCollector::new(monitor.clone())))?;
+    let probe_zone = cfg.kds.as_ref().map(|k| {
+        k.zone_name
+            .clone()
+            .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned())
+    });
+    registry.register(Box::new(PolicyCollector::new(monitor.clone(), probe_zone)))?;
 
     let (stop, stopped) = watch::channel(false);
     let until_stopped = move || {
@@ -143,42 +142,28 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
     );
     for (cp, c) in sources {
         let types = PollTarget::types_for(&cp, cfg.types.iter().copied());
-        match &c.source {
-            SourceConfig::Api { url, token, ca_pem } => {
-                let err = |source| ServeError::Source {
-                    cp: cp.to_string(),
-                    source,
-                };
-                let settings = HttpSettings {
-                    ca_pem: ca_pem.clone(),
-                    token: token.clone(),
-                    timeout: None,
-                };
-                let api = KumaApi::new(url, HttpClient::new(settings).map_err(err)?).map_err(err)?;
-                let target = PollTarget {
-                    cp: cp.clone(),
-                    api,
-                    types,
-                    interval: cfg.poll_interval,
-                };
-                tasks.spawn(poll(target, monitor.clone(), until_stopped()));
+        let (monitor, interval, stopped) = (monitor.clone(), cfg.poll_interval, until_stopped());
+        tasks.spawn(async move {
+            let mut stopped = std::pin::pin!(stopped);
+            // A source that cannot start (a kubeconfig or CA Secret not mounted yet) leaves
+            // its control plane `unknown` and is retried; it never takes the others down.
+            loop {
+                match start_source(&cp, &c.source, types.clone(), interval).await {
+                    Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
+                    Ok(Source::Kube(client)) => {
+                        return kube_source::watch(cp, client, types, monitor, stopped).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%cp, %error, "cannot start source; retrying");
+                        monitor.failed(&cp, &error);
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
             }
-            SourceConfig::Kubernetes { kubeconfig, context } => {
-                let client = kube_source::client(kubeconfig.as_deref(), context.as_deref())
-                    .await
-                    .map_err(|source| ServeError::Source {
-                        cp: cp.to_string(),
-                        source,
-                    })?;
-                tasks.spawn(kube_source::watch(
-                    cp,
-                    client,
-                    types,
-                    monitor.clone(),
-                    until_stopped(),
-                ));
-            }
-        }
+        });
     }
 
     if let Some(kds) = cfg.kds.as_ref().filter(|_| serve_http) {
@@ -250,4 +235,51 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> Result
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
+}
+
+enum Source {
+    Poll(Box<PollTarget>),
+    Kube(kube::Client),
+}
+
+async fn start_source(
+    cp: &CpRole,
+    source: &SourceConfig,
+    types: Vec<ResourceType>,
+    interval: std::time::Duration,
+) -> Result<Source, SourceError> {
+    match source {
+        SourceConfig::Api {
+            url,
+            token,
+            token_file,
+            ca_file,
+        } => {
+            let read = |path: &std::path::Path, what: &str| {
+                std::fs::read(path)
+                    .map_err(|e| SourceError::Config(format!("{what} {}: {e}", path.display())))
+            };
+            let token = match (token, token_file) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(f)) => Some(String::from_utf8_lossy(&read(f, "token file")?).trim().to_owned()),
+                (None, None) => None,
+            };
+            let ca_pem = ca_file.as_deref().map(|f| read(f, "CA file")).transpose()?;
+            let http = HttpClient::new(HttpSettings {
+                ca_pem,
+                token,
+                timeout: None,
+            })?;
+            let api = KumaApi::new(url, http)?;
+            Ok(Source::Poll(Box::new(PollTarget {
+                cp: cp.clone(),
+                api,
+                types,
+                interval,
+            })))
+        }
+        SourceConfig::Kubernetes { kubeconfig, context } => Ok(Source::Kube(
+            kube_source::client(kubeconfig.as_deref(), context.as_deref()).await?,
+        )),
+    }
 }

@@ -14,6 +14,9 @@ use prometheus::{
 /// Reads the monitor under its lock once per scrape.
 pub struct PolicyCollector {
     monitor: Arc<Monitor>,
+    /// The KDS probe's own zone: the global lists it like any zone, but it is ours, and it
+    /// goes offline whenever kuma-sync restarts. Left out of zone metrics.
+    probe_zone: Option<String>,
     descs: Vec<Desc>,
 }
 
@@ -125,13 +128,17 @@ impl Families {
 }
 
 impl PolicyCollector {
-    pub fn new(monitor: Arc<Monitor>) -> Self {
+    pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>) -> Self {
         let descs = Families::new()
             .collectors()
             .iter()
             .flat_map(|c| c.desc().into_iter().cloned())
             .collect();
-        Self { monitor, descs }
+        Self {
+            monitor,
+            probe_zone,
+            descs,
+        }
     }
 }
 
@@ -193,10 +200,16 @@ impl Collector for PolicyCollector {
                     f.out_of_sync.with_label_values(&[&zone]).set(age);
                 }
             }
-            for zone in st.engine.known_zones().keys().filter(|z| !zones.contains(z)) {
+            let ours = |z: &String| self.probe_zone.as_ref() == Some(z);
+            for zone in st
+                .engine
+                .known_zones()
+                .keys()
+                .filter(|z| !zones.contains(z) && !ours(z))
+            {
                 f.unmonitored.with_label_values(&[zone]).set(1.0);
             }
-            for (zone, insight) in st.zone_insights.iter().flatten() {
+            for (zone, insight) in st.zone_insights.iter().flatten().filter(|(z, _)| !ours(z)) {
                 f.online
                     .with_label_values(&[zone])
                     .set(if insight.online { 1.0 } else { 0.0 });

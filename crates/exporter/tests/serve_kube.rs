@@ -1,0 +1,160 @@
+//! `serve` with Kubernetes sources: kube-rs watchers against simulated Kubernetes API
+//! servers, state on a real `/metrics` and `/status`, divergence seen within a second.
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use exporter::{
+    config::{CpConfig, ServeConfig, SourceConfig},
+    serve,
+};
+use kuma_model::{Environment, ResourceType};
+use kuma_sim::{GlobalStore, k8s_api};
+use policy_watcher::ZoneState;
+use support::*;
+
+fn kube_cp(kubeconfig: std::path::PathBuf) -> CpConfig {
+    CpConfig {
+        source: SourceConfig::Kubernetes {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+        },
+        environment: Environment::kubernetes(),
+    }
+}
+
+fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        global,
+        zones: vec![("zone-1".into(), zone)],
+        kds: None,
+        types: vec![ResourceType::from_name("MeshCircuitBreaker").unwrap()],
+        meshes: None,
+        poll_interval: Duration::from_secs(1),
+        stall_threshold: Duration::from_secs(60),
+        tls: None,
+        basic_auth: None,
+    }
+}
+
+/// Waits on the monitor's change notifications until `cond` holds.
+async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::Running) -> bool) {
+    let mut rx = running.monitor.subscribe();
+    let wait = async {
+        while !cond(running) {
+            rx.changed().await.expect("monitor alive");
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let global = Arc::new(GlobalStore::new(Environment::kubernetes()));
+    let zone = Arc::new(GlobalStore::new(Environment::kubernetes()));
+    global.upsert(global_mcb(2));
+    zone.upsert(zone_copy(2));
+    let cfg = k8s_api::K8sApiConfig::default();
+    let global_api = k8s_api::start_k8s_api(global.clone(), "127.0.0.1:0".parse().unwrap(), cfg.clone())
+        .await
+        .unwrap();
+    let zone_api = k8s_api::start_k8s_api(zone.clone(), "127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve::start(config(
+        kube_cp(kubeconfig(dir.path(), "global", global_api.addr())),
+        kube_cp(kubeconfig(dir.path(), "zone-1", zone_api.addr())),
+    ))
+    .await
+    .expect("serve starts");
+    let addr = running.local_addr.expect("serving HTTP");
+
+    until(&running, "convergence", |r| {
+        r.monitor.ready() && r.monitor.report().converged
+    })
+    .await;
+    let (status, metrics) = get(addr, "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(&metrics, "kuma_sync_zone_converged{zone=\"zone-1\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&metrics, "kuma_sync_up{cp=\"zone-1\"}"), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "kuma_sync_resources{state=\"synced\",type=\"MeshCircuitBreaker\",zone=\"zone-1\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(get(addr, "/readyz", None).await.0, 200);
+
+    // A copy deleted in the zone shows on /metrics through the watch, well within a second.
+    let deleted = tokio::time::Instant::now();
+    zone.delete(&zone_copy(2).key());
+    until(&running, "the missing copy", |r| {
+        r.monitor.lock().zone_state("zone-1") == ZoneState::Diverged
+    })
+    .await;
+    assert!(
+        deleted.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        deleted.elapsed()
+    );
+    let (_, metrics) = get(addr, "/metrics", None).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "kuma_sync_resources{state=\"missing\",type=\"MeshCircuitBreaker\",zone=\"zone-1\"}"
+        ),
+        Some(1.0)
+    );
+    let (_, status_json) = get(addr, "/status", None).await;
+    let status: serde_json::Value = serde_json::from_str(&status_json).expect("status is JSON");
+    assert_eq!(status["discrepancies"][0]["state"], "missing");
+    assert_eq!(
+        status["discrepancies"][0]["name"],
+        "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system"
+    );
+
+    // An edited copy is drifted; restoring it heals.
+    zone.upsert(zone_copy(7));
+    until(&running, "the drifted copy", |r| {
+        r.monitor
+            .report()
+            .discrepancies
+            .iter()
+            .any(|d| d.state == policy_watcher::State::Drifted)
+    })
+    .await;
+    zone.upsert(zone_copy(2));
+    until(&running, "healing", |r| r.monitor.report().converged).await;
+
+    // The zone's API server goes away: the zone is unknown, never converged.
+    zone_api.shutdown().await;
+    until(&running, "the zone to be unreadable", |r| {
+        r.monitor.lock().zone_state("zone-1") == ZoneState::Unknown
+    })
+    .await;
+    let (_, metrics) = get(addr, "/metrics", None).await;
+    assert_eq!(sample(&metrics, "kuma_sync_up{cp=\"zone-1\"}"), Some(0.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "kuma_sync_zone_state{state=\"unknown\",zone=\"zone-1\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "kuma_sync_zone_converged{zone=\"zone-1\"}"),
+        Some(0.0)
+    );
+    running.stop().await;
+    global_api.shutdown().await;
+}

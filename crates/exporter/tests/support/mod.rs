@@ -1,0 +1,74 @@
+//! Shared pieces of the exporter's end-to-end tests: resources shaped as on Kubernetes
+//! control planes, kubeconfigs for simulated clusters, and a raw HTTP GET.
+
+#![allow(dead_code)] // each test binary uses a part
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use kuma_model::{Resource, ResourceType, labels};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The federate guide's MeshCircuitBreaker as a Kubernetes global holds it (kuma-facts 6.6).
+pub fn global_mcb(max_connections: u32) -> Resource {
+    Resource::new(
+        ResourceType::from_name("MeshCircuitBreaker").unwrap(),
+        Some("default"),
+        "demo-app-to-redis.kuma-system",
+        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
+               "default": {"connectionLimits": {"maxConnections": max_connections}}}]}),
+    )
+    .with_label(labels::MESH, "default")
+    .with_label(labels::NAMESPACE, "kuma-system")
+    .with_label(labels::POLICY_ROLE, "system")
+    .with_label(labels::DISPLAY_NAME, "demo-app-to-redis")
+}
+
+/// Its copy in a Kubernetes zone.
+pub fn zone_copy(max_connections: u32) -> Resource {
+    let mut r = global_mcb(max_connections).with_label(labels::ORIGIN, "global");
+    r.name = "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system".into();
+    r
+}
+
+/// A kubeconfig for a plain-HTTP simulated API server.
+pub fn kubeconfig(dir: &Path, name: &str, addr: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.kubeconfig"));
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: http://{addr}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+/// `GET path` over a fresh connection; returns (status, body).
+pub async fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the first sample of `series` (an exact `name{labels}` prefix) in a scrape.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+}
