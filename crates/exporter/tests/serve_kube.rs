@@ -94,6 +94,7 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
         Some(1.0)
     );
     assert_eq!(get(addr, "/readyz", None).await.0, 200);
+    promtool_check_metrics(&metrics);
 
     // A copy deleted in the zone shows on /metrics through the watch, well within a second.
     let deleted = tokio::time::Instant::now();

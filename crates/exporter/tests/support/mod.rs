@@ -72,3 +72,26 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
 }
+
+/// Runs the real `promtool check metrics` on a scrape and fails with its complaints.
+pub fn promtool_check_metrics(scrape: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, scrape).expect("write scrape");
+    // promtool reads the scrape on stdin and returns at once; no timeout needed.
+    let out = std::process::Command::new(
+        deploy_tests::process::PROMTOOL
+            .locate()
+            .expect("promtool installed (apt-get install prometheus)"),
+    )
+    .args(["check", "metrics"])
+    .stdin(std::fs::File::open(&file).expect("open scrape"))
+    .output()
+    .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

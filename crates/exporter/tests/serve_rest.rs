@@ -1,0 +1,203 @@
+//! `serve` with REST sources and the KDS probe against the simulated global: polling,
+//! divergence, unreachable zones, and a silent KDS stall seen on `/metrics`.
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use exporter::{
+    config::{CpConfig, KdsFile, ServeConfig, SourceConfig},
+    serve,
+};
+use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
+use kuma_sim::{GlobalStore, KdsServerConfig, rest::RestApi, start_global_kds};
+use policy_watcher::ZoneState;
+use serde_json::json;
+use support::*;
+
+fn mcb(name: &str, max: u32) -> Resource {
+    Resource::new(
+        ResourceType::from_name("MeshCircuitBreaker").unwrap(),
+        Some("default"),
+        name,
+        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
+               "default": {"connectionLimits": {"maxConnections": max}}}]}),
+    )
+    .with_label(labels::MESH, "default")
+}
+
+fn copy(src: &Resource) -> Resource {
+    let mut c = src
+        .clone()
+        .with_label(labels::ORIGIN, "global")
+        .with_label(labels::DISPLAY_NAME, &src.name);
+    c.name = expected_name_in_zone(src, &Environment::Universal, &Environment::Universal);
+    c
+}
+
+fn api(url: String) -> CpConfig {
+    CpConfig {
+        source: SourceConfig::Api {
+            url,
+            token: None,
+            token_file: None,
+            ca_file: None,
+        },
+        environment: Environment::Universal,
+    }
+}
+
+async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::Running) -> bool) {
+    let mut rx = running.monitor.subscribe();
+    let wait = async {
+        while !cond(running) {
+            rx.changed().await.expect("monitor alive");
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_sources_and_the_kds_probe() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mesh = Resource::new(
+        ResourceType::from_name("Mesh").unwrap(),
+        None,
+        "default",
+        json!({}),
+    );
+    let global = Arc::new(GlobalStore::new(Environment::Universal));
+    let zone = Arc::new(GlobalStore::new(Environment::Universal));
+    for store in [&global, &zone] {
+        store.upsert(mesh.clone());
+    }
+    global.upsert(mcb("demo-app-to-redis", 2));
+    zone.upsert(copy(&mcb("demo-app-to-redis", 2)));
+    let global_rest = RestApi::global(global.clone())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let zone_rest = RestApi::new(zone.clone())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let kds = start_global_kds(
+        global.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        KdsServerConfig::with_generated_tls().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("kds-ca.pem");
+    std::fs::write(&ca, kds.ca_pem().unwrap()).unwrap();
+
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        global: api(global_rest.url()),
+        zones: vec![("zone-1".into(), api(zone_rest.url()))],
+        kds: Some(KdsFile {
+            address: kds.url(),
+            ca_file: Some(ca),
+            skip_verify: false,
+            zone_name: None,
+            client_cert: None,
+            client_key: None,
+        }),
+        types: vec![ResourceType::from_name("MeshCircuitBreaker").unwrap()],
+        meshes: None,
+        poll_interval: Duration::from_millis(200),
+        stall_threshold: Duration::from_secs(1),
+        tls: None,
+        basic_auth: Some(("prometheus".into(), "s3cret".into())),
+    };
+    let running = serve::start(cfg).await.expect("serve starts");
+    let addr = running.local_addr.unwrap();
+    let auth = "Basic cHJvbWV0aGV1czpzM2NyZXQ="; // prometheus:s3cret
+
+    until(&running, "convergence", |r| {
+        r.monitor.ready() && r.monitor.report().converged
+    })
+    .await;
+    assert_eq!(
+        get(addr, "/metrics", None).await.0,
+        401,
+        "basic auth guards /metrics"
+    );
+    assert_eq!(
+        get(addr, "/healthz", None).await.0,
+        200,
+        "health stays open for kubelet"
+    );
+    let (status, metrics) = get(addr, "/metrics", Some(auth)).await;
+    assert_eq!(status, 200);
+    promtool_check_metrics(&metrics);
+    assert_eq!(
+        sample(&metrics, "kuma_sync_zone_converged{zone=\"zone-1\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&metrics, "kuma_sync_kds_stalled"), Some(0.0));
+    // The probe's own zone is not reported as an unmonitored zone.
+    assert!(
+        !metrics.contains("kuma_sync_zone_unmonitored{zone=\"kuma-sync-probe\"}"),
+        "{metrics}"
+    );
+
+    // A change on the global that the zone never gets: the zone drifts, and a propagation
+    // is recorded once the copy follows.
+    global.upsert(mcb("demo-app-to-redis", 5));
+    until(&running, "drift", |r| {
+        r.monitor.lock().zone_state("zone-1") == ZoneState::Diverged
+    })
+    .await;
+    zone.upsert(copy(&mcb("demo-app-to-redis", 5)));
+    until(&running, "healing", |r| r.monitor.report().converged).await;
+    let (_, metrics) = get(addr, "/metrics", Some(auth)).await;
+    let observed = sample(
+        &metrics,
+        "kuma_sync_propagation_seconds_count{type=\"MeshCircuitBreaker\",zone=\"zone-1\"}",
+    );
+    assert!(observed.is_some_and(|n| n >= 1.0), "{metrics}");
+
+    // The global's KDS goes silent: the stream stays open but the next change never
+    // arrives. The REST poll sees the change; the probe does not; after the threshold the
+    // stream counts as stalled although it is connected.
+    kds.faults().stall(true);
+    global.upsert(mcb("demo-app-to-redis", 9));
+    let stalled = async {
+        loop {
+            let (_, m) = get(addr, "/metrics", Some(auth)).await;
+            if sample(&m, "kuma_sync_kds_stalled") == Some(1.0) {
+                return m;
+            }
+            // The stall check ticks every second; re-scrape until it has judged.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let m = tokio::time::timeout(WAIT, stalled).await.expect("stall detected");
+    assert_eq!(
+        sample(&m, "kuma_sync_kds_connected"),
+        Some(1.0),
+        "stalled while connected"
+    );
+    kds.faults().stall(false);
+
+    // The zone's API goes away: unknown, never converged.
+    zone_rest.shutdown().await;
+    until(&running, "the zone to be unreadable", |r| {
+        r.monitor.lock().zone_state("zone-1") == ZoneState::Unknown
+    })
+    .await;
+    let (_, m) = get(addr, "/metrics", Some(auth)).await;
+    assert_eq!(sample(&m, "kuma_sync_up{cp=\"zone-1\"}"), Some(0.0));
+    assert!(
+        sample(
+            &m,
+            "kuma_sync_source_errors_total{class=\"unreachable\",cp=\"zone-1\"}"
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
+    running.stop().await;
+}
