@@ -60,14 +60,14 @@ fn api(url: String) -> CpConfig {
 
 /// Collects webhook notifications until `want` (alertname, status) pairs have all arrived.
 fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within: Duration) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + within;
+    let deadline = tokio::time::Instant::now() + within;
     let mut seen = BTreeSet::new();
     let mut all = Vec::new();
     while !want
         .iter()
         .all(|w| seen.contains(&(w.0.to_owned(), w.1.to_owned())))
     {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let n = webhook
             .receive(left)
             .unwrap_or_else(|e| panic!("{e}; wanted {want:?}, got {seen:?}"));
@@ -83,7 +83,6 @@ fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::disallowed_types)] // std Instant: the webhook waits run on blocking threads, outside tokio time
 async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mesh = Resource::new(
@@ -201,7 +200,7 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     // Steady state: after several scrapes and evaluations, no alert is pending or firing.
     let p = prometheus.clone();
     tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let r = p
                 .query("count_over_time(kuma_sync_build_info[1m])", None)
@@ -215,7 +214,7 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
                 break;
             }
             assert!(
-                std::time::Instant::now() < deadline,
+                tokio::time::Instant::now() < deadline,
                 "Prometheus did not scrape kuma-sync:\n{}",
                 p.log()
             );
