@@ -192,8 +192,7 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
             &registry,
             monitor.clone(),
             probe.view(),
-            pc.zone_name.clone(),
-            pc.types.clone(),
+            &pc,
             cfg.global.environment.clone(),
             cfg.stall_threshold,
         )?;

@@ -24,13 +24,13 @@ pub struct StallCheck {
 }
 
 impl StallCheck {
-    #[allow(clippy::too_many_arguments)] // wiring of independent parts; a struct would only rename them
+    /// Registers `kuma_sync_kds_stalled` and compares what `monitor` holds of the global
+    /// with what the probe configured by `probe` receives in `view`.
     pub fn register(
         registry: &Registry,
         monitor: Arc<Monitor>,
         view: View,
-        probe_zone: String,
-        types: Vec<ResourceType>,
+        probe: &kds_probe::ProbeConfig,
         global_env: Environment,
         threshold: Duration,
     ) -> prometheus::Result<Self> {
@@ -42,8 +42,8 @@ impl StallCheck {
         Ok(Self {
             monitor,
             view,
-            probe_zone,
-            types,
+            probe_zone: probe.zone_name.clone(),
+            types: probe.types.clone(),
             global_env,
             threshold,
             behind_since: None,

@@ -18,45 +18,16 @@ use deploy_tests::{
     webhook::WebhookReceiver,
 };
 use exporter::{
-    config::{CpConfig, KdsFile, ServeConfig, SourceConfig},
+    config::{KdsFile, ServeConfig},
     serve,
 };
-use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
+use kuma_model::{Environment, Resource, ResourceType};
 use kuma_sim::{GlobalStore, KdsServerConfig, rest::RestApi, start_global_kds};
 use serde_json::{Value, json};
 use support::*;
 
-fn mcb(max: u32) -> Resource {
-    Resource::new(
-        ResourceType::from_name("MeshCircuitBreaker").unwrap(),
-        Some("default"),
-        "demo-app-to-redis",
-        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
-               "default": {"connectionLimits": {"maxConnections": max}}}]}),
-    )
-    .with_label(labels::MESH, "default")
-}
 
-fn copy(src: &Resource) -> Resource {
-    let mut c = src
-        .clone()
-        .with_label(labels::ORIGIN, "global")
-        .with_label(labels::DISPLAY_NAME, &src.name);
-    c.name = expected_name_in_zone(src, &Environment::Universal, &Environment::Universal);
-    c
-}
 
-fn api(url: String) -> CpConfig {
-    CpConfig {
-        source: SourceConfig::Api {
-            url,
-            token: None,
-            token_file: None,
-            ca_file: None,
-        },
-        environment: Environment::Universal,
-    }
-}
 
 /// Collects webhook notifications until `want` (alertname, status) pairs have all arrived.
 fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within: Duration) -> Vec<Value> {
@@ -99,9 +70,9 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     for store in std::iter::once(&global).chain(&zones) {
         store.upsert(mesh.clone());
     }
-    global.upsert(mcb(2));
+    global.upsert(universal_mcb(2));
     for z in &zones {
-        z.upsert(copy(&mcb(2)));
+        z.upsert(universal_copy(&universal_mcb(2)));
     }
     let global_rest = RestApi::global(global.clone())
         .start("127.0.0.1:0".parse().unwrap())
@@ -126,10 +97,10 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     .unwrap();
     let cfg = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        global: api(global_rest.url()),
+        global: rest_cp(global_rest.url()),
         zones: vec![
-            ("zone-1".into(), api(zone_urls[0].clone())),
-            ("zone-2".into(), api(zone_urls[1].clone())),
+            ("zone-1".into(), rest_cp(zone_urls[0].clone())),
+            ("zone-2".into(), rest_cp(zone_urls[1].clone())),
         ],
         kds: Some(KdsFile {
             address: kds.url(),
@@ -229,8 +200,8 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     // Break: the global changes, zone-1 follows, zone-2 silently does not, and the
     // global's KDS stops delivering while the stream stays open.
     kds.faults().stall(true);
-    global.upsert(mcb(8));
-    zones[0].upsert(copy(&mcb(8)));
+    global.upsert(universal_mcb(8));
+    zones[0].upsert(universal_copy(&universal_mcb(8)));
     let webhook = Arc::new(webhook);
     let w = webhook.clone();
     let firing = tokio::task::spawn_blocking(move || {
@@ -256,7 +227,7 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     );
 
     // Heal: zone-2 catches up and the global's KDS speaks again.
-    zones[1].upsert(copy(&mcb(8)));
+    zones[1].upsert(universal_copy(&universal_mcb(8)));
     kds.faults().stall(false);
     let w = webhook.clone();
     tokio::task::spawn_blocking(move || {

@@ -39,18 +39,6 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
     }
 }
 
-/// Waits on the monitor's change notifications until `cond` holds.
-async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::Running) -> bool) {
-    let mut rx = running.monitor.subscribe();
-    let wait = async {
-        while !cond(running) {
-            rx.changed().await.expect("monitor alive");
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {

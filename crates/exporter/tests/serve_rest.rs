@@ -6,58 +6,18 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use exporter::{
-    config::{CpConfig, KdsFile, ServeConfig, SourceConfig},
+    config::{KdsFile, ServeConfig},
     serve,
 };
-use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
+use kuma_model::{Environment, Resource, ResourceType};
 use kuma_sim::{GlobalStore, KdsServerConfig, rest::RestApi, start_global_kds};
 use policy_watcher::ZoneState;
 use serde_json::json;
 use support::*;
 
-fn mcb(name: &str, max: u32) -> Resource {
-    Resource::new(
-        ResourceType::from_name("MeshCircuitBreaker").unwrap(),
-        Some("default"),
-        name,
-        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
-               "default": {"connectionLimits": {"maxConnections": max}}}]}),
-    )
-    .with_label(labels::MESH, "default")
-}
 
-fn copy(src: &Resource) -> Resource {
-    let mut c = src
-        .clone()
-        .with_label(labels::ORIGIN, "global")
-        .with_label(labels::DISPLAY_NAME, &src.name);
-    c.name = expected_name_in_zone(src, &Environment::Universal, &Environment::Universal);
-    c
-}
 
-fn api(url: String) -> CpConfig {
-    CpConfig {
-        source: SourceConfig::Api {
-            url,
-            token: None,
-            token_file: None,
-            ca_file: None,
-        },
-        environment: Environment::Universal,
-    }
-}
 
-async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::Running) -> bool) {
-    let mut rx = running.monitor.subscribe();
-    let wait = async {
-        while !cond(running) {
-            rx.changed().await.expect("monitor alive");
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_sources_and_the_kds_probe() {
@@ -73,8 +33,8 @@ async fn rest_sources_and_the_kds_probe() {
     for store in [&global, &zone] {
         store.upsert(mesh.clone());
     }
-    global.upsert(mcb("demo-app-to-redis", 2));
-    zone.upsert(copy(&mcb("demo-app-to-redis", 2)));
+    global.upsert(universal_mcb(2));
+    zone.upsert(universal_copy(&universal_mcb(2)));
     let global_rest = RestApi::global(global.clone())
         .start("127.0.0.1:0".parse().unwrap())
         .await
@@ -96,8 +56,8 @@ async fn rest_sources_and_the_kds_probe() {
 
     let cfg = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        global: api(global_rest.url()),
-        zones: vec![("zone-1".into(), api(zone_rest.url()))],
+        global: rest_cp(global_rest.url()),
+        zones: vec![("zone-1".into(), rest_cp(zone_rest.url()))],
         kds: Some(KdsFile {
             address: kds.url(),
             ca_file: Some(ca),
@@ -147,12 +107,12 @@ async fn rest_sources_and_the_kds_probe() {
 
     // A change on the global that the zone never gets: the zone drifts, and a propagation
     // is recorded once the copy follows.
-    global.upsert(mcb("demo-app-to-redis", 5));
+    global.upsert(universal_mcb(5));
     until(&running, "drift", |r| {
         r.monitor.lock().zone_state("zone-1") == ZoneState::Diverged
     })
     .await;
-    zone.upsert(copy(&mcb("demo-app-to-redis", 5)));
+    zone.upsert(universal_copy(&universal_mcb(5)));
     until(&running, "healing", |r| r.monitor.report().converged).await;
     let (_, metrics) = get(addr, "/metrics", Some(auth)).await;
     let observed = sample(
@@ -165,7 +125,7 @@ async fn rest_sources_and_the_kds_probe() {
     // arrives. The REST poll sees the change; the probe does not; after the threshold the
     // stream counts as stalled although it is connected.
     kds.faults().stall(true);
-    global.upsert(mcb("demo-app-to-redis", 9));
+    global.upsert(universal_mcb(9));
     let stalled = async {
         loop {
             let (_, m) = get(addr, "/metrics", Some(auth)).await;

@@ -150,13 +150,7 @@ impl Monitor {
             st.global = resources.iter().map(|r| (r.key(), r.clone())).collect();
         }
         let changes = st.engine.replace(cp, resources);
-        st.engine.set_readable(cp, true);
-        let status = st.sources.entry(cp.clone()).or_default();
-        status.up = true;
-        status.synced_once = true;
-        status.first_success.get_or_insert(now);
-        status.last_success = Some(now);
-        status.last_error = None;
+        st.read_succeeded(cp, now);
         self.track(&mut st, &changes, now);
         drop(st);
         self.version.send_modify(|v| *v += 1);
@@ -180,20 +174,6 @@ impl Monitor {
             s.last_success = Some(now);
         }
         self.track(&mut st, &changes, now);
-        drop(st);
-        self.version.send_modify(|v| *v += 1);
-    }
-
-    /// A watch source finished its initial list: the control plane is readable.
-    pub fn mark_synced(&self, cp: &CpRole, now: Timestamp) {
-        let mut st = self.lock();
-        st.engine.set_readable(cp, true);
-        let status = st.sources.entry(cp.clone()).or_default();
-        status.up = true;
-        status.synced_once = true;
-        status.first_success.get_or_insert(now);
-        status.last_success = Some(now);
-        status.last_error = None;
         drop(st);
         self.version.send_modify(|v| *v += 1);
     }
@@ -259,6 +239,17 @@ impl Monitor {
 }
 
 impl MonitorState {
+    /// A full read of `cp` succeeded: it is readable and its history starts, if new.
+    fn read_succeeded(&mut self, cp: &CpRole, now: Timestamp) {
+        self.engine.set_readable(cp, true);
+        let status = self.sources.entry(cp.clone()).or_default();
+        status.up = true;
+        status.synced_once = true;
+        status.first_success.get_or_insert(now);
+        status.last_success = Some(now);
+        status.last_error = None;
+    }
+
     /// Age of the oldest open discrepancy per zone, counted from when both sides had been
     /// read: a copy "missing" from a zone not yet read was never seen missing.
     pub fn out_of_sync_seconds(&self, now: Timestamp) -> BTreeMap<String, f64> {

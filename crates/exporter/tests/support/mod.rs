@@ -5,7 +5,11 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use kuma_model::{Resource, ResourceType, labels};
+use exporter::{
+    config::{CpConfig, SourceConfig},
+    serve,
+};
+use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,4 +98,42 @@ pub fn promtool_check_metrics(scrape: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The federate guide's MeshCircuitBreaker as a universal global holds it.
+pub fn universal_mcb(max_connections: u32) -> Resource {
+    Resource::new(
+        ResourceType::from_name("MeshCircuitBreaker").unwrap(),
+        Some("default"),
+        "demo-app-to-redis",
+        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
+               "default": {"connectionLimits": {"maxConnections": max_connections}}}]}),
+    )
+    .with_label(labels::MESH, "default")
+}
+
+/// Its copy in a universal zone, as KDS writes it.
+pub fn universal_copy(src: &Resource) -> Resource {
+    let mut c = src.clone().with_label(labels::ORIGIN, "global").with_label(labels::DISPLAY_NAME, &src.name);
+    c.name = expected_name_in_zone(src, &Environment::Universal, &Environment::Universal);
+    c
+}
+
+/// A universal control plane read over its REST API.
+pub fn rest_cp(url: String) -> CpConfig {
+    CpConfig {
+        source: SourceConfig::Api { url, token: None, token_file: None, ca_file: None },
+        environment: Environment::Universal,
+    }
+}
+
+/// Waits on the monitor's change notifications until `cond` holds.
+pub async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::Running) -> bool) {
+    let mut rx = running.monitor.subscribe();
+    let wait = async {
+        while !cond(running) {
+            rx.changed().await.expect("monitor alive");
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
