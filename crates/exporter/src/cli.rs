@@ -25,6 +25,9 @@ pub enum Command {
     Probe(kds_probe::ProbeArgs),
     /// Watch the global and every zone, and serve /metrics, /status, /healthz and /readyz.
     Serve(ServeArgs),
+    /// Start a simulated global and two zones that really sync (kuma-sim), serve against
+    /// them, and show the verdict live; `--break zone-2` makes zone-2 silently stall.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +144,7 @@ pub struct VerifyArgs {
     pub output: OutputFormat,
 }
 
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     match kuma_model::fingerprint::go_duration_nanos(s) {
         Some(n) if n > 0 => Ok(std::time::Duration::from_nanos(n as u64)),
         _ => Err(format!("{s:?} is not a duration like 90s or 5m")),

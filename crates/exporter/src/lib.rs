@@ -6,6 +6,7 @@
 //! - [`cli`]: command-line definitions.
 //! - [`config`]: the `serve` configuration file, validated.
 //! - [`serve`]: sources, monitor, probe and HTTP server wired together.
+//! - [`demo`]: `kuma-sync demo` on a kuma-sim lab.
 //! - [`server`]: `/metrics`, `/status`, `/healthz`, `/readyz`.
 //! - [`collectors`]: Prometheus collectors.
 //! - [`stall`]: the KDS stall check.
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod live;
 pub mod output;

@@ -3,7 +3,7 @@ use std::{io::Write, process::ExitCode};
 use clap::Parser;
 use exporter::{
     cli::{Cli, Command, OutputFormat},
-    config, exit, live, output, serve, shutdown, telemetry, verify,
+    config, demo, exit, live, output, serve, shutdown, telemetry, verify,
 };
 
 fn main() -> ExitCode {
@@ -70,6 +70,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        Command::Demo(args) => {
+            telemetry::init(telemetry::Format::Compact);
+            let rt = tokio::runtime::Runtime::new()?;
+            Ok(rt.block_on(demo::run(args, std::io::stdout(), shutdown::signal()))?)
         }
         Command::Probe(args) => {
             telemetry::init(telemetry::Format::Compact);

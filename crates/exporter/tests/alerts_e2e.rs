@@ -26,9 +26,6 @@ use kuma_sim::{GlobalStore, KdsServerConfig, rest::RestApi, start_global_kds};
 use serde_json::{Value, json};
 use support::*;
 
-
-
-
 /// Collects webhook notifications until `want` (alertname, status) pairs have all arrived.
 fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within: Duration) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + within;

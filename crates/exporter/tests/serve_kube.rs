@@ -39,7 +39,6 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
     }
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -15,10 +15,6 @@ use policy_watcher::ZoneState;
 use serde_json::json;
 use support::*;
 
-
-
-
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_sources_and_the_kds_probe() {
     let _ = rustls::crypto::ring::default_provider().install_default();

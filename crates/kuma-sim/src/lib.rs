@@ -11,21 +11,34 @@
 //!   protocol, what each zone is sent ([`kds::generation`]), fault knobs ([`Faults`]) and
 //!   the record of what clients sent ([`RecordedRequest`]).
 //! - [`tls`]: a self-signed certificate shaped like Kuma's auto-generated one.
+//! - [`rest`]: Kuma's REST API over any [`ResourceStore`] ([`rest::serve_rest`],
+//!   [`rest::RestApi`]), with the global's zones and zone insights.
+//! - [`k8s_api`]: a read-only Kubernetes-style API for the kuma.io CRDs over any
+//!   [`ResourceStore`], so kube-rs `watcher()` runs against a simulated control plane.
+//! - [`zone`]: simulated zone control planes that sync with the global over real KDS
+//!   (both directions), with per-zone fault knobs.
+//! - [`lab`]: a whole multi-zone lab from a [`lab::Scenario`]: global, zones, default
+//!   policies, APIs, waits and faults.
+//! - [`admin`]: the fault admin HTTP endpoint of a running lab.
 //!
 //! # Deviations from Kuma, on purpose
 //! - Specs of proto-based types are sent as JSON bytes under the proto's `type_url`: the
 //!   simulator has no generated messages for them (kuma-facts 4). Clients treat them as opaque.
 //! - `Resource.version` is a hex xxh3-128 of the resource, not SHA-256; it is opaque to clients.
-//! - `ZoneToGlobalSync` answers `Unimplemented`; only the global-to-zone direction is simulated.
 //! - A `GlobalToZoneSync` stream without `client-id` ends with `InvalidArgument` (Kuma
 //!   returns a plain error, which grpc-go sends as `Unknown`); a first request without
 //!   `node.id` ends with `InvalidArgument` (Kuma would likely panic, kuma-facts 10.2).
 //! - Zone-token signing keys are renamed to their public name but keep their spec.
 //! - No keepalive ping-rate enforcement (grpc-go's `too_many_pings` GOAWAY).
 
+pub mod admin;
+pub mod k8s_api;
 pub mod kds;
+pub mod lab;
+pub mod rest;
 pub mod store;
 pub mod tls;
+pub mod zone;
 
 pub use kds::{
     Faults, KdsHandle, KdsServerConfig, RecordedRequest, RecordedResponse, Undecodable, start_global_kds,

@@ -176,18 +176,35 @@ async fn health_check_default_interval_is_zero() {
     );
 }
 
-/// ZoneToGlobalSync is not simulated.
+/// ZoneToGlobalSync runs with reversed roles: the global subscribes to every type zones
+/// provide and creates the Zone (the lab tests cover the rest of the protocol).
 #[tokio::test]
-async fn zone_to_global_sync_is_unimplemented() {
-    let (_store, handle) = start(Environment::Universal).await;
+async fn zone_to_global_sync_subscribes_to_zone_types() {
+    let (store, handle) = start(Environment::Universal).await;
     let mut client = kds_proto::kds_sync_service_client::KdsSyncServiceClient::new(channel(&handle).await);
     let (_tx, rx) = tokio::sync::mpsc::channel::<kds_proto::DeltaDiscoveryResponse>(1);
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     request
         .metadata_mut()
         .insert("client-id", "zone-1".parse().expect("ascii"));
-    let status = client.zone_to_global_sync(request).await.expect_err("not served");
-    assert_eq!(status.code(), Code::Unimplemented);
+    let mut requests = client
+        .zone_to_global_sync(request)
+        .await
+        .expect("served")
+        .into_inner();
+    let first = tokio::time::timeout(WAIT, requests.message())
+        .await
+        .expect("in time")
+        .expect("a request")
+        .expect("not closed");
+    assert_eq!(first.resource_names_subscribe, ["*"]);
+    assert_eq!(first.node.map(|n| n.id).as_deref(), Some("zone-1"));
+    assert!(
+        kuma_model::ResourceType::from_name(&first.type_url).is_some_and(|t| t.info().flows_zone_to_global()),
+        "{}",
+        first.type_url
+    );
+    assert!(store.zone("zone-1").is_some(), "the Zone is created");
 }
 
 /// Restart breaks open streams and serves the same store again on the same address.

@@ -114,7 +114,10 @@ pub fn universal_mcb(max_connections: u32) -> Resource {
 
 /// Its copy in a universal zone, as KDS writes it.
 pub fn universal_copy(src: &Resource) -> Resource {
-    let mut c = src.clone().with_label(labels::ORIGIN, "global").with_label(labels::DISPLAY_NAME, &src.name);
+    let mut c = src
+        .clone()
+        .with_label(labels::ORIGIN, "global")
+        .with_label(labels::DISPLAY_NAME, &src.name);
     c.name = expected_name_in_zone(src, &Environment::Universal, &Environment::Universal);
     c
 }
@@ -122,7 +125,12 @@ pub fn universal_copy(src: &Resource) -> Resource {
 /// A universal control plane read over its REST API.
 pub fn rest_cp(url: String) -> CpConfig {
     CpConfig {
-        source: SourceConfig::Api { url, token: None, token_file: None, ca_file: None },
+        source: SourceConfig::Api {
+            url,
+            token: None,
+            token_file: None,
+            ca_file: None,
+        },
         environment: Environment::Universal,
     }
 }
@@ -135,5 +143,7 @@ pub async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::R
             rx.changed().await.expect("monitor alive");
         }
     };
-    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }

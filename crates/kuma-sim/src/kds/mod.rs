@@ -9,6 +9,7 @@ pub mod generation;
 pub mod record;
 mod service;
 mod stream;
+pub mod zone_to_global;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -23,6 +24,7 @@ use tonic::{
 
 pub use faults::{Faults, Undecodable};
 pub use record::{RecordedRequest, RecordedResponse};
+pub use zone_to_global::UpstreamTypeStats;
 
 use crate::{Error, Result, store::GlobalStore, tls::SelfSigned};
 
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     pub health_check_interval: Duration,
     /// `GlobalToZoneSync` streams whose session is running; tests wait on it.
     pub open_streams: watch::Sender<usize>,
+    /// What `ZoneToGlobalSync` streams received, per zone.
+    pub upstream: zone_to_global::Upstream,
 }
 
 /// A running simulated global. Dropping it stops the server without waiting.
@@ -111,6 +115,7 @@ pub async fn start_global_kds(
         max_message_size: cfg.max_message_size,
         health_check_interval: cfg.health_check_interval,
         open_streams: watch::Sender::new(0),
+        upstream: zone_to_global::Upstream::new(),
     });
     let running = serve(listener, &shared, &cfg)?;
     tracing::info!(%addr, tls = cfg.tls.is_some(), "simulated global KDS server started");
@@ -219,6 +224,39 @@ impl KdsHandle {
         self.shared.store.zones()
     }
 
+    /// `ZoneToGlobalSync` streams of `zone` currently open.
+    pub fn zone_to_global_streams(&self, zone: &str) -> usize {
+        self.shared.upstream.open_streams(zone)
+    }
+
+    /// Per type URL: responses `zone` sent on `ZoneToGlobalSync` and how they were answered.
+    pub fn zone_to_global_stats(&self, zone: &str) -> std::collections::BTreeMap<String, UpstreamTypeStats> {
+        self.shared.upstream.stats(zone)
+    }
+
+    /// Zone-origin resources the global deleted because their zone stopped sending them.
+    pub fn deleted_zone_resources(&self) -> Vec<kuma_model::Resource> {
+        self.shared.upstream.buried()
+    }
+
+    /// The resurrect fault: stores a deleted zone-origin resource again, as a stale
+    /// global instance writing it back would. The zone no longer has it, so nothing
+    /// deletes it until that zone's next full state. Returns it if it was known.
+    pub fn resurrect(&self, key: &kuma_model::ResourceKey) -> Option<kuma_model::Resource> {
+        let r = self.shared.upstream.exhume(key)?;
+        self.shared.store.upsert(r.clone());
+        Some(r)
+    }
+
+    /// Moves whenever records, zone-to-global stats or the store change (for waits).
+    pub(crate) fn change_feeds(&self) -> [watch::Receiver<u64>; 3] {
+        [
+            self.shared.records.subscribe(),
+            self.shared.upstream.subscribe(),
+            self.shared.store.subscribe(),
+        ]
+    }
+
     /// `GlobalToZoneSync` streams currently open.
     pub fn open_streams(&self) -> usize {
         *self.shared.open_streams.borrow()
@@ -257,6 +295,12 @@ impl KdsHandle {
         self.running = Some(serve(listener, &self.shared, &self.cfg)?);
         tracing::info!(addr = %self.addr, "simulated global KDS server restarted");
         Ok(())
+    }
+
+    /// Stops the server in place, for owners that cannot give the handle up;
+    /// [`restart`](Self::restart) serves again.
+    pub async fn stop_serving(&mut self) {
+        self.stop().await;
     }
 
     /// Stops the server and waits (bounded) for its connections to close.

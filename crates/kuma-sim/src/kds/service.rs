@@ -109,15 +109,28 @@ impl KdsSyncService for SyncService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    /// Only the global-to-zone direction is simulated.
+    /// Reversed roles: the global requests, the zone responds (kuma-facts 3.2).
     async fn zone_to_global_sync(
         &self,
         request: Request<Streaming<DeltaDiscoveryResponse>>,
     ) -> Result<Response<Self::ZoneToGlobalSyncStream>, Status> {
-        client_id(request.metadata())?;
-        Err(Status::unimplemented(
-            "ZoneToGlobalSync is not simulated by kuma-sim",
-        ))
+        let client_id = client_id(request.metadata())?;
+        if matches!(self.shared.store.environment(), Environment::Kubernetes { .. })
+            && !is_dns_label(&client_id)
+        {
+            tracing::warn!(%client_id, "zone name is not a DNS label; the Zone cannot be created");
+            return Err(Status::internal("stream failed"));
+        }
+        tracing::info!(%client_id, "ZoneToGlobalSync stream opened");
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(super::zone_to_global::run(
+            self.shared.clone(),
+            client_id,
+            request.into_inner(),
+            tx,
+            self.stop.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 

@@ -1,0 +1,290 @@
+//! Paths, query parameters, discovery documents, get and list.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use serde_json::{Value, json};
+
+use super::{
+    Shared,
+    object::{API_VERSION, Crd, GROUP, ObjectKey, VERSION},
+    query::{ContinueToken, Query, parse_rv},
+    selector::{FieldSelector, Filter, LabelSelector},
+    status::Failure,
+    watch,
+};
+
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub(crate) async fn handle<B>(shared: &Shared, request: Request<B>) -> Response<Body> {
+    // Reads need no body; keeping only the head keeps the future `Send`.
+    let (head, _) = request.into_parts();
+    match route(shared, &head).await {
+        Ok(response) => response,
+        Err(failure) => json_response(failure.code, &failure.to_status()),
+    }
+}
+
+async fn route(shared: &Shared, request: &http::request::Parts) -> Result<Response<Body>, Failure> {
+    let path = request.uri.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let target = match segments.as_slice() {
+        ["api"] => Target::Document(api_versions(shared)),
+        ["api", "v1"] => Target::Document(resource_list("v1", Vec::new())),
+        ["apis"] => Target::Document(json!({
+            "kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()],
+        })),
+        ["apis", GROUP] => Target::Document(api_group()),
+        ["apis", GROUP, VERSION] => Target::Document(kuma_resources()),
+        ["version"] => Target::Document(version()),
+        ["apis", GROUP, VERSION, plural] => Target::Collection(served(plural, None)?, None),
+        ["apis", GROUP, VERSION, plural, name] => {
+            Target::Object(served(plural, None)?, None, (*name).to_owned())
+        }
+        ["apis", GROUP, VERSION, "namespaces", ns, plural] => {
+            Target::Collection(served(plural, Some(ns))?, Some((*ns).to_owned()))
+        }
+        ["apis", GROUP, VERSION, "namespaces", ns, plural, name] => Target::Object(
+            served(plural, Some(ns))?,
+            Some((*ns).to_owned()),
+            (*name).to_owned(),
+        ),
+        _ => return Err(Failure::no_such_path()),
+    };
+    if request.method != Method::GET {
+        return Err(Failure::method_not_allowed(&request.method));
+    }
+    let query = Query::parse(request.uri.query().unwrap_or(""))?;
+    match target {
+        Target::Document(document) => Ok(json_response(StatusCode::OK, &document)),
+        Target::Object(crd, namespace, name) => get(shared, crd, namespace, name),
+        Target::Collection(crd, namespace) => {
+            let filter = Filter {
+                namespace,
+                labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+                    .map_err(|e| Failure::bad_request(format!("unable to parse requirement: {e}")))?,
+                fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
+                    .map_err(Failure::bad_request)?,
+            };
+            if query.flag("watch")? {
+                watch::watch(shared, crd, filter, &query)
+            } else {
+                list(shared, crd, &filter, &query).await
+            }
+        }
+    }
+}
+
+enum Target {
+    Document(Value),
+    Collection(Crd, Option<String>),
+    Object(Crd, Option<String>, String),
+}
+
+/// The type at `plural`, if this path serves it: namespaced types under a namespace or
+/// across all of them, cluster-scoped types never under a namespace.
+fn served(plural: &str, namespace: Option<&str>) -> Result<Crd, Failure> {
+    match Crd::by_plural(plural) {
+        Some(crd) if namespace.is_none() || crd.namespaced => Ok(crd),
+        _ => Err(Failure::no_such_path()),
+    }
+}
+
+fn get(
+    shared: &Shared,
+    crd: Crd,
+    namespace: Option<String>,
+    name: String,
+) -> Result<Response<Body>, Failure> {
+    if crd.namespaced && namespace.is_none() {
+        // The apiserver has no cluster-wide path for one namespaced object.
+        return Err(Failure::no_such_path());
+    }
+    shared.journal.sync();
+    let key = ObjectKey {
+        rtype: crd.rtype,
+        namespace,
+        name,
+    };
+    let (_, snapshot) = shared.journal.current();
+    match snapshot.get(&key) {
+        Some(object) => Ok(json_response(StatusCode::OK, object)),
+        None => Err(Failure::object_not_found(&crd.qualified(), crd.plural, &key.name)),
+    }
+}
+
+async fn list(shared: &Shared, crd: Crd, filter: &Filter, query: &Query) -> Result<Response<Body>, Failure> {
+    shared.journal.sync();
+    let limit = query.number("limit")?.filter(|l| *l > 0);
+    let rv_param = query.get("resourceVersion").filter(|v| !v.is_empty());
+    let rv_match = query.get("resourceVersionMatch").filter(|v| !v.is_empty());
+    let (rv, snapshot, after) = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            if rv_param.is_some() {
+                return Err(Failure::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let token = ContinueToken::decode(token)?;
+            let snapshot = shared.journal.at(token.rv).map_err(|_| {
+                Failure::expired(
+                    "The provided continue parameter is too old to display a consistent list result. \
+                     You can start a new list without the continue parameter.",
+                )
+            })?;
+            (token.rv, snapshot, Some((token.namespace, token.name)))
+        }
+        None => {
+            let (rv, snapshot) = match (rv_param, rv_match) {
+                (None, Some(_)) => {
+                    return Err(Failure::invalid(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                (None, None) | (Some("0"), None | Some("NotOlderThan")) => shared.journal.current(),
+                (Some(rv), Some("Exact")) => {
+                    let rv = parse_rv(rv)?;
+                    if rv == 0 {
+                        return Err(Failure::invalid(
+                            "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                        ));
+                    }
+                    wait_for(shared, rv).await?;
+                    let snapshot = shared.journal.at(rv).map_err(|_| {
+                        Failure::expired("The resourceVersion for the provided list is too old.")
+                    })?;
+                    (rv, snapshot)
+                }
+                (Some(rv), None | Some("NotOlderThan")) => {
+                    wait_for(shared, parse_rv(rv)?).await?;
+                    shared.journal.current()
+                }
+                (Some(_), Some(other)) => {
+                    return Err(Failure::invalid(format!(
+                        "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+                    )));
+                }
+            };
+            (rv, snapshot, None)
+        }
+    };
+    let mut matching = snapshot
+        .iter()
+        .filter(|(key, _)| key.rtype == crd.rtype)
+        .filter(|(key, _)| {
+            after
+                .as_ref()
+                .is_none_or(|(ns, name)| (&key.namespace, &key.name) > (ns, name))
+        })
+        .filter(|(_, object)| filter.matches(object));
+    let mut items = Vec::new();
+    let mut last = None;
+    for (key, object) in matching.by_ref() {
+        items.push(object.as_ref().clone());
+        last = Some(key);
+        if limit.is_some_and(|l| items.len() as u64 >= l) {
+            break;
+        }
+    }
+    let remaining = matching.count();
+    let mut metadata = json!({ "resourceVersion": rv.to_string() });
+    if let (true, Some(key)) = (remaining > 0, last) {
+        metadata["continue"] = ContinueToken {
+            rv,
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+        }
+        .encode()
+        .into();
+        if !filter.has_selectors() {
+            metadata["remainingItemCount"] = remaining.into();
+        }
+    }
+    let body = json!({
+        "apiVersion": API_VERSION,
+        "kind": format!("{}List", crd.kind()),
+        "metadata": metadata,
+        "items": items,
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Waits, as the apiserver does, for a version a client saw elsewhere to reach the journal.
+async fn wait_for(shared: &Shared, rv: u64) -> Result<(), Failure> {
+    let mut latest = shared.journal.subscribe();
+    let reached = tokio::time::timeout(shared.config.resource_version_wait, latest.wait_for(|v| *v >= rv))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if reached {
+        Ok(())
+    } else {
+        Err(Failure::too_large_resource_version(
+            rv,
+            shared.journal.resource_version(),
+        ))
+    }
+}
+
+pub(crate) fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn api_versions(shared: &Shared) -> Value {
+    let address = shared.local_addr.map(|a| a.to_string()).unwrap_or_default();
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    })
+}
+
+fn api_group() -> Value {
+    let version = json!({"groupVersion": API_VERSION, "version": VERSION});
+    json!({
+        "kind": "APIGroup", "apiVersion": "v1", "name": GROUP,
+        "versions": [version], "preferredVersion": version,
+    })
+}
+
+fn kuma_resources() -> Value {
+    let resources = Crd::all()
+        .map(|crd| {
+            let mut r = json!({
+                "name": crd.plural,
+                "singularName": crd.kind().to_ascii_lowercase(),
+                "namespaced": crd.namespaced,
+                "kind": crd.kind(),
+                "verbs": ["get", "list", "watch"],
+                "categories": ["kuma"],
+            });
+            if let Some(short) = crd.short {
+                r["shortNames"] = json!([short]);
+            }
+            r
+        })
+        .collect();
+    resource_list(API_VERSION, resources)
+}
+
+fn resource_list(group_version: &str, resources: Vec<Value>) -> Value {
+    json!({
+        "kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": group_version, "resources": resources,
+    })
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1", "minor": "33", "gitVersion": "v1.33.0-kuma-sim",
+        "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+        "goVersion": "", "compiler": "gc", "platform": "linux/amd64",
+    })
+}

@@ -1,0 +1,344 @@
+//! The zone's side of the KDS connection: one session is the `GlobalToZoneSync` stream
+//! (applied to the zone store), the `ZoneToGlobalSync` stream (answered from it, see
+//! [`super::upstream`]) and the HealthCheck calls, all on one channel opened with
+//! kds-probe's transport. The session ends on the first stream error, on a reconnect
+//! request or when a stall is lifted; the loop then connects again.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use kds_probe::{decode::decode_entry, view::split_delta_key};
+use kds_proto::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaResource, KumaResource, Node, ZoneHealthCheckRequest,
+    global_kds_service_client::GlobalKdsServiceClient, google::rpc::Status as RpcStatus,
+    kds_sync_service_client::KdsSyncServiceClient,
+};
+use kuma_model::{Environment, ResourceKey, ResourceType, types::SpecEncoding};
+use prost::Message;
+use prost_types::{ListValue, Struct, Value, value::Kind};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, codec::CompressionEncoding, metadata::MetadataValue, transport::Channel};
+
+use super::{Error, ZoneShared};
+use crate::kds::{MAX_MESSAGE_SIZE, generation::features};
+
+/// Bound on one HealthCheck call.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs sessions until `stop` flips.
+pub(super) async fn run(shared: Arc<ZoneShared>, mut stop: watch::Receiver<bool>) {
+    let mut reconnects = shared.faults.reconnect_requests();
+    let mut fault_changes = shared.faults.subscribe();
+    loop {
+        // An offline zone waits for the fault to be lifted.
+        while shared.faults.snapshot().offline {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = fault_changes.changed() => {}
+            }
+        }
+        reconnects.mark_unchanged();
+        let ended = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = reconnects.changed() => Error::ReconnectRequested,
+            error = session(&shared) => error,
+        };
+        tracing::info!(zone = %shared.config.name, %ended, "zone KDS session ended");
+        shared.status.send_modify(|s| {
+            s.connected = false;
+            s.last_error = Some(ended.to_string());
+        });
+        if matches!(ended, Error::ReconnectRequested | Error::Stalled) {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = reconnects.changed() => {}
+            () = tokio::time::sleep(shared.config.reconnect_delay) => {}
+        }
+    }
+}
+
+async fn session(shared: &ZoneShared) -> Error {
+    let channel = match kds_probe::transport::open_channel(
+        shared.global_address.clone(),
+        shared.tls.clone(),
+        shared.config.connect_timeout,
+    )
+    .await
+    {
+        Ok(channel) => channel,
+        Err(error) => return Error::Connect(error),
+    };
+    tokio::select! {
+        error = global_to_zone(shared, channel.clone()) => error,
+        error = super::upstream::zone_to_global(shared, channel.clone()) => error,
+        never = health_checks(shared, channel) => match never {},
+    }
+}
+
+/// `client-id` and `features` on every call, as a Kuma zone sends them (kuma-facts 2.1).
+pub(super) fn identify(md: &mut tonic::metadata::MetadataMap, zone: &str) -> Result<(), Error> {
+    let id = MetadataValue::try_from(zone).map_err(|_| Error::InvalidName(zone.to_owned()))?;
+    md.insert("client-id", id);
+    md.append("features", MetadataValue::from_static("hash-suffix"));
+    md.append("kds-version", MetadataValue::from_static("v3"));
+    Ok(())
+}
+
+pub(super) fn sync_client(channel: Channel) -> KdsSyncServiceClient<Channel> {
+    KdsSyncServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+        .send_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Gzip)
+}
+
+/// `node` with the zone's id; the full metadata only on subscriptions (kuma-facts 2.2).
+pub(crate) fn node(zone: &str, full: bool) -> Node {
+    let metadata = full.then(|| {
+        let values = features::ALL
+            .iter()
+            .map(|f| Value {
+                kind: Some(Kind::StringValue((*f).to_owned())),
+            })
+            .collect();
+        Struct {
+            fields: [(
+                "features".to_owned(),
+                Value {
+                    kind: Some(Kind::ListValue(ListValue { values })),
+                },
+            )]
+            .into(),
+        }
+    });
+    Node {
+        id: zone.to_owned(),
+        metadata,
+    }
+}
+
+/// Per-type state of the global-to-zone stream.
+#[derive(Default)]
+struct Received {
+    /// The first response of the type arrived on this stream (it was the full state).
+    synced: bool,
+    /// The nonce of a response the stop-ACK fault holds back.
+    held_ack: Option<String>,
+}
+
+async fn global_to_zone(shared: &ZoneShared, channel: Channel) -> Error {
+    let zone = shared.config.name.as_str();
+    let types: Vec<ResourceType> = ResourceType::all()
+        .filter(|t| t.info().flows_global_to_zone())
+        .collect();
+    // Unbounded: the receive loop must never wait on its own ACKs.
+    let (tx, rx) = mpsc::unbounded_channel();
+    for t in &types {
+        let _ = tx.send(DeltaDiscoveryRequest {
+            node: Some(node(zone, true)),
+            type_url: t.name().to_owned(),
+            resource_names_subscribe: vec!["*".to_owned()],
+            ..Default::default()
+        });
+    }
+    let mut request = Request::new(UnboundedReceiverStream::new(rx));
+    if let Err(e) = identify(request.metadata_mut(), zone) {
+        return e;
+    }
+    let mut inbound = match sync_client(channel).global_to_zone_sync(request).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return Error::Stream("GlobalToZoneSync", status),
+    };
+    shared.status.send_modify(|s| {
+        s.connected = true;
+        s.sessions += 1;
+        s.types_subscribed = types.len();
+        s.types_synced = 0;
+    });
+    tracing::info!(zone, "GlobalToZoneSync stream open");
+    let mut received: BTreeMap<ResourceType, Received> = BTreeMap::new();
+    let mut fault_changes = shared.faults.subscribe();
+    loop {
+        let faults = shared.faults.snapshot();
+        if faults.stalled {
+            // Read nothing, answer nothing; the global's side of the stream stays open.
+            let _ = fault_changes
+                .wait_for(|_| !shared.faults.snapshot().stalled)
+                .await;
+            return Error::Stalled;
+        }
+        for (rtype, state) in &mut received {
+            if !faults.stop_ack.contains(rtype)
+                && let Some(nonce) = state.held_ack.take()
+            {
+                let _ = tx.send(ack(zone, rtype.name(), nonce, None));
+            }
+        }
+        let response = tokio::select! {
+            _ = fault_changes.changed() => continue,
+            message = inbound.message() => match message {
+                Ok(Some(response)) => response,
+                Ok(None) => return Error::StreamClosed("GlobalToZoneSync"),
+                Err(status) => return Error::Stream("GlobalToZoneSync", status),
+            },
+        };
+        // Faults set while the response was in flight apply to it.
+        let faults = shared.faults.snapshot();
+        if faults.stalled {
+            let _ = fault_changes
+                .wait_for(|_| !shared.faults.snapshot().stalled)
+                .await;
+            return Error::Stalled;
+        }
+        let Some(rtype) = ResourceType::from_name(&response.type_url) else {
+            let _ = tx.send(ack(zone, &response.type_url, response.nonce.clone(), None));
+            continue;
+        };
+        let state = received.entry(rtype).or_default();
+        let nonce = response.nonce.clone();
+        let verdict = if faults.nack.contains(&rtype) {
+            Err(format!("kuma-sim: zone {zone} rejects {rtype} (NACK fault)"))
+        } else {
+            apply(shared, rtype, response, !state.synced)
+        };
+        match verdict {
+            Ok(()) => {
+                let first = !state.synced;
+                state.synced = true;
+                shared.status.send_modify(|s| {
+                    s.responses_applied += 1;
+                    s.types_synced += usize::from(first);
+                });
+                if faults.stop_ack.contains(&rtype) {
+                    state.held_ack = Some(nonce);
+                } else {
+                    let _ = tx.send(ack(zone, rtype.name(), nonce, None));
+                    shared.status.send_modify(|s| s.acks_sent += 1);
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(zone, %rtype, %reason, "rejecting a KDS response");
+                let _ = tx.send(ack(zone, rtype.name(), nonce, Some(reason)));
+                shared.status.send_modify(|s| s.nacks_sent += 1);
+            }
+        }
+    }
+}
+
+/// An ACK, or with `error` a NACK (which also re-subscribes, as Kuma's does).
+fn ack(zone: &str, type_url: &str, nonce: String, error: Option<String>) -> DeltaDiscoveryRequest {
+    let nack = error.is_some();
+    DeltaDiscoveryRequest {
+        node: Some(node(zone, false)),
+        type_url: type_url.to_owned(),
+        response_nonce: nonce,
+        resource_names_subscribe: if nack { vec!["*".to_owned()] } else { Vec::new() },
+        error_detail: error.map(|message| RpcStatus {
+            message,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Decodes a response and applies it to the zone store. A resource that cannot be decoded
+/// or clashes with one of the zone's own rejects the response.
+fn apply(
+    shared: &ZoneShared,
+    rtype: ResourceType,
+    response: DeltaDiscoveryResponse,
+    full: bool,
+) -> Result<(), String> {
+    let env = shared.store.environment();
+    let now = jiff::Timestamp::now();
+    let mut upserts = Vec::with_capacity(response.resources.len());
+    for wire in &response.resources {
+        let entry = decode_entry(rtype, wire, now);
+        let mut resource = match (entry.resource, entry.decode_error) {
+            (Some(r), _) => r,
+            (None, reason) => {
+                return Err(format!(
+                    "cannot decode {}: {}",
+                    wire.name,
+                    reason.unwrap_or_default()
+                ));
+            }
+        };
+        if let SpecEncoding::Proto(_) = rtype.info().spec_encoding {
+            // The simulated global sends proto-based specs as JSON (see the crate docs).
+            resource.spec = proto_spec_as_json(wire);
+        }
+        resource.name = stored_name(env, rtype, resource.name);
+        upserts.push(resource);
+    }
+    let removed: Vec<ResourceKey> = response
+        .removed_resources
+        .iter()
+        .map(|key| {
+            let (name, mesh) = split_delta_key(key);
+            ResourceKey {
+                rtype,
+                mesh: mesh.map(str::to_owned),
+                name: stored_name(env, rtype, name.to_owned()),
+            }
+        })
+        .collect();
+    let outcome = shared.store.apply_from_global(rtype, upserts, &removed, full);
+    tracing::debug!(zone = %shared.config.name, %rtype, full, ?outcome, "applied a KDS response");
+    if outcome.conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "resources already exist in the zone: {}",
+            outcome.conflicts.join(", ")
+        ))
+    }
+}
+
+/// A Kubernetes zone stores hash-suffixed namespaced types in its system namespace
+/// (`ZoneSyncCallback`'s `addNamespaceSuffix`, kuma-facts 6.4).
+pub(crate) fn stored_name(env: &Environment, rtype: ResourceType, name: String) -> String {
+    match env {
+        Environment::Kubernetes { system_namespace }
+            if !rtype.info().skip_kds_hash && rtype.info().k8s_namespaced() =>
+        {
+            format!("{name}.{system_namespace}")
+        }
+        _ => name,
+    }
+}
+
+fn proto_spec_as_json(wire: &DeltaResource) -> serde_json::Value {
+    wire.resource
+        .as_ref()
+        .and_then(|any| KumaResource::decode(any.value.as_slice()).ok())
+        .and_then(|kr| kr.spec)
+        .and_then(|spec| serde_json::from_slice(&spec.value).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Calls HealthCheck at once, then every interval; keeps going while the streams stall.
+async fn health_checks(shared: &ZoneShared, channel: Channel) -> std::convert::Infallible {
+    let mut client = GlobalKdsServiceClient::new(channel);
+    let mut tick = tokio::time::interval(shared.config.health_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut request = Request::new(ZoneHealthCheckRequest {});
+        let up = match identify(request.metadata_mut(), &shared.config.name) {
+            Err(_) => false,
+            Ok(()) => matches!(
+                tokio::time::timeout(HEALTH_CHECK_TIMEOUT, client.health_check(request)).await,
+                Ok(Ok(_))
+            ),
+        };
+        shared.status.send_modify(|s| {
+            s.health_check_up = Some(up);
+            if up {
+                s.health_checks_ok += 1;
+            }
+        });
+    }
+}
