@@ -97,6 +97,17 @@ impl KdsConnector {
     }
 }
 
+/// Opens a channel to `address` exactly as the probe does (TCP, optional TLS with `tls`,
+/// keepalive, classified errors), for other simulated zones.
+#[cfg(feature = "zone-client")]
+pub async fn open_channel(
+    address: KdsAddress,
+    tls: Option<Arc<ClientConfig>>,
+    connect_timeout: Duration,
+) -> Result<Channel> {
+    KdsConnector::new(address, tls)?.channel(connect_timeout).await
+}
+
 /// A certificate the verifier refused is fatal; anything else (EOF, reset) is not.
 fn classify_handshake(address: String, source: io::Error) -> ConnectFailure {
     match source.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {

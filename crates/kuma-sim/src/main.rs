@@ -74,6 +74,10 @@ fn load(args: &Args) -> anyhow::Result<Scenario> {
 async fn run(scenario: Scenario) -> anyhow::Result<()> {
     // One crypto provider for every TLS user in the process (kuma-facts 10.6 clients).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Installed before "ready" is printed, so a SIGTERM right after it stops cleanly.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
     let lab = Lab::start(scenario).await.context("cannot start the lab")?;
     let urls = lab.urls();
     println!("global KDS: {}", urls.kds);
@@ -93,18 +97,11 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
         println!("zone {}: {}", zone.name(), zone.store().environment());
     }
     println!("ready; Ctrl-C or SIGTERM stops");
-    shutdown_signal().await?;
-    println!("stopping");
-    lab.shutdown().await;
-    Ok(())
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
+    println!("stopping");
+    lab.shutdown().await;
     Ok(())
 }

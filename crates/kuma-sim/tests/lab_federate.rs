@@ -241,3 +241,70 @@ async fn universal_zone_policies_stay_out_of_other_zones() {
     );
     lab.shutdown().await;
 }
+
+/// `skipCreatingInitialPolicies` keeps the defaults out (the signing key stays); a mesh
+/// created later gets its defaults; scenario zone resources are the zone's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_defaults_and_zone_resources() {
+    let text = r#"
+skipCreatingInitialPolicies: ["*"]
+meshes: [{name: default}]
+zones:
+  - name: zone-1
+    resources:
+      - {type: MeshRetry, name: local-retry, mesh: default, spec: {targetRef: {kind: Mesh}}}
+"#;
+    let mut scenario = kuma_sim::lab::Scenario::from_yaml(text).expect("valid");
+    scenario.global.tls = false;
+    let lab = converged_lab(scenario).await;
+    let global = lab.global_store().clone();
+    assert!(names(global.as_ref(), "MeshCircuitBreaker").is_empty());
+    assert_eq!(
+        names(global.as_ref(), "Secret"),
+        ["dataplane-token-signing-key-default-1"]
+    );
+    assert!(lab.kds_url().starts_with("grpc://"));
+    let local = lab
+        .zone_store("zone-1")
+        .expect("zone-1")
+        .get(&key("MeshRetry", Some("default"), "local-retry"))
+        .expect("created in the zone");
+    assert_eq!(local.label(labels::ORIGIN), Some("zone"));
+    assert_eq!(local.label(labels::ENV), Some("universal"));
+    let on_global = key(
+        "MeshRetry",
+        Some("default"),
+        &hashed_name("default", "local-retry", &["zone-1"]),
+    );
+    lab.wait_until(|_| global.get(&on_global).is_some(), WAIT)
+        .await
+        .expect("synced to the global");
+
+    // A later mesh goes through Kuma's defaults, the skip list still applies.
+    lab.create_on_global(Resource::new(rtype("Mesh"), None, "payments", json!({})))
+        .expect("created");
+    lab.wait_until(
+        |_| {
+            global
+                .get(&key(
+                    "Secret",
+                    Some("payments"),
+                    "dataplane-token-signing-key-payments-1",
+                ))
+                .is_some()
+        },
+        WAIT,
+    )
+    .await
+    .expect("the new mesh gets its signing key");
+    assert!(
+        global
+            .get(&key(
+                "MeshCircuitBreaker",
+                Some("payments"),
+                "mesh-circuit-breaker-all-payments"
+            ))
+            .is_none()
+    );
+    lab.shutdown().await;
+}
