@@ -181,7 +181,7 @@ pub async fn run(
 
 /// kuma-sync's view of the lab: Kubernetes-flavoured control planes through their
 /// Kubernetes API (kube-rs watchers), the others over REST, and the probe on the KDS.
-async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<ServeConfig, DemoError> {
+pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<ServeConfig, DemoError> {
     let urls = lab.urls();
     let source = |cp: &str, env: Environment| -> Result<CpConfig, DemoError> {
         let source = match (urls.kubernetes_api.get(cp), &env) {

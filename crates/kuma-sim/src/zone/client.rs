@@ -77,12 +77,15 @@ async fn session(shared: &ZoneShared) -> Error {
     }
 }
 
-/// `client-id` and `features` on every call, as a Kuma zone sends them (kuma-facts 2.1).
+/// `client-id`, `features` and `version` on every call, as a Kuma zone sends them
+/// (kuma-facts 2.1).
 pub(super) fn identify(md: &mut tonic::metadata::MetadataMap, zone: &str) -> Result<(), Error> {
     let id = MetadataValue::try_from(zone).map_err(|_| Error::InvalidName(zone.to_owned()))?;
     md.insert("client-id", id);
     md.append("features", MetadataValue::from_static("hash-suffix"));
     md.append("kds-version", MetadataValue::from_static("v3"));
+    // Real zones say which Kuma they run; the global shows it in ZoneInsight.
+    md.insert("version", MetadataValue::from_static(crate::rest::VERSION));
     Ok(())
 }
 
