@@ -480,6 +480,10 @@ fn created_on_global(mut r: Resource, env: &Environment) -> Result<Resource, Lab
                 .or_insert_with(|| "system".to_owned());
         }
     }
+    // Kuma's store stamps every write; kuma-sync measures propagation from these.
+    let now = jiff::Timestamp::now();
+    r.creation_time.get_or_insert(now);
+    r.modification_time = Some(now);
     Ok(r)
 }
 

@@ -150,8 +150,9 @@ impl Monitor {
             st.global = resources.iter().map(|r| (r.key(), r.clone())).collect();
         }
         let changes = st.engine.replace(cp, resources);
+        let seen_before = st.read_before();
         st.read_succeeded(cp, now);
-        self.track(&mut st, &changes, now);
+        self.track(&mut st, &changes, now, &seen_before);
         drop(st);
         self.version.send_modify(|v| *v += 1);
     }
@@ -173,7 +174,8 @@ impl Monitor {
         if let Some(s) = st.sources.get_mut(cp) {
             s.last_success = Some(now);
         }
-        self.track(&mut st, &changes, now);
+        let seen_before = st.read_before();
+        self.track(&mut st, &changes, now, &seen_before);
         drop(st);
         self.version.send_modify(|v| *v += 1);
     }
@@ -205,7 +207,10 @@ impl Monitor {
         Report::build(&self.lock().engine)
     }
 
-    fn track(&self, st: &mut MonitorState, changes: &[SlotChange], now: Timestamp) {
+    /// `seen_before`: the control planes read in full before this observation. A copy
+    /// without timestamps that shows up synced on a first read may have been there for
+    /// months: no latency is recorded for it.
+    fn track(&self, st: &mut MonitorState, changes: &[SlotChange], now: Timestamp, seen_before: &[CpRole]) {
         for c in changes {
             let was_synced = c.before.iter().any(|f| f.state == State::Synced);
             let is_synced = c.after.iter().any(|f| f.state == State::Synced);
@@ -225,7 +230,10 @@ impl Monitor {
                 {
                     self.recorder.flap(&c.slot.zone, c.slot.identity.rtype);
                 }
-                if let Some(seconds) = propagation_seconds(&st.engine, c, now) {
+                let live = [CpRole::Global, CpRole::Zone(c.slot.zone.to_string())]
+                    .iter()
+                    .all(|cp| seen_before.contains(cp));
+                if let Some(seconds) = propagation_seconds(&st.engine, c, now, live) {
                     let p = Propagation {
                         zone: c.slot.zone.to_string(),
                         rtype: c.slot.identity.rtype,
@@ -239,6 +247,15 @@ impl Monitor {
 }
 
 impl MonitorState {
+    /// The control planes that have had a full read.
+    fn read_before(&self) -> Vec<CpRole> {
+        self.sources
+            .iter()
+            .filter(|(_, s)| s.first_success.is_some())
+            .map(|(cp, _)| cp.clone())
+            .collect()
+    }
+
     /// A full read of `cp` succeeded: it is readable and its history starts, if new.
     fn read_succeeded(&mut self, cp: &CpRole, now: Timestamp) {
         self.engine.set_readable(cp, true);
@@ -282,7 +299,7 @@ fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
 /// From the source's last modification (what Kuma's API says, else unknown) to the copy's,
 /// bounded by when we saw it. Copies that predate the watcher still give a latency, as
 /// both control planes stamp their modification times.
-fn propagation_seconds(engine: &Engine, c: &SlotChange, now: Timestamp) -> Option<f64> {
+fn propagation_seconds(engine: &Engine, c: &SlotChange, now: Timestamp, live: bool) -> Option<f64> {
     let source = engine.source_of(&c.slot)?;
     let start = source.modification_time.or(source.creation_time)?;
     let synced = c.after.iter().find(|f| f.state == State::Synced)?;
@@ -290,9 +307,13 @@ fn propagation_seconds(engine: &Engine, c: &SlotChange, now: Timestamp) -> Optio
         .copy
         .as_ref()
         .and_then(|k| engine.resource(&Engine::copies_cp(&c.slot), k));
-    let end = copy
+    let stamped = copy
         .and_then(|r| r.modification_time.or(r.creation_time))
-        .filter(|t| *t >= start && *t <= now)
-        .unwrap_or(now);
+        .filter(|t| *t >= start && *t <= now);
+    let end = match stamped {
+        Some(t) => t,
+        None if live => now,
+        None => return None,
+    };
     (end >= start).then(|| elapsed(start, end).as_secs_f64())
 }

@@ -125,11 +125,15 @@ fn propagation_runs_from_the_source_change_to_the_copy() {
             seconds: 3.0
         }]
     );
-    // A copy without times is bounded by when we saw it.
+    // A copy without times found on a first read may be months old: no latency.
     let mut bare = copy_at(Z2, 0);
     bare.modification_time = None;
-    m.snapshot(&zone(Z2), vec![bare], t(12));
-    assert_eq!(events.propagations.lock().unwrap()[1].seconds, 12.0);
+    m.snapshot(&zone(Z2), vec![bare.clone()], t(12));
+    assert_eq!(events.propagations.lock().unwrap().len(), 1);
+    // Seen arriving later, it is bounded by when we saw it.
+    m.snapshot(&zone(Z2), vec![], t(13));
+    m.snapshot(&zone(Z2), vec![bare], t(14));
+    assert_eq!(events.propagations.lock().unwrap()[1].seconds, 14.0);
 }
 
 #[test]

@@ -74,6 +74,9 @@ pub(super) fn mapping(value: Option<Value>, shown: &str) -> Result<Value, String
     }
 }
 
+/// `0001-01-01T00:00:00Z`, Go's zero `time.Time`, in Unix seconds.
+const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
+
 /// An RFC 3339 timestamp with an offset (`2024-01-08T17:25:45Z`, `...+02:00`).
 pub(super) fn timestamp(
     map: &Map<String, Value>,
@@ -84,7 +87,9 @@ pub(super) fn timestamp(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => s
             .parse::<jiff::Timestamp>()
-            .map(Some)
+            // Go prints an unset time as year 1; Kuma's REST API shows it for resources
+            // written without times. It means "unknown", not a date.
+            .map(|t| (t.as_second() > GO_ZERO_TIME_SECONDS).then_some(t))
             .map_err(|_| format!("`{shown}` is not an RFC 3339 timestamp with an offset: `{s}`")),
         Some(other) => Err(format!(
             "`{shown}` must be a timestamp string, found {}",
