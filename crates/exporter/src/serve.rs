@@ -151,6 +151,7 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
                 match start_source(&cp, &c.source, types.clone(), interval).await {
                     Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
                     Ok(Source::Kube(client)) => {
+                        let types = kube_source::types_for(&cp, types.into_iter());
                         return kube_source::watch(cp, client, types, monitor, stopped).await;
                     }
                     Err(error) => {

@@ -45,6 +45,16 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     let global = Arc::new(GlobalStore::new(Environment::kubernetes()));
     let zone = Arc::new(GlobalStore::new(Environment::kubernetes()));
     global.upsert(global_mcb(2));
+    // A Kubernetes global keeps ZoneInsights as cluster-scoped objects.
+    global.upsert(kuma_model::Resource::new(
+        ResourceType::from_name("ZoneInsight").unwrap(),
+        None,
+        "zone-1",
+        serde_json::json!({"subscriptions": [{"id": "a", "connectTime": "2026-11-02T09:00:00Z",
+            "status": {"lastUpdateTime": "2026-11-02T09:06:00Z",
+                       "stat": {"MeshCircuitBreaker": {"responsesSent": "3", "responsesRejected": "2"}}},
+            "version": {"kumaCp": {"version": "2.14.3", "kumaCpGlobalCompatible": true}}}]}),
+    ));
     zone.upsert(zone_copy(2));
     let cfg = k8s_api::K8sApiConfig::default();
     let global_api = k8s_api::start_k8s_api(global.clone(), "127.0.0.1:0".parse().unwrap(), cfg.clone())
@@ -81,6 +91,24 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
         Some(1.0)
     );
     assert_eq!(get(addr, "/readyz", None).await.0, 200);
+    assert_eq!(
+        sample(&metrics, "kuma_sync_zone_online{zone=\"zone-1\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "kuma_sync_zone_rejected_responses{type=\"MeshCircuitBreaker\",zone=\"zone-1\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "kuma_sync_zone_info{compatible=\"true\",version=\"2.14.3\",zone=\"zone-1\"}"
+        ),
+        Some(1.0)
+    );
     promtool_check_metrics(&metrics);
 
     // A copy deleted in the zone shows on /metrics through the watch, well within a second.

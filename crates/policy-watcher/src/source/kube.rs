@@ -23,7 +23,10 @@ use kuma_model::{
     types::K8sKind,
 };
 
-use super::SourceError;
+use super::{
+    SourceError,
+    insight::{self, ZoneInsight},
+};
 use crate::{Change, monitor::Monitor};
 
 /// A client for the cluster of a kubeconfig (and context), or the in-cluster one.
@@ -60,6 +63,19 @@ pub fn api_resource(rtype: ResourceType) -> Option<ApiResource> {
     }
 }
 
+/// The types to watch on `cp`: the checked ones, plus Zone and ZoneInsight on the global
+/// (which zones exist, which are disabled, online, rejecting updates).
+pub fn types_for(cp: &CpRole, checked: impl Iterator<Item = ResourceType>) -> Vec<ResourceType> {
+    let mut types = super::poll::PollTarget::types_for(cp, checked);
+    if *cp == CpRole::Global
+        && let Some(insight) = ResourceType::from_name("ZoneInsight")
+        && !types.contains(&insight)
+    {
+        types.push(insight);
+    }
+    types
+}
+
 /// One watcher event, tagged with its type.
 enum Event {
     Init(ResourceType),
@@ -94,7 +110,10 @@ pub async fn watch(
             _ = &mut shutdown => return,
             e = events.next() => match e { Some(e) => e, None => return },
         };
-        state.apply(&cp, event, &monitor, Timestamp::now());
+        let insights_changed = state.apply(&cp, event, &monitor, Timestamp::now());
+        if insights_changed && state.complete() {
+            monitor.zone_insights(state.zone_insights());
+        }
     }
 }
 
@@ -121,7 +140,34 @@ impl Listing {
         self.listed == self.types
     }
 
-    fn apply(&mut self, cp: &CpRole, event: Event, monitor: &Monitor, now: Timestamp) {
+    /// The global's ZoneInsight objects, parsed; unparsable ones are logged and left out.
+    fn zone_insights(&self) -> BTreeMap<String, ZoneInsight> {
+        let Some(t) = ResourceType::from_name("ZoneInsight") else {
+            return BTreeMap::new();
+        };
+        self.current
+            .get(&t)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|r| match insight::parse(&r.spec) {
+                Ok(i) => Some((r.name.clone(), i)),
+                Err(error) => {
+                    tracing::warn!(zone = %r.name, %error, "cannot read ZoneInsight");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Applies one event; returns whether it touched ZoneInsights.
+    fn apply(&mut self, cp: &CpRole, event: Event, monitor: &Monitor, now: Timestamp) -> bool {
+        let is_insight = |t: ResourceType| t.name() == "ZoneInsight";
+        let touched = match &event {
+            Event::InitDone(t) => is_insight(*t),
+            Event::Apply(r) => is_insight(r.rtype),
+            Event::Delete(key) => is_insight(key.rtype),
+            _ => false,
+        };
         match event {
             Event::Init(t) => {
                 self.pending.insert(t, BTreeMap::new());
@@ -160,6 +206,7 @@ impl Listing {
                 monitor.failed(cp, &error);
             }
         }
+        touched
     }
 }
 
