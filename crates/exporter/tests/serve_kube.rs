@@ -72,8 +72,8 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     .expect("serve starts");
     let addr = running.local_addr.expect("serving HTTP");
 
-    until(&running, "convergence", |r| {
-        r.monitor.ready() && r.monitor.report().converged
+    until(&running, "convergence and insights", |r| {
+        r.monitor.ready() && r.monitor.report().converged && r.monitor.lock().zone_insights.is_some()
     })
     .await;
     let (status, metrics) = get(addr, "/metrics", None).await;
