@@ -1,6 +1,7 @@
-//! The `kuma-sync` command: verification of Kuma multi-zone sync from files today, and the
-//! metrics server and live verification as they land. `main.rs` only parses arguments and
-//! maps outcomes to exit codes; everything else lives here so tests can reach it.
+//! The `kuma-sync` command: `verify` (on files or live control planes), `serve` (the
+//! daemon with `/metrics`, `/status` and health), `probe` (the live KDS view) and `demo`
+//! (all of it on a kuma-sim lab). `main.rs` only parses arguments and maps outcomes to exit
+//! codes; everything else lives here so tests can reach it.
 //!
 //! # Layout
 //! - [`cli`]: command-line definitions.

@@ -1,8 +1,9 @@
-//! A simulated Kuma global control plane for end-to-end tests: an in-memory resource store
-//! and a KDS gRPC server that speaks `GlobalToZoneSync` and `HealthCheck` the way Kuma
-//! v2.14.3's global does (kuma-facts sections 2, 3.1, 4, 5 and 6), with fault knobs that
-//! real globals only show on a bad day. kuma-cp cannot run on this project's machines
-//! (kuma-facts 10.9), so every client test in the workspace runs against this.
+//! A simulated Kuma multi-zone deployment: a global and zones that sync over real KDS
+//! (gRPC, TLS, both directions) the way Kuma v2.14.3 does (kuma-facts sections 2 to 7),
+//! each with Kuma's REST API and, when Kubernetes-flavoured, a Kubernetes-style API, plus
+//! fault knobs for what real control planes only show on a bad day. kuma-cp cannot run on
+//! this project's machines (kuma-facts 10.9), so every end-to-end test of the workspace
+//! and `kuma-sync demo` run against this.
 //!
 //! # Layout
 //! - [`store`]: [`GlobalStore`], the global's resources and its zone records; tests mutate

@@ -1,6 +1,7 @@
 //! Convergence of Kuma resources across a global control plane and its zones: what each
 //! zone should hold, what it holds, and the difference, kept current one observation at a
-//! time. The engine is pure (no IO); live watchers feed it in a later layer.
+//! time. The engine is pure (no IO); the sources read live control planes (Kuma's REST
+//! API, Kubernetes watches) and feed it through the monitor.
 //!
 //! # Layout
 //! - [`topology`]: the control planes being verified and the resources in scope.
@@ -8,7 +9,8 @@
 //! - [`converge`]: the incremental [`Engine`] and its states.
 //! - [`report`]: the verdict with per-zone counts and reasons.
 //! - [`seed`]: the post-federation check of a zone's pre-federation export.
-//! - [`source`]: readers of live control planes (Kuma's REST API).
+//! - [`source`]: readers of live control planes (Kuma's REST API, Kubernetes watches,
+//!   ZoneInsights).
 //! - [`monitor`]: the live layer: source health, out-of-sync ages, propagation, flaps.
 
 pub mod converge;
