@@ -5,7 +5,9 @@
 //! Run with `cargo bench -p policy-watcher --bench engine`. Sizes are total zone copies
 //! (100 zones x policies); `ENGINE_BENCH_SIZES=1000,10000` narrows the sweep. Each size runs
 //! in its own child process so the memory figures are not polluted by a previous size.
-//! `--child <copies>` runs one size in-process, for `valgrind --tool=callgrind`.
+//! `--child <copies> load|apply|inputs` runs one part of one size in-process (the cold
+//! load and everything after it, the cold fold with `apply`, or the inputs' memory
+//! alone), which is also how to run it under `valgrind --tool=callgrind`.
 //!
 //! This is a measuring binary, not a test: it prints a Markdown table for
 //! `docs/benchmarks.md` and asserts only that the engine saw what it was given.
@@ -22,7 +24,7 @@ use std::{
 
 use kuma_model::{CpRole, Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
 use policy_watcher::{Change, Engine, Report, Selection, State, Topology, ZoneSpec};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ZONES: usize = 100;
 const MESHES: [&str; 3] = ["default", "payments", "edge"];
@@ -39,8 +41,18 @@ fn main() {
             .get(pos + 1)
             .and_then(|s| s.parse().ok())
             .expect("--child takes a number of copies");
-        let row = run_size(copies);
-        println!("ROW {}", row.to_line());
+        let fold = match args.get(pos + 2).map(String::as_str) {
+            Some("apply") => Fold::Apply,
+            Some("inputs") => {
+                println!("INPUTS {:.0} MiB |", input_mib(copies));
+                return;
+            }
+            _ => Fold::Load,
+        };
+        match fold {
+            Fold::Load => println!("ROW {}", run_size(copies).to_line()),
+            Fold::Apply => println!("APPLY {}", fmt(cold(copies, Fold::Apply).1)),
+        }
         return;
     }
     let sizes = std::env::var("ENGINE_BENCH_SIZES").unwrap_or_else(|_| DEFAULT_SIZES.to_owned());
@@ -49,21 +61,10 @@ fn main() {
     let mut rows = Vec::new();
     for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         eprintln!("engine bench: {size} copies ...");
-        let out = Command::new(&exe)
-            .args(["--child", size])
-            .output()
-            .expect("run child");
-        assert!(
-            out.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("ROW "))
-            .expect("child printed a row");
-        rows.push(line.to_owned());
+        let row = child(&exe, size, "load", "ROW ");
+        let apply = child(&exe, size, "apply", "APPLY ");
+        let inputs = child(&exe, size, "inputs", "INPUTS ");
+        rows.push(format!("{row} {apply} | {inputs}"));
     }
     println!();
     println!("{}", Row::HEADER);
@@ -71,6 +72,32 @@ fn main() {
     for r in rows {
         println!("{r}");
     }
+}
+
+/// Runs one size in a fresh process and returns what it printed after `prefix`.
+fn child(exe: &std::path::Path, size: &str, mode: &str, prefix: &str) -> String {
+    let out = Command::new(exe)
+        .args(["--child", size, mode])
+        .output()
+        .expect("run child");
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .expect("child printed its figures")
+        .to_owned()
+}
+
+/// How the cold state is folded in: `Engine::load` (no change descriptions) or one
+/// `Engine::apply` per resource (each change described, as a live watch needs).
+#[derive(Clone, Copy, PartialEq)]
+enum Fold {
+    Load,
+    Apply,
 }
 
 fn print_machine() {
@@ -95,7 +122,6 @@ fn print_machine() {
 /// One size's figures.
 struct Row {
     copies: usize,
-    policies: usize,
     slots: usize,
     fold: Duration,
     report: Duration,
@@ -103,19 +129,19 @@ struct Row {
     zone_p99: Duration,
     global_median: Duration,
     global_p99: Duration,
+    relist: Duration,
     rss_mib: f64,
     hwm_mib: f64,
 }
 
 impl Row {
-    const HEADER: &str = "| copies | policies | slots | cold fold | report | cold total | zone change p50 / p99 | global change p50 / p99 | engine RSS | peak RSS |";
-    const RULE: &str = "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+    const HEADER: &str = "| copies | slots | cold load | report | cold total | zone change p50 / p99 | global change p50 / p99 | zone re-list, unchanged | engine RSS | peak RSS | cold fold with apply | the resources alone |";
+    const RULE: &str = "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
     fn to_line(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.0} MiB | {:.0} MiB |",
+            "| {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {:.0} MiB | {:.0} MiB |",
             self.copies,
-            self.policies,
             self.slots,
             fmt(self.fold),
             fmt(self.report),
@@ -124,6 +150,7 @@ impl Row {
             fmt(self.zone_p99),
             fmt(self.global_median),
             fmt(self.global_p99),
+            fmt(self.relist),
             self.rss_mib,
             self.hwm_mib,
         )
@@ -260,29 +287,54 @@ fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples[(samples.len() * p / 100).min(samples.len() - 1)]
 }
 
+/// The resident memory of the resources the engine is handed, held in plain vectors: the
+/// part of the engine's memory that its input, not its design, dictates.
+fn input_mib(copies: usize) -> f64 {
+    let policies = (copies / ZONES).max(1);
+    let topology = topology();
+    let (before, _) = rss_kib();
+    let globals: Vec<Resource> = (0..policies).map(|i| global_policy(i, 0)).collect();
+    let zones: Vec<Vec<Resource>> = (0..ZONES).map(|z| zone_copies(&topology, z, policies)).collect();
+    let (after, _) = rss_kib();
+    black_box((globals, zones));
+    after.saturating_sub(before) as f64 / 1024.0
+}
+
+/// Builds the engine for `copies` zone copies and times folding it in: the global first,
+/// then each zone's snapshot (generated outside the timing).
+fn cold(copies: usize, fold: Fold) -> (Engine, Duration) {
+    let policies = (copies / ZONES).max(1);
+    let topology = topology();
+    let mut engine = Engine::new(topology.clone(), Selection::default());
+    let mut elapsed = Duration::ZERO;
+    let mut fold_in = |engine: &mut Engine, cp: &CpRole, batch: Vec<Resource>| {
+        let start = Instant::now();
+        match fold {
+            Fold::Load => {
+                black_box(engine.load(cp, batch));
+            }
+            Fold::Apply => {
+                for r in batch {
+                    black_box(engine.apply(cp, Change::Upsert(r)));
+                }
+            }
+        }
+        elapsed += start.elapsed();
+    };
+    let globals: Vec<Resource> = (0..policies).map(|i| global_policy(i, 0)).collect();
+    fold_in(&mut engine, &CpRole::Global, globals);
+    for z in 0..ZONES {
+        let batch = zone_copies(&topology, z, policies);
+        fold_in(&mut engine, &CpRole::Zone(zone_name(z)), batch);
+    }
+    (engine, elapsed)
+}
+
 fn run_size(copies: usize) -> Row {
     let policies = (copies / ZONES).max(1);
     let topology = topology();
     let (rss_before, _) = rss_kib();
-    let mut engine = Engine::new(topology.clone(), Selection::default());
-
-    // Cold compare: fold the global, then each zone, timing only the engine's work.
-    let globals: Vec<Resource> = (0..policies).map(|i| global_policy(i, 0)).collect();
-    let mut fold = Duration::ZERO;
-    let start = Instant::now();
-    for r in globals {
-        black_box(engine.apply(&CpRole::Global, Change::Upsert(r)));
-    }
-    fold += start.elapsed();
-    for z in 0..ZONES {
-        let batch = zone_copies(&topology, z, policies);
-        let cp = CpRole::Zone(topology.zones[z].name.clone());
-        let start = Instant::now();
-        for r in batch {
-            black_box(engine.apply(&cp, Change::Upsert(r)));
-        }
-        fold += start.elapsed();
-    }
+    let (mut engine, fold) = cold(copies, Fold::Load);
     let start = Instant::now();
     let report = black_box(Report::build(&engine));
     let report_time = start.elapsed();
@@ -296,6 +348,16 @@ fn run_size(copies: usize) -> Row {
     drop(report);
     let (rss_after, hwm) = rss_kib();
 
+    // A REST poll re-lists a zone that did not change.
+    let mut relist_times = Vec::new();
+    for z in 0..5 {
+        let batch = zone_copies(&topology, z, policies);
+        let cp = CpRole::Zone(zone_name(z));
+        let start = Instant::now();
+        let changed = black_box(engine.replace(&cp, batch));
+        relist_times.push(start.elapsed());
+        assert!(changed.is_empty(), "nothing changed");
+    }
     // One zone copy edited (drifted, then put back): one slot.
     let zone_samples = 4000.min(copies.max(200));
     let mut zone_times = Vec::with_capacity(zone_samples);
@@ -309,7 +371,7 @@ fn run_size(copies: usize) -> Row {
             let start = Instant::now();
             let changed = black_box(engine.apply(&cp, Change::Upsert(copy)));
             zone_times.push(start.elapsed());
-            drop(changed);
+            assert_eq!(changed.len(), 1, "a zone edit changes one slot");
         }
     }
     // One global policy edited and put back: one slot in every zone.
@@ -331,7 +393,6 @@ fn run_size(copies: usize) -> Row {
     let mib = |kib: u64| kib as f64 / 1024.0;
     Row {
         copies: policies * ZONES,
-        policies,
         slots,
         fold,
         report: report_time,
@@ -339,6 +400,7 @@ fn run_size(copies: usize) -> Row {
         zone_p99: percentile(&mut zone_times, 99),
         global_median: percentile(&mut global_times, 50),
         global_p99: percentile(&mut global_times, 99),
+        relist: percentile(&mut relist_times, 50),
         rss_mib: mib(rss_after.saturating_sub(rss_before)),
         hwm_mib: mib(hwm),
     }

@@ -7,8 +7,12 @@
 //!
 //! Internal maps use foldhash rather than SipHash: hashing identities and slot keys was a
 //! quarter of a cold compare (`docs/benchmarks.md`), and foldhash is still seeded per
-//! process. The stores live in [`store`].
+//! process. The engine's parts: `store` holds what each control plane has, `slots`
+//! keeps the findings and their counts, `evaluate` decides a slot's findings.
 
+mod copies;
+mod evaluate;
+mod slots;
 mod store;
 
 use std::{
@@ -19,14 +23,18 @@ use std::{
 use foldhash::{HashMap, HashSet as FastSet};
 use kuma_model::{
     CpRole, Environment, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType,
-    resource::{expected_name_in_zone, expected_name_on_global},
+    resource::expected_name_in_zone,
 };
 use serde::Serialize;
 
-use self::store::{Entry, Identities, Observed};
+use self::{
+    copies::Shared,
+    slots::{Slot, SlotId, Touched},
+    store::{Identities, Observed},
+};
 
 use crate::{
-    sync_rules::{NotSent, global_sends},
+    sync_rules::NotSent,
     topology::{Selection, Topology, ZoneSpec},
 };
 
@@ -127,41 +135,6 @@ pub struct SlotChange {
     pub after: Vec<Finding>,
 }
 
-/// A slot as the engine indexes it: the public [`SlotKey`] with the identity shared, so
-/// finding a slot allocates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct SlotId {
-    zone: Arc<str>,
-    direction: Direction,
-    identity: Arc<Identity>,
-}
-
-impl SlotId {
-    fn to_key(&self) -> SlotKey {
-        SlotKey {
-            zone: self.zone.clone(),
-            direction: self.direction,
-            identity: (*self.identity).clone(),
-        }
-    }
-}
-
-/// What one observation may have changed: the slots to re-evaluate, each once and in key
-/// order so callers see changes in a stable order, and the identities to release after.
-#[derive(Debug, Default)]
-struct Touched {
-    slots: Vec<SlotId>,
-    identities: Vec<Arc<Identity>>,
-}
-
-impl Touched {
-    fn new(mut slots: Vec<SlotId>, identities: Vec<Arc<Identity>>) -> Self {
-        slots.sort();
-        slots.dedup();
-        Self { slots, identities }
-    }
-}
-
 /// The convergence state of a global and its zones.
 #[derive(Debug)]
 pub struct Engine {
@@ -185,8 +158,11 @@ pub struct Engine {
     /// Zone appears, disappears or is disabled.
     by_origin_zone: HashMap<String, FastSet<Arc<Identity>>>,
     identities: Identities,
-    /// Each slot's public key alongside its findings, so [`Engine::slots`] can lend both.
-    slots: HashMap<SlotId, (SlotKey, Vec<Finding>)>,
+    /// Specs and labels shared by zones' copies.
+    shared: Shared,
+    /// Boxed, so the table stays at 40 bytes a bucket: at a million slots, probing a
+    /// table of whole slots missed the caches on every lookup.
+    slots: HashMap<SlotId, Box<Slot>>,
     /// Control planes whose last read failed: their zones are `unknown`, never converged.
     unreadable: HashSet<CpRole>,
     /// Findings per (zone, type, state), kept current so metrics never walk the slots.
@@ -233,7 +209,11 @@ impl Engine {
             .map(|(i, z)| (z.name.clone(), i))
             .collect();
         let zones = topology.zones.iter().map(|_| Observed::default()).collect();
-        let zone_names = topology.zones.iter().map(|z| Arc::from(z.name.as_str())).collect();
+        let zone_names = topology
+            .zones
+            .iter()
+            .map(|z| Arc::from(z.name.as_str()))
+            .collect();
         let mut environments: Vec<Environment> = Vec::new();
         let zone_environment = topology
             .zones
@@ -259,6 +239,7 @@ impl Engine {
             zones_enabled: BTreeMap::new(),
             by_origin_zone: HashMap::default(),
             identities: Identities::default(),
+            shared: Shared::default(),
             slots: HashMap::default(),
             unreadable: HashSet::new(),
             counts: HashMap::default(),
@@ -287,16 +268,13 @@ impl Engine {
     }
 
     /// Like [`Engine::apply`], but counts the slots that changed instead of describing
-    /// each: for loading state nobody follows change by change (a cold start), where
-    /// cloning every slot key and finding into a [`SlotChange`] is most of the cost. The
-    /// engine ends in the same state either way.
+    /// each: for loading state nobody follows change by change (a cold start), it saves
+    /// cloning every slot key and finding into a [`SlotChange`] (8 to 12 % of the
+    /// engine's instructions there, `docs/benchmarks.md`). The engine ends in the same
+    /// state.
     pub fn fold(&mut self, cp: &CpRole, change: Change) -> usize {
         let touched = self.observe(cp, change);
-        let changed = touched
-            .slots
-            .into_iter()
-            .filter(|s| self.refresh(s))
-            .count();
+        let changed = touched.slots.into_iter().filter(|s| self.refresh(s)).count();
         self.release(touched.identities);
         changed
     }
@@ -339,6 +317,7 @@ impl Engine {
                     let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&r.key())) else {
                         return Touched::default();
                     };
+                    self.shared.release(&old.stored);
                     identities.push(old.identity);
                 } else if store.unchanged(&r) {
                     // A re-listed snapshot repeats what is known: the slots are current.
@@ -346,13 +325,22 @@ impl Engine {
                 } else {
                     let identity = self.identities.intern(r.identity(cp));
                     let expected_in_zone = self.expected_in_zone(cp, &r);
-                    let old = self
-                        .store_mut(cp)
-                        .and_then(|s| s.insert(r, identity.clone(), expected_in_zone));
-                    if let Some(old) = old
-                        && old.identity != identity
-                    {
-                        identities.push(old.identity);
+                    // A zone's copy of another control plane's resource shares its spec;
+                    // sources (the global's, a zone's own) are kept whole.
+                    let (store, shared) = match cp {
+                        CpRole::Global => (Some(&mut self.global), None),
+                        CpRole::Zone(z) => {
+                            let own = matches!(&identity.origin, Origin::Zone(o) if o == z);
+                            let store = self.zone_index.get(z).map(|&i| &mut self.zones[i]);
+                            (store, (!own).then_some(&mut self.shared))
+                        }
+                    };
+                    let old = store.and_then(|s| s.insert(r, identity.clone(), expected_in_zone, shared));
+                    if let Some(old) = old {
+                        self.shared.release(&old.stored);
+                        if old.identity != identity {
+                            identities.push(old.identity);
+                        }
                     }
                     identities.push(identity);
                 }
@@ -361,6 +349,7 @@ impl Engine {
                 let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&key)) else {
                     return Touched::default();
                 };
+                self.shared.release(&old.stored);
                 identities.push(old.identity);
             }
         }
@@ -452,201 +441,11 @@ impl Engine {
         name
     }
 
-    fn index_origin(&mut self, identity: &Arc<Identity>) {
-        let Origin::Zone(zone) = &identity.origin else {
-            return;
-        };
-        let present = self.global.holds(identity);
-        let set = self.by_origin_zone.entry(zone.clone()).or_default();
-        if present {
-            set.insert(identity.clone());
-        } else {
-            set.remove(&**identity);
-            if set.is_empty() {
-                self.by_origin_zone.remove(zone);
-            }
-        }
-    }
-
-    /// The slots of the global's resources that originate in `zone`: what a Zone
-    /// resource appearing, disappearing or being disabled changes.
-    fn origin_zone_slots(&mut self, zone: &str) -> Touched {
-        let identities: Vec<Arc<Identity>> = self
-            .by_origin_zone
-            .get(zone)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        let mut slots = Vec::new();
-        for identity in &identities {
-            self.slots_of(&CpRole::Global, identity, &mut slots);
-        }
-        Touched::new(slots, Vec::new())
-    }
-
-    /// The slots an identity observed on `cp` feeds.
-    fn slots_of(&mut self, cp: &CpRole, identity: &Arc<Identity>, out: &mut Vec<SlotId>) {
-        let slot = |zone: Arc<str>, direction| SlotId {
-            zone,
-            direction,
-            identity: identity.clone(),
-        };
-        match (cp, &identity.origin) {
-            (CpRole::Global, Origin::Global) => {
-                out.extend(
-                    self.zone_names
-                        .iter()
-                        .map(|z| slot(z.clone(), Direction::GlobalToZone)),
-                );
-            }
-            (CpRole::Global, Origin::Zone(origin)) => {
-                out.push(slot(self.zone_name(origin), Direction::ZoneToGlobal));
-                out.extend(
-                    self.zone_names
-                        .iter()
-                        .filter(|z| ***z != **origin)
-                        .map(|z| slot(z.clone(), Direction::GlobalToZone)),
-                );
-            }
-            (CpRole::Zone(z), Origin::Zone(origin)) if z == origin => {
-                out.push(slot(self.zone_name(z), Direction::ZoneToGlobal));
-            }
-            (CpRole::Zone(z), _) => out.push(slot(self.zone_name(z), Direction::GlobalToZone)),
-        }
-    }
-
     /// A monitored zone: its index, spec and store.
     fn zone_spec(&self, zone: &str) -> Option<(usize, &ZoneSpec, &Observed)> {
         self.zone_index
             .get(zone)
             .map(|&i| (i, &self.topology.zones[i], &self.zones[i]))
-    }
-
-    /// Re-evaluates a slot and describes the change, if any.
-    fn reevaluate(&mut self, id: SlotId) -> Option<SlotChange> {
-        let after = self.evaluate(&id);
-        if self.findings(&id) == after.as_slice() {
-            return None;
-        }
-        let (before, removed) = self.settle(&id, after.clone());
-        let slot = match removed {
-            Some(key) => key,
-            None => self.slots.get(&id)?.0.clone(),
-        };
-        Some(SlotChange { slot, before, after })
-    }
-
-    /// Re-evaluates a slot; true when its findings changed.
-    fn refresh(&mut self, id: &SlotId) -> bool {
-        let after = self.evaluate(id);
-        if self.findings(id) == after.as_slice() {
-            return false;
-        }
-        self.settle(id, after);
-        true
-    }
-
-    fn findings(&self, id: &SlotId) -> &[Finding] {
-        self.slots.get(id).map_or(&[], |(_, f)| f.as_slice())
-    }
-
-    /// Stores a slot's new findings (dropping the slot when there are none) and keeps the
-    /// counts in step. Returns the findings before and, for a dropped slot, its key.
-    fn settle(&mut self, id: &SlotId, after: Vec<Finding>) -> (Vec<Finding>, Option<SlotKey>) {
-        let rtype = id.identity.rtype;
-        for f in &after {
-            *self.counts.entry((id.zone.clone(), rtype, f.state)).or_default() += 1;
-        }
-        let (before, removed) = match self.slots.get_mut(id) {
-            Some((_, current)) if !after.is_empty() => (std::mem::replace(current, after), None),
-            Some(_) => match self.slots.remove(id) {
-                Some((key, before)) => (before, Some(key)),
-                None => (Vec::new(), None),
-            },
-            None if after.is_empty() => (Vec::new(), None),
-            None => {
-                self.slots.insert(id.clone(), (id.to_key(), after));
-                (Vec::new(), None)
-            }
-        };
-        for f in &before {
-            let key = (id.zone.clone(), rtype, f.state);
-            if let Some(count) = self.counts.get_mut(&key) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.counts.remove(&key);
-                }
-            }
-        }
-        (before, removed)
-    }
-
-    fn evaluate(&self, slot: &SlotId) -> Vec<Finding> {
-        match slot.direction {
-            Direction::GlobalToZone => self.evaluate_global_to_zone(slot),
-            Direction::ZoneToGlobal => self.evaluate_zone_to_global(slot),
-            Direction::Seed => Vec::new(),
-        }
-    }
-
-    fn evaluate_global_to_zone(&self, slot: &SlotId) -> Vec<Finding> {
-        let Some((index, spec, zone)) = self.zone_spec(&slot.zone) else {
-            return Vec::new();
-        };
-        let source = self.global.entries(&slot.identity).next();
-        let copies: Vec<&Entry> = zone.entries(&slot.identity).collect();
-        let decision = source.map(|s| global_sends(&s.resource, &spec.name, &self.zones_enabled));
-        match (source, decision) {
-            (Some(source), Some(Ok(()))) => {
-                let expected = match source.expected_in_zone.get(self.zone_environment[index]) {
-                    Some(name) => name.clone(),
-                    None => expected_name_in_zone(&source.resource, &self.topology.global, &spec.environment),
-                };
-                match_copies(source, expected, &copies)
-            }
-            (_, decision) => {
-                let cause = match decision {
-                    Some(Err(not_sent)) => Cause::NotSent(not_sent),
-                    _ => Cause::SourceGone,
-                };
-                copies
-                    .iter()
-                    .map(|c| finding(State::Orphaned, c, cause.clone()))
-                    .collect()
-            }
-        }
-    }
-
-    fn evaluate_zone_to_global(&self, slot: &SlotId) -> Vec<Finding> {
-        let on_global: Vec<&Entry> = self.global.entries(&slot.identity).collect();
-        let Some((_, spec, zone)) = self.zone_spec(&slot.zone) else {
-            if self.zones_enabled.contains_key(&*slot.zone) {
-                // Known to the global but not monitored: nothing can be said either way.
-                return Vec::new();
-            }
-            return on_global
-                .iter()
-                .map(|c| finding(State::Unexpected, c, Cause::UnknownZone))
-                .collect();
-        };
-        let local = zone
-            .entries(&slot.identity)
-            .next()
-            .filter(|l| l.resource.rtype.info().flows_zone_to_global());
-        match local {
-            Some(local) => {
-                let expected = expected_name_on_global(
-                    &local.resource,
-                    &spec.name,
-                    &spec.environment,
-                    &self.topology.global,
-                );
-                match_copies(local, expected, &on_global)
-            }
-            None => on_global
-                .iter()
-                .map(|c| finding(State::Orphaned, c, Cause::SourceGone))
-                .collect(),
-        }
     }
 
     /// Records whether the last read of `cp` succeeded. What was read before stays, but a
@@ -686,12 +485,27 @@ impl Engine {
 
     /// Every slot with its findings, in no particular order.
     pub fn slots(&self) -> impl Iterator<Item = (&SlotKey, &[Finding])> + '_ {
-        self.slots.values().map(|(k, v)| (k, v.as_slice()))
+        self.slots.values().map(|s| (&s.key, s.findings.as_slice()))
     }
 
     /// The resource a control plane holds under `key`.
+    ///
+    /// A zone's copy is kept in parts (its spec shared with the other copies) and built
+    /// whole on the first call, then kept: prefer [`Engine::spec_of`] and
+    /// [`Engine::modified_at`] for what they answer.
     pub fn resource(&self, cp: &CpRole, key: &ResourceKey) -> Option<&Resource> {
-        self.store(cp)?.by_key.get(key).map(|e| &e.resource)
+        self.store(cp)?.by_key.get(key).map(|e| e.stored.resource())
+    }
+
+    /// The spec of the resource a control plane holds under `key`.
+    pub fn spec_of(&self, cp: &CpRole, key: &ResourceKey) -> Option<&serde_json::Value> {
+        self.store(cp)?.by_key.get(key).map(|e| e.stored.spec())
+    }
+
+    /// When the resource under `key` last changed (else was created), as its control
+    /// plane says.
+    pub fn modified_at(&self, cp: &CpRole, key: &ResourceKey) -> Option<jiff::Timestamp> {
+        self.store(cp)?.by_key.get(key)?.stored.modified_at()
     }
 
     /// The source of a slot's copies: the global's resource for global-to-zone slots, the
@@ -701,7 +515,7 @@ impl Engine {
             Direction::GlobalToZone => &self.global,
             Direction::ZoneToGlobal | Direction::Seed => self.zone_spec(&slot.zone)?.2,
         };
-        store.entries(&slot.identity).next().map(|e| &e.resource)
+        store.entries(&slot.identity).next().map(|e| e.stored.resource())
     }
 
     /// Where the copies of a slot live.
@@ -721,52 +535,4 @@ impl Engine {
     pub fn observed_len(&self, cp: &CpRole) -> usize {
         self.store(cp).map_or(0, |s| s.by_key.len())
     }
-}
-
-fn finding(state: State, copy: &Entry, cause: Cause) -> Finding {
-    Finding {
-        state,
-        name: copy.resource.name.clone(),
-        copy: Some(copy.resource.key()),
-        cause,
-    }
-}
-
-/// The copy under the expected name is the one that counts; any other copy of the same
-/// identity is unexpected.
-fn match_copies(source: &Entry, expected: String, copies: &[&Entry]) -> Vec<Finding> {
-    let mut out = Vec::with_capacity(copies.len().max(1));
-    let mut found = false;
-    for copy in copies {
-        if copy.resource.name == expected {
-            found = true;
-            out.push(if copy.fingerprint == source.fingerprint {
-                finding(State::Synced, copy, Cause::None)
-            } else {
-                let cause = Cause::SpecDiffers {
-                    source: source.fingerprint,
-                    copy: copy.fingerprint,
-                };
-                finding(State::Drifted, copy, cause)
-            });
-        } else {
-            out.push(finding(
-                State::Unexpected,
-                copy,
-                Cause::Duplicate {
-                    expected: expected.clone(),
-                },
-            ));
-        }
-    }
-    if !found {
-        out.push(Finding {
-            state: State::Missing,
-            name: expected,
-            copy: None,
-            cause: Cause::Absent,
-        });
-    }
-    out.sort_by(|a, b| (a.state, &a.name).cmp(&(b.state, &b.name)));
-    out
 }

@@ -14,7 +14,7 @@ use std::{
 use jiff::Timestamp;
 
 use crate::source::insight::ZoneInsight;
-use kuma_model::{CpRole, Resource, ResourceKey, ResourceType};
+use kuma_model::{CpRole, Fingerprint, Resource, ResourceKey, ResourceType};
 
 use crate::{Change, Engine, Report, SlotChange, State, ZoneState, converge::SlotKey, source::SourceError};
 
@@ -101,6 +101,9 @@ pub struct MonitorState {
     open_since: HashMap<SlotKey, Timestamp>,
     /// When a synced copy went missing; its return within the window is a flap.
     lost_at: HashMap<SlotKey, Timestamp>,
+    /// When each source (the global's resources, a zone's own) was first seen with its
+    /// current spec: the start of a propagation when Kuma's modificationTime is unknown.
+    first_seen: HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
     config: MonitorConfig,
 }
 
@@ -120,6 +123,7 @@ impl Monitor {
             engine,
             global: BTreeMap::new(),
             zone_insights: None,
+            first_seen: HashMap::new(),
             sources,
             open_since: HashMap::new(),
             lost_at: HashMap::new(),
@@ -149,6 +153,11 @@ impl Monitor {
         if *cp == CpRole::Global {
             st.global = resources.iter().map(|r| (r.key(), r.clone())).collect();
         }
+        st.first_seen
+            .retain(|(c, k), _| c != cp || resources.iter().any(|r| r.key() == *k));
+        for r in &resources {
+            st.note_seen(cp, r, now);
+        }
         let changes = st.engine.replace(cp, resources);
         let seen_before = st.read_before();
         st.read_succeeded(cp, now);
@@ -168,6 +177,12 @@ impl Monitor {
                 Change::Delete(key) => {
                     st.global.remove(key);
                 }
+            }
+        }
+        match &change {
+            Change::Upsert(r) => st.note_seen(cp, r, now),
+            Change::Delete(key) => {
+                st.first_seen.remove(&(cp.clone(), key.clone()));
             }
         }
         let changes = st.engine.apply(cp, change);
@@ -233,7 +248,7 @@ impl Monitor {
                 let live = [CpRole::Global, CpRole::Zone(c.slot.zone.to_string())]
                     .iter()
                     .all(|cp| seen_before.contains(cp));
-                if let Some(seconds) = propagation_seconds(&st.engine, c, now, live) {
+                if let Some(seconds) = propagation_seconds(st, c, now, live) {
                     let p = Propagation {
                         zone: c.slot.zone.to_string(),
                         rtype: c.slot.identity.rtype,
@@ -247,6 +262,21 @@ impl Monitor {
 }
 
 impl MonitorState {
+    /// Records when a source's current spec was first seen. Only sources matter: the
+    /// global's resources and a zone's own (copies are timed by when they turn synced).
+    fn note_seen(&mut self, cp: &CpRole, r: &Resource, now: Timestamp) {
+        if let CpRole::Zone(zone) = cp
+            && r.origin(cp) != kuma_model::Origin::Zone(zone.clone())
+        {
+            return;
+        }
+        let fp = kuma_model::fingerprint(&r.spec);
+        let entry = self.first_seen.entry((cp.clone(), r.key())).or_insert((fp, now));
+        if entry.0 != fp {
+            *entry = (fp, now);
+        }
+    }
+
     /// The control planes that have had a full read.
     fn read_before(&self) -> Vec<CpRole> {
         self.sources
@@ -299,17 +329,25 @@ fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
 /// From the source's last modification (what Kuma's API says, else unknown) to the copy's,
 /// bounded by when we saw it. Copies that predate the watcher still give a latency, as
 /// both control planes stamp their modification times.
-fn propagation_seconds(engine: &Engine, c: &SlotChange, now: Timestamp, live: bool) -> Option<f64> {
+fn propagation_seconds(st: &MonitorState, c: &SlotChange, now: Timestamp, live: bool) -> Option<f64> {
+    let engine = &st.engine;
     let source = engine.source_of(&c.slot)?;
-    let start = source.modification_time.or(source.creation_time)?;
+    let source_cp = match c.slot.direction {
+        crate::Direction::GlobalToZone => CpRole::Global,
+        _ => CpRole::Zone(c.slot.zone.to_string()),
+    };
+    // Kuma's own modification time is when the change happened; our first sight of it
+    // is later by up to a poll interval, so it is only the fallback.
+    let seen = st.first_seen.get(&(source_cp, source.key())).map(|(_, t)| *t);
+    let start = source.modification_time.or(seen).or(source.creation_time)?;
     let synced = c.after.iter().find(|f| f.state == State::Synced)?;
-    let copy = synced
+    // `modified_at`, not `resource`: copies share their specs in the engine, and
+    // rebuilding each one that turns synced on a cold start would undo that.
+    let copied = synced
         .copy
         .as_ref()
-        .and_then(|k| engine.resource(&Engine::copies_cp(&c.slot), k));
-    let stamped = copy
-        .and_then(|r| r.modification_time.or(r.creation_time))
-        .filter(|t| *t >= start && *t <= now);
+        .and_then(|k| engine.modified_at(&Engine::copies_cp(&c.slot), k));
+    let stamped = copied.filter(|t| *t >= start && *t <= now);
     let end = match stamped {
         Some(t) => t,
         None if live => now,

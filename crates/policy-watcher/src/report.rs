@@ -127,9 +127,9 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
             let copy = f
                 .copy
                 .as_ref()
-                .and_then(|k| engine.resource(&Engine::copies_cp(slot), k));
+                .and_then(|k| engine.spec_of(&Engine::copies_cp(slot), k));
             if let (Some(src), Some(copy)) = (source, copy) {
-                paths = diff(&src.spec, &copy.spec);
+                paths = diff(&src.spec, copy);
             }
             format!("spec differs from {source_cp}'s {shown} at {}", paths.join(", "))
         }

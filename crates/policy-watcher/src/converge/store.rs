@@ -1,13 +1,16 @@
 //! One control plane's observed resources, indexed by key and by identity.
 //!
 //! At 100 zones x 10,000 policies the stores hold a million entries, so what an entry
-//! keeps beyond its resource matters: the key is shared between both indexes and the
-//! identity is one allocation for every copy of a resource (see [`Identities`]).
+//! keeps beyond its resource matters: the key is shared between both indexes, the
+//! identity is one allocation for every copy of a resource (see [`Identities`]) and a
+//! copy shares its spec with the other copies (see `copies`).
 
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
 use kuma_model::{Fingerprint, Identity, Resource, ResourceKey, fingerprint};
+
+use super::copies::{Shared, Stored};
 
 #[derive(Debug, Default)]
 pub(super) struct Observed {
@@ -18,7 +21,7 @@ pub(super) struct Observed {
 
 #[derive(Debug)]
 pub(super) struct Entry {
-    pub(super) resource: Resource,
+    pub(super) stored: Stored,
     pub(super) identity: Arc<Identity>,
     pub(super) fingerprint: Fingerprint,
     /// On the global only: the name a copy carries in a zone, per distinct zone
@@ -28,11 +31,14 @@ pub(super) struct Entry {
 }
 
 impl Observed {
+    /// Stores `resource`, as a [`Stored::Copy`] sharing its spec and labels through
+    /// `shared` when given one, and returns what it replaced.
     pub(super) fn insert(
         &mut self,
         resource: Resource,
         identity: Arc<Identity>,
         expected_in_zone: Box<[String]>,
+        shared: Option<&mut Shared>,
     ) -> Option<Entry> {
         let key = Arc::new(resource.key());
         let old = self.remove(&key);
@@ -41,10 +47,14 @@ impl Observed {
             keys.insert(pos, key.clone());
         }
         let fingerprint = fingerprint(&resource.spec);
+        let stored = match shared {
+            Some(shared) => shared.copy(resource),
+            None => Stored::Whole(resource),
+        };
         self.by_key.insert(
             key,
             Entry {
-                resource,
+                stored,
                 identity,
                 fingerprint,
                 expected_in_zone,
@@ -75,7 +85,7 @@ impl Observed {
     /// Whether `r` is held exactly as it is: a re-listed snapshot repeats most of what
     /// it said, and comparing is cheaper than storing and re-evaluating.
     pub(super) fn unchanged(&self, r: &Resource) -> bool {
-        self.by_key.get(&r.key()).is_some_and(|e| e.resource == *r)
+        self.by_key.get(&r.key()).is_some_and(|e| e.stored.is(r))
     }
 
     pub(super) fn holds(&self, identity: &Identity) -> bool {
