@@ -21,9 +21,9 @@ use exporter::{
     config::{KdsFile, ServeConfig},
     serve,
 };
-use kuma_model::{Environment, Resource, ResourceType};
-use kuma_sim::{GlobalStore, KdsServerConfig, rest::RestApi, start_global_kds};
-use serde_json::{Value, json};
+use kuma_model::ResourceType;
+use kuma_sim::{KdsServerConfig, start_global_kds};
+use serde_json::Value;
 use support::*;
 
 /// Collects webhook notifications until `want` (alertname, status) pairs have all arrived.
@@ -53,38 +53,8 @@ fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mesh = Resource::new(
-        ResourceType::from_name("Mesh").unwrap(),
-        None,
-        "default",
-        json!({}),
-    );
-    let global = Arc::new(GlobalStore::new(Environment::Universal));
-    let zones = [
-        Arc::new(GlobalStore::new(Environment::Universal)),
-        Arc::new(GlobalStore::new(Environment::Universal)),
-    ];
-    for store in std::iter::once(&global).chain(&zones) {
-        store.upsert(mesh.clone());
-    }
-    global.upsert(universal_mcb(2));
-    for z in &zones {
-        z.upsert(universal_copy(&universal_mcb(2)));
-    }
-    let global_rest = RestApi::global(global.clone())
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let mut zone_urls = Vec::new();
-    let mut zone_rests = Vec::new();
-    for z in &zones {
-        let r = RestApi::new(z.clone())
-            .start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        zone_urls.push(r.url());
-        zone_rests.push(r);
-    }
+    let lab = RestLab::start(2, true).await;
+    let (global, zones) = (lab.global.clone(), lab.zones.clone());
     let kds = start_global_kds(
         global.clone(),
         "127.0.0.1:0".parse().unwrap(),
@@ -94,10 +64,10 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
     .unwrap();
     let cfg = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        global: rest_cp(global_rest.url()),
+        global: rest_cp(lab.global_url.clone()),
         zones: vec![
-            ("zone-1".into(), rest_cp(zone_urls[0].clone())),
-            ("zone-2".into(), rest_cp(zone_urls[1].clone())),
+            ("zone-1".into(), rest_cp(lab.zone_urls[0].clone())),
+            ("zone-2".into(), rest_cp(lab.zone_urls[1].clone())),
         ],
         kds: Some(KdsFile {
             address: kds.url(),

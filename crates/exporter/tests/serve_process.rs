@@ -8,13 +8,7 @@ use std::time::Duration;
 use support::*;
 
 fn serve(config: &std::path::Path, listen: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", listen])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kuma-sync runs")
+    kuma_sync(&["serve", "--config", config.to_str().unwrap(), "--listen", listen])
 }
 
 #[tokio::test]

@@ -3,42 +3,22 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use exporter::{
     config::{KdsFile, ServeConfig},
     serve,
 };
-use kuma_model::{Environment, Resource, ResourceType};
-use kuma_sim::{GlobalStore, KdsServerConfig, rest::RestApi, start_global_kds};
+use kuma_model::ResourceType;
+use kuma_sim::{KdsServerConfig, start_global_kds};
 use policy_watcher::ZoneState;
-use serde_json::json;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_sources_and_the_kds_probe() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mesh = Resource::new(
-        ResourceType::from_name("Mesh").unwrap(),
-        None,
-        "default",
-        json!({}),
-    );
-    let global = Arc::new(GlobalStore::new(Environment::Universal));
-    let zone = Arc::new(GlobalStore::new(Environment::Universal));
-    for store in [&global, &zone] {
-        store.upsert(mesh.clone());
-    }
-    global.upsert(universal_mcb(2));
-    zone.upsert(universal_copy(&universal_mcb(2)));
-    let global_rest = RestApi::global(global.clone())
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let zone_rest = RestApi::new(zone.clone())
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let mut lab = RestLab::start(1, true).await;
+    let (global, zone) = (lab.global.clone(), lab.zones[0].clone());
     let kds = start_global_kds(
         global.clone(),
         "127.0.0.1:0".parse().unwrap(),
@@ -52,8 +32,8 @@ async fn rest_sources_and_the_kds_probe() {
 
     let cfg = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        global: rest_cp(global_rest.url()),
-        zones: vec![("zone-1".into(), rest_cp(zone_rest.url()))],
+        global: rest_cp(lab.global_url.clone()),
+        zones: vec![("zone-1".into(), rest_cp(lab.zone_urls[0].clone()))],
         kds: Some(KdsFile {
             address: kds.url(),
             ca_file: Some(ca),
@@ -141,7 +121,7 @@ async fn rest_sources_and_the_kds_probe() {
     kds.faults().stall(false);
 
     // The zone's API goes away: unknown, never converged.
-    zone_rest.shutdown().await;
+    lab.stop_zone_api(0).await;
     until(&running, "the zone to be unreadable", |r| {
         r.monitor.lock().zone_state("zone-1") == ZoneState::Unknown
     })

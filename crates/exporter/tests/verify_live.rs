@@ -3,69 +3,42 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use kuma_model::{Environment, Resource, ResourceType};
-use kuma_sim::{GlobalStore, rest::RestApi};
-use serde_json::json;
 use support::*;
 
 struct Setup {
-    zone: Arc<GlobalStore>,
+    zone: std::sync::Arc<kuma_sim::GlobalStore>,
     config: std::path::PathBuf,
     _dir: tempfile::TempDir,
-    _apis: Vec<kuma_sim::rest::RestHandle>,
+    _lab: RestLab,
 }
 
 /// A global with the federate guide's MeshCircuitBreaker and a zone without its copy.
 async fn setup() -> Setup {
-    let mesh = Resource::new(
-        ResourceType::from_name("Mesh").unwrap(),
-        None,
-        "default",
-        json!({}),
-    );
-    let global = Arc::new(GlobalStore::new(Environment::Universal));
-    let zone = Arc::new(GlobalStore::new(Environment::Universal));
-    global.upsert(mesh.clone());
-    zone.upsert(mesh);
-    global.upsert(universal_mcb(2));
-    let g = RestApi::global(global)
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let z = RestApi::new(zone.clone())
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let lab = RestLab::start(1, false).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kuma-sync.yaml");
     std::fs::write(
         &config,
         format!(
             "global:\n  api: {{url: \"{}\"}}\nzones:\n  - name: zone-1\n    api: {{url: \"{}\"}}\ntypes: [MeshCircuitBreaker]\nintervals: {{poll: 200ms}}\n",
-            g.url(),
-            z.url()
+            lab.global_url, lab.zone_urls[0]
         ),
     )
     .unwrap();
     Setup {
-        zone,
+        zone: lab.zones[0].clone(),
         config,
         _dir: dir,
-        _apis: vec![g, z],
+        _lab: lab,
     }
 }
 
 fn verify(config: &std::path::Path, extra: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
-        .args(["verify", "--config", config.to_str().unwrap(), "-o", "json"])
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kuma-sync runs")
+    let mut args = vec!["verify", "--config", config.to_str().unwrap(), "-o", "json"];
+    args.extend(extra);
+    kuma_sync(&args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use exporter::{
     config::{CpConfig, SourceConfig},
@@ -146,4 +146,73 @@ pub async fn until(running: &serve::Running, what: &str, cond: impl Fn(&serve::R
     tokio::time::timeout(WAIT, wait)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+/// A universal global and universal zones on kuma-sim's REST API, with mesh `default`
+/// everywhere and the federate guide's MeshCircuitBreaker on the global.
+pub struct RestLab {
+    pub global: Arc<kuma_sim::GlobalStore>,
+    pub zones: Vec<Arc<kuma_sim::GlobalStore>>,
+    pub global_url: String,
+    pub zone_urls: Vec<String>,
+    /// The global's API first, then each zone's; `None` once stopped.
+    apis: Vec<Option<kuma_sim::rest::RestHandle>>,
+}
+
+impl RestLab {
+    /// `zones` zones, each holding the policy's copy when `copies`.
+    pub async fn start(zones: usize, copies: bool) -> Self {
+        let mesh = Resource::new(
+            ResourceType::from_name("Mesh").unwrap(),
+            None,
+            "default",
+            json!({}),
+        );
+        let store = || Arc::new(kuma_sim::GlobalStore::new(Environment::Universal));
+        let global = store();
+        global.upsert(mesh.clone());
+        global.upsert(universal_mcb(2));
+        let zones: Vec<_> = (0..zones).map(|_| store()).collect();
+        for z in &zones {
+            z.upsert(mesh.clone());
+            if copies {
+                z.upsert(universal_copy(&universal_mcb(2)));
+            }
+        }
+        let start = |api: kuma_sim::rest::RestApi| async move {
+            api.start("127.0.0.1:0".parse().unwrap())
+                .await
+                .expect("REST API starts")
+        };
+        let mut apis = vec![start(kuma_sim::rest::RestApi::global(global.clone())).await];
+        for z in &zones {
+            apis.push(start(kuma_sim::rest::RestApi::new(z.clone())).await);
+        }
+        let urls: Vec<String> = apis.iter().map(|a| a.url()).collect();
+        Self {
+            global,
+            zones,
+            global_url: urls[0].clone(),
+            zone_urls: urls[1..].to_vec(),
+            apis: apis.into_iter().map(Some).collect(),
+        }
+    }
+
+    /// Takes zone `i`'s API down: the zone becomes unreachable.
+    pub async fn stop_zone_api(&mut self, i: usize) {
+        if let Some(api) = self.apis[i + 1].take() {
+            api.shutdown().await;
+        }
+    }
+}
+
+/// `kuma-sync <args>` as a child process with captured output, killed if dropped.
+pub fn kuma_sync(args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kuma-sync runs")
 }
