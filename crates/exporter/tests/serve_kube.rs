@@ -152,6 +152,21 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     zone.upsert(zone_copy(2));
     until(&running, "healing", |r| r.monitor.report().converged).await;
 
+    // A change on the global reaches the zone: its propagation is on /metrics.
+    global.upsert(global_mcb(3));
+    until(&running, "the global change seen", |r| {
+        !r.monitor.report().converged
+    })
+    .await;
+    zone.upsert(zone_copy(3));
+    until(&running, "the change propagated", |r| {
+        r.monitor.report().converged
+    })
+    .await;
+    let (_, metrics) = get(addr, "/metrics", None).await;
+    let count = "kuma_sync_propagation_seconds_count{type=\"MeshCircuitBreaker\",zone=\"zone-1\"}";
+    assert!(sample(&metrics, count).is_some_and(|n| n >= 1.0), "{metrics}");
+
     // The zone's API server goes away: the zone is unknown, never converged.
     zone_api.shutdown().await;
     until(&running, "the zone to be unreadable", |r| {

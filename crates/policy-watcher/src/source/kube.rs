@@ -110,8 +110,11 @@ pub async fn watch(
             _ = &mut shutdown => return,
             e = events.next() => match e { Some(e) => e, None => return },
         };
+        let was_complete = state.complete();
         let insights_changed = state.apply(&cp, event, &monitor, Timestamp::now());
-        if insights_changed && state.complete() {
+        // ZoneInsights may list before the other types: publish them once all have. Only
+        // the global's source watches them; the zones' must not publish an empty set.
+        if state.watches_insights() && state.complete() && (insights_changed || !was_complete) {
             monitor.zone_insights(state.zone_insights());
         }
     }
@@ -138,6 +141,10 @@ impl Listing {
 
     fn complete(&self) -> bool {
         self.listed == self.types
+    }
+
+    fn watches_insights(&self) -> bool {
+        self.types.iter().any(|t| t.name() == "ZoneInsight")
     }
 
     /// The global's ZoneInsight objects, parsed; unparsable ones are logged and left out.
