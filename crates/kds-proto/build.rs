@@ -4,7 +4,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../../proto";
     let protos = [format!("{root}/kuma/mesh/v1alpha1/kds.proto")];
     let fds = protox::compile(&protos, [root])?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
     println!("cargo:rerun-if-changed={root}");
     Ok(())
 }

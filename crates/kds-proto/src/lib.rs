@@ -49,6 +49,6 @@ pub use envoy::{
     service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource},
 };
 pub use kuma::mesh::v1alpha1::{
-    KumaResource, ZoneHealthCheckRequest, ZoneHealthCheckResponse, global_kds_service_client, global_kds_service_server,
-    kds_sync_service_client, kds_sync_service_server, kuma_resource::Meta,
+    KumaResource, ZoneHealthCheckRequest, ZoneHealthCheckResponse, global_kds_service_client,
+    global_kds_service_server, kds_sync_service_client, kds_sync_service_server, kuma_resource::Meta,
 };
