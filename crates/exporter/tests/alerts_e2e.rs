@@ -137,32 +137,34 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
 
     // Steady state: after several scrapes and evaluations, no alert is pending or firing.
     let p = prometheus.clone();
-    tokio::task::spawn_blocking(move || {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let scraped_enough = async {
         loop {
-            let r = p
-                .query("count_over_time(kuma_sync_build_info[1m])", None)
-                .expect("query");
-            let scrapes = r
-                .series()
-                .first()
-                .and_then(|s| s["value"][1].as_str())
-                .and_then(|v| v.parse::<f64>().ok());
+            let q = p.clone();
+            let scrapes = tokio::task::spawn_blocking(move || {
+                let r = q
+                    .query("count_over_time(kuma_sync_build_info[1m])", None)
+                    .expect("query");
+                r.series()
+                    .first()
+                    .and_then(|s| s["value"][1].as_str())
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .await
+            .unwrap();
             if scrapes.is_some_and(|n| n >= 4.0) {
-                break;
+                return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "Prometheus did not scrape kuma-sync:\n{}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
+            // Prometheus scrapes every second; look again a little later.
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let alerts = p.alerts().expect("alerts");
-        assert!(alerts.is_empty(), "steady state raised alerts: {alerts:#?}");
-    })
-    .await
-    .unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(30), scraped_enough)
+        .await
+        .unwrap_or_else(|_| panic!("Prometheus did not scrape kuma-sync:\n{}", prometheus.log()));
+    let alerts = tokio::task::spawn_blocking(move || p.alerts().expect("alerts"))
+        .await
+        .unwrap();
+    assert!(alerts.is_empty(), "steady state raised alerts: {alerts:#?}");
 
     // Break: the global changes, zone-1 follows, zone-2 silently does not, and the
     // global's KDS stops delivering while the stream stays open.
