@@ -95,7 +95,11 @@ pub fn table(v: &Verdict) -> String {
     }
     out.push('\n');
     for z in doc.zones {
-        let _ = writeln!(out, "{}: {} ({})", z.zone, z.state.as_str(), counts(z));
+        let detail = match z.state {
+            ZoneState::Unknown => "the zone or the global could not be read".to_owned(),
+            _ => counts(z),
+        };
+        let _ = writeln!(out, "{}: {} ({detail})", z.zone, z.state.as_str());
     }
     for u in doc.unreadable {
         let _ = writeln!(out, "cannot read {}: {}", u.cp, u.error);
