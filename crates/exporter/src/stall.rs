@@ -20,6 +20,11 @@ pub struct StallCheck {
     threshold: Duration,
     /// Since when the two have disagreed; `None` while they agree.
     behind_since: Option<Instant>,
+    /// The (monitor, view) versions the last comparison saw, and its answer: comparing
+    /// costs a pass over every global resource, so it only runs when either side moved.
+    last: Option<((u64, u64), bool)>,
+    monitor_version: tokio::sync::watch::Receiver<u64>,
+    view_version: tokio::sync::watch::Receiver<u64>,
     stalled: IntGauge,
 }
 
@@ -39,6 +44,7 @@ impl StallCheck {
             "1 when the global changed and the KDS probe's connected stream has not delivered the change within the stall threshold.",
         )?;
         registry.register(Box::new(stalled.clone()))?;
+        let (monitor_version, view_version) = (monitor.subscribe(), view.watch_version());
         Ok(Self {
             monitor,
             view,
@@ -47,14 +53,28 @@ impl StallCheck {
             global_env,
             threshold,
             behind_since: None,
+            last: None,
+            monitor_version,
+            view_version,
             stalled,
         })
     }
 
     /// One comparison; returns whether the stream counts as stalled now.
     pub fn check(&mut self, now: Instant) -> bool {
-        let connected = self.view.read(|s| s.connected);
-        let behind = connected && self.view.all_synced() && !self.differences().is_empty();
+        let versions = (
+            *self.monitor_version.borrow_and_update(),
+            *self.view_version.borrow_and_update(),
+        );
+        let behind = match self.last {
+            Some((seen, behind)) if seen == versions => behind,
+            _ => {
+                let connected = self.view.read(|s| s.connected);
+                let behind = connected && self.view.all_synced() && !self.differences().is_empty();
+                self.last = Some((versions, behind));
+                behind
+            }
+        };
         self.behind_since = if behind {
             Some(self.behind_since.unwrap_or(now))
         } else {
@@ -88,20 +108,25 @@ impl StallCheck {
                 expected.insert(key, json.then(|| fingerprint(&r.spec)));
             }
         }
-        let mut out = Vec::new();
-        let mut received = BTreeMap::new();
-        for t in &self.types {
-            received.extend(self.view.entries(*t));
-        }
-        for (key, fp) in &expected {
-            match received.get(key) {
-                None => out.push(key.clone()),
-                Some(entry) if fp.is_some_and(|fp| fp != entry.fingerprint) => out.push(key.clone()),
-                Some(_) => {}
+        // Compared under the view's read lock: cloning every entry costs more than the
+        // comparison itself.
+        self.view.read(|v| {
+            let mut out = Vec::new();
+            let received = |key: &str| self.types.iter().find_map(|t| v.types.get(t)?.entries.get(key));
+            for (key, fp) in &expected {
+                match received(key) {
+                    None => out.push(key.clone()),
+                    Some(entry) if fp.is_some_and(|fp| fp != entry.fingerprint) => out.push(key.clone()),
+                    Some(_) => {}
+                }
             }
-        }
-        out.extend(received.keys().filter(|k| !expected.contains_key(*k)).cloned());
-        out
+            for t in &self.types {
+                if let Some(tv) = v.types.get(t) {
+                    out.extend(tv.entries.keys().filter(|k| !expected.contains_key(*k)).cloned());
+                }
+            }
+            out
+        })
     }
 
     /// Checks every second until shutdown.

@@ -162,6 +162,11 @@ impl Monitor {
         let seen_before = st.read_before();
         st.read_succeeded(cp, now);
         self.track(&mut st, &changes, now, &seen_before);
+        // A first read opens a slot per copy for a moment (zones not read yet look
+        // missing); give that memory back once they close.
+        if st.open_since.capacity() > 4 * st.open_since.len() + 1024 {
+            st.open_since.shrink_to_fit();
+        }
         drop(st);
         self.version.send_modify(|v| *v += 1);
     }
