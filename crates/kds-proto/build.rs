@@ -5,6 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [format!("{root}/kuma/mesh/v1alpha1/kds.proto")];
     let fds = protox::compile(&protos, [root])?;
     tonic_prost_build::configure()
+        // Sorted labels: cheaper to build and compare than a HashMap for the few labels a
+        // resource has, and deterministic when encoded.
+        .btree_map(".kuma.mesh.v1alpha1.KumaResource.Meta.labels")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

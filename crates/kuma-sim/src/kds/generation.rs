@@ -273,8 +273,8 @@ pub fn kuma_resource(mapped: &Resource) -> KumaResource {
 }
 
 /// A deterministic, opaque version over what the zone receives. Kuma uses SHA-256 of the
-/// deterministic protobuf; prost encodes `labels` from a HashMap, so this hashes a
-/// canonical form instead.
+/// deterministic protobuf; this hashes a canonical form with xxh3 instead, which is as
+/// opaque to clients and cheaper.
 pub fn version_of(mapped: &Resource, kr: &KumaResource) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for part in [mapped.rtype.name(), &mapped.name, mapped.mesh_or_empty()] {
