@@ -1,15 +1,94 @@
 //! Convergence and source state, built from the monitor at every scrape.
+//!
+//! Families are assembled directly rather than through metric vectors: a scrape at
+//! 100 zones x 16 types carries ~8,000 series, and hashing each label set into a vector
+//! only to read it back out was most of the scrape's cost (docs/benchmarks-live.md).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use jiff::Timestamp;
-use kuma_model::CpRole;
 use policy_watcher::{State, ZoneState, monitor::Monitor};
 use prometheus::{
-    GaugeVec, IntCounterVec, Opts,
     core::{Collector, Desc},
-    proto::MetricFamily,
+    proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
 };
+
+/// What this collector exports: name, help, label names (sorted, as Prometheus prints
+/// them), and whether it is a counter.
+const SPECS: &[(&str, &str, &[&str], bool)] = &[
+    (
+        "kuma_sync_up",
+        "Whether the last read of the control plane succeeded (1) or not (0).",
+        &["cp"],
+        false,
+    ),
+    (
+        "kuma_sync_source_last_sync_timestamp_seconds",
+        "Unix time of the last successful read of the control plane.",
+        &["cp"],
+        false,
+    ),
+    (
+        "kuma_sync_source_errors_total",
+        "Failed reads of the control plane, by class of error.",
+        &["class", "cp"],
+        true,
+    ),
+    (
+        "kuma_sync_resources",
+        "Copies of resources per zone, type and state (both directions of sync).",
+        &["state", "type", "zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_converged",
+        "Whether every copy of the zone is in sync (1) or not (0).",
+        &["zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_state",
+        "The zone's verdict: 1 for the current state among converged, diverged and unknown.",
+        &["state", "zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_unmonitored",
+        "Zones the global control plane knows that kuma-sync is not configured to read.",
+        &["zone"],
+        false,
+    ),
+    (
+        "kuma_sync_out_of_sync_seconds",
+        "Age of the zone's oldest open discrepancy; 0 when none is open.",
+        &["zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_online",
+        "Whether the global sees the zone online (ZoneInsight).",
+        &["zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_last_ack_age_seconds",
+        "Seconds since the zone last confirmed or rejected an update (ZoneInsight lastUpdateTime).",
+        &["zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_rejected_responses",
+        "Responses the zone rejected (NACKed) on its current subscription, by type (ZoneInsight).",
+        &["type", "zone"],
+        false,
+    ),
+    (
+        "kuma_sync_zone_info",
+        "Always 1; labels give the zone control plane's version and whether the global finds it compatible.",
+        &["compatible", "version", "zone"],
+        false,
+    ),
+];
 
 /// Reads the monitor under its lock once per scrape.
 pub struct PolicyCollector {
@@ -20,119 +99,15 @@ pub struct PolicyCollector {
     descs: Vec<Desc>,
 }
 
-/// Fresh, unregistered metric vectors: filled at scrape time, then dropped, so nothing
-/// stale survives a zone's removal.
-struct Families {
-    up: GaugeVec,
-    last_sync: GaugeVec,
-    errors: IntCounterVec,
-    resources: GaugeVec,
-    converged: GaugeVec,
-    zone_state: GaugeVec,
-    unmonitored: GaugeVec,
-    out_of_sync: GaugeVec,
-    online: GaugeVec,
-    last_ack_age: GaugeVec,
-    rejected: GaugeVec,
-    info: GaugeVec,
-}
-
-impl Families {
-    fn new() -> Self {
-        let g = |name: &str, help: &str, labels: &[&str]| {
-            GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
-        };
-        Self {
-            up: g(
-                "kuma_sync_up",
-                "Whether the last read of the control plane succeeded (1) or not (0).",
-                &["cp"],
-            ),
-            last_sync: g(
-                "kuma_sync_source_last_sync_timestamp_seconds",
-                "Unix time of the last successful read of the control plane.",
-                &["cp"],
-            ),
-            errors: IntCounterVec::new(
-                Opts::new(
-                    "kuma_sync_source_errors_total",
-                    "Failed reads of the control plane, by class of error.",
-                ),
-                &["cp", "class"],
-            )
-            .expect("valid metric"),
-            resources: g(
-                "kuma_sync_resources",
-                "Copies of resources per zone, type and state (both directions of sync).",
-                &["zone", "type", "state"],
-            ),
-            converged: g(
-                "kuma_sync_zone_converged",
-                "Whether every copy of the zone is in sync (1) or not (0).",
-                &["zone"],
-            ),
-            zone_state: g(
-                "kuma_sync_zone_state",
-                "The zone's verdict: 1 for the current state among converged, diverged and unknown.",
-                &["zone", "state"],
-            ),
-            unmonitored: g(
-                "kuma_sync_zone_unmonitored",
-                "Zones the global control plane knows that kuma-sync is not configured to read.",
-                &["zone"],
-            ),
-            out_of_sync: g(
-                "kuma_sync_out_of_sync_seconds",
-                "Age of the zone's oldest open discrepancy; 0 when none is open.",
-                &["zone"],
-            ),
-            online: g(
-                "kuma_sync_zone_online",
-                "Whether the global sees the zone online (ZoneInsight).",
-                &["zone"],
-            ),
-            last_ack_age: g(
-                "kuma_sync_zone_last_ack_age_seconds",
-                "Seconds since the zone last confirmed or rejected an update (ZoneInsight lastUpdateTime).",
-                &["zone"],
-            ),
-            rejected: g(
-                "kuma_sync_zone_rejected_responses",
-                "Responses the zone rejected (NACKed) on its current subscription, by type (ZoneInsight).",
-                &["zone", "type"],
-            ),
-            info: g(
-                "kuma_sync_zone_info",
-                "Always 1; labels give the zone control plane's version and whether the global finds it compatible.",
-                &["zone", "version", "compatible"],
-            ),
-        }
-    }
-
-    fn collectors(&self) -> [&dyn Collector; 12] {
-        [
-            &self.up,
-            &self.last_sync,
-            &self.errors,
-            &self.resources,
-            &self.converged,
-            &self.zone_state,
-            &self.unmonitored,
-            &self.out_of_sync,
-            &self.online,
-            &self.last_ack_age,
-            &self.rejected,
-            &self.info,
-        ]
-    }
-}
-
 impl PolicyCollector {
     pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>) -> Self {
-        let descs = Families::new()
-            .collectors()
+        let descs = SPECS
             .iter()
-            .flat_map(|c| c.desc().into_iter().cloned())
+            .map(|(name, help, labels, _)| {
+                let labels = labels.iter().map(|l| (*l).to_owned()).collect();
+                Desc::new((*name).to_owned(), (*help).to_owned(), labels, HashMap::new())
+                    .expect("metric names and labels are valid constants")
+            })
             .collect();
         Self {
             monitor,
@@ -142,98 +117,154 @@ impl PolicyCollector {
     }
 }
 
+/// One family being filled (its index in [`SPECS`]); labels are given in the spec's order.
+struct Family(MetricFamily, usize);
+
+impl Family {
+    fn of(i: usize) -> Self {
+        let (name, help, _, counter) = SPECS[i];
+        let mut mf = MetricFamily::default();
+        mf.set_name(name.to_owned());
+        mf.set_help(help.to_owned());
+        mf.set_field_type(if counter {
+            MetricType::COUNTER
+        } else {
+            MetricType::GAUGE
+        });
+        Self(mf, i)
+    }
+
+    fn push(&mut self, values: &[&str], value: f64) {
+        let (_, _, names, counter) = SPECS[self.1];
+        let labels = names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| {
+                let mut l = LabelPair::default();
+                l.set_name((*n).to_owned());
+                l.set_value((*v).to_owned());
+                l
+            })
+            .collect();
+        let mut m = Metric::default();
+        m.set_label(labels);
+        if counter {
+            let mut c = Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        } else {
+            let mut g = Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+        self.0.mut_metric().push(m);
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
 impl Collector for PolicyCollector {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let f = Families::new();
+        let mut f: Vec<Family> = (0..SPECS.len()).map(Family::of).collect();
+        let [
+            up,
+            last_sync,
+            errors,
+            resources,
+            converged,
+            zone_state,
+            unmonitored,
+            out_of_sync,
+            online,
+            last_ack,
+            rejected,
+            info,
+        ] = f
+            .get_disjoint_mut([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+            .expect("twelve distinct families");
         let now = Timestamp::now();
         {
             let st = self.monitor.lock();
             for (cp, s) in &st.sources {
-                let cp = cp_label(cp);
-                f.up.with_label_values(&[&cp]).set(if s.up { 1.0 } else { 0.0 });
+                let cp = cp.to_string();
+                up.push(&[&cp], flag(s.up));
                 if let Some(t) = s.last_success {
-                    f.last_sync
-                        .with_label_values(&[&cp])
-                        .set(t.as_millisecond() as f64 / 1000.0);
+                    last_sync.push(&[&cp], t.as_millisecond() as f64 / 1000.0);
                 }
                 for (class, n) in &s.errors {
-                    f.errors.with_label_values(&[cp.as_str(), class]).inc_by(*n);
+                    errors.push(&[class, &cp], *n as f64);
                 }
             }
-            let zones: Vec<String> = st
+            let counts: HashMap<(&str, &str, State), usize> = st
+                .engine
+                .counts()
+                .map(|(zone, t, s, n)| ((zone, t.name(), s), n))
+                .collect();
+            let ages = st.out_of_sync_seconds(now);
+            let zones: Vec<&str> = st
                 .engine
                 .topology()
                 .zones
                 .iter()
-                .map(|z| z.name.clone())
+                .map(|z| z.name.as_str())
                 .collect();
             for zone in &zones {
+                // Every (type, state) is present, zero or not, so rates and alerts see a
+                // series go to 0 rather than vanish.
                 for t in st.engine.selection().types() {
                     for s in State::ALL {
-                        f.resources
-                            .with_label_values(&[zone, t.name(), s.as_str()])
-                            .set(0.0);
+                        let n = counts.get(&(zone, t.name(), s)).copied().unwrap_or(0);
+                        resources.push(&[s.as_str(), t.name(), zone], n as f64);
                     }
                 }
                 let state = st.zone_state(zone);
-                f.converged
-                    .with_label_values(&[zone])
-                    .set(if state == ZoneState::Converged { 1.0 } else { 0.0 });
+                converged.push(&[zone], flag(state == ZoneState::Converged));
                 for s in ZoneState::ALL {
-                    f.zone_state
-                        .with_label_values(&[zone, s.as_str()])
-                        .set(if s == state { 1.0 } else { 0.0 });
+                    zone_state.push(&[s.as_str(), zone], flag(s == state));
                 }
-                f.out_of_sync.with_label_values(&[zone]).set(0.0);
+                out_of_sync.push(&[zone], ages.get(*zone).copied().unwrap_or(0.0));
             }
-            for (zone, rtype, state, n) in st.engine.counts() {
-                f.resources
-                    .with_label_values(&[zone, rtype.name(), state.as_str()])
-                    .set(n as f64);
-            }
-            for (zone, age) in st.out_of_sync_seconds(now) {
-                if zones.contains(&zone) {
-                    f.out_of_sync.with_label_values(&[&zone]).set(age);
-                }
-            }
-            let ours = |z: &String| self.probe_zone.as_ref() == Some(z);
+            let ours = |z: &str| self.probe_zone.as_deref() == Some(z);
             for zone in st
                 .engine
                 .known_zones()
                 .keys()
-                .filter(|z| !zones.contains(z) && !ours(z))
+                .filter(|z| !zones.contains(&z.as_str()) && !ours(z))
             {
-                f.unmonitored.with_label_values(&[zone]).set(1.0);
+                unmonitored.push(&[zone], 1.0);
             }
             for (zone, insight) in st.zone_insights.iter().flatten().filter(|(z, _)| !ours(z)) {
-                f.online
-                    .with_label_values(&[zone])
-                    .set(if insight.online { 1.0 } else { 0.0 });
+                online.push(&[zone], flag(insight.online));
                 if let Some(t) = insight.last_update {
-                    let age = (now.as_millisecond() - t.as_millisecond()).max(0) as f64 / 1000.0;
-                    f.last_ack_age.with_label_values(&[zone]).set(age);
+                    last_ack.push(
+                        &[zone],
+                        (now.as_millisecond() - t.as_millisecond()).max(0) as f64 / 1000.0,
+                    );
                 }
                 for (rtype, n) in &insight.rejected {
-                    f.rejected.with_label_values(&[zone, rtype]).set(*n as f64);
+                    rejected.push(&[rtype, zone], *n as f64);
                 }
                 let compatible = match insight.compatible {
                     Some(true) => "true",
                     Some(false) => "false",
                     None => "unknown",
                 };
-                f.info
-                    .with_label_values(&[zone, insight.version.as_deref().unwrap_or("unknown"), compatible])
-                    .set(1.0);
+                info.push(
+                    &[compatible, insight.version.as_deref().unwrap_or("unknown"), zone],
+                    1.0,
+                );
             }
         }
-        f.collectors().iter().flat_map(|c| c.collect()).collect()
+        // Prometheus' text format has no place for a family without samples.
+        f.into_iter()
+            .map(|f| f.0)
+            .filter(|mf| !mf.get_metric().is_empty())
+            .collect()
     }
-}
-
-fn cp_label(cp: &CpRole) -> String {
-    cp.to_string()
 }
