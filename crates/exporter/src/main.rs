@@ -72,7 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Demo(args) => {
-            telemetry::init(telemetry::Format::Compact);
+            telemetry::init_at(telemetry::Format::Compact, "warn");
             let rt = tokio::runtime::Runtime::new()?;
             Ok(rt.block_on(demo::run(args, std::io::stdout(), shutdown::signal()))?)
         }

@@ -11,9 +11,14 @@ pub enum Format {
     Json,
 }
 
-/// Installs the global subscriber; a second call is a no-op.
+/// Installs the global subscriber at `info` (`RUST_LOG` overrides); a second call is a no-op.
 pub fn init(format: Format) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_at(format, "info");
+}
+
+/// Like [`init`], with another default level: the demo keeps its terminal for the verdict.
+pub fn init_at(format: Format, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
