@@ -308,7 +308,8 @@ async fn follow(
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> u8 {
     let mut changes = monitor.subscribe();
-    let mut last = String::new();
+    // The line just printed (converged/detected) already shows the current state.
+    let mut last = summary(&monitor.report());
     loop {
         let line = summary(&monitor.report());
         if line != last {
