@@ -355,8 +355,11 @@ fn propagation_seconds(st: &MonitorState, c: &SlotChange, now: Timestamp, live: 
     let stamped = copied.filter(|t| *t >= start && *t <= now);
     let end = match stamped {
         Some(t) => t,
-        None if live => now,
+        // `now` is when the read began; a read already under way can return a copy
+        // newer than a source change another source saw later. The copy then arrived
+        // within one read of the change: as near to zero as this source can tell.
+        None if live => now.max(start),
         None => return None,
     };
-    (end >= start).then(|| elapsed(start, end).as_secs_f64())
+    Some(elapsed(start, end).as_secs_f64())
 }
