@@ -111,18 +111,13 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     );
     promtool_check_metrics(&metrics);
 
-    // A copy deleted in the zone shows on /metrics through the watch, well within a second.
-    let deleted = tokio::time::Instant::now();
+    // A copy deleted in the zone shows on /metrics through the watch (how fast is a
+    // benchmark's business: kuma-sync-bench e2e).
     zone.delete(&zone_copy(2).key());
     until(&running, "the missing copy", |r| {
         r.monitor.lock().zone_state("zone-1") == ZoneState::Diverged
     })
     .await;
-    assert!(
-        deleted.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        deleted.elapsed()
-    );
     let (_, metrics) = get(addr, "/metrics", None).await;
     assert_eq!(
         sample(
