@@ -4,9 +4,9 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use kds_probe::View;
-use kuma_model::{Environment, ResourceType, fingerprint, resource::wire_name_global_to_zone};
-use policy_watcher::{monitor::Monitor, sync_rules::global_sends};
+use kds_probe::{View, view::ViewState};
+use kuma_model::{Environment, Fingerprint, ResourceType, resource::wire_name_global_to_zone};
+use policy_watcher::{monitor::Monitor, sync_rules::global_sends, topology::Selection};
 use prometheus::{IntGauge, Registry};
 use tokio::time::Instant;
 
@@ -91,11 +91,15 @@ impl StallCheck {
     /// side has). Proto-encoded types are compared by presence only: the probe fingerprints
     /// their raw bytes.
     pub fn differences(&self) -> Vec<String> {
-        let mut expected: BTreeMap<String, Option<kuma_model::Fingerprint>> = BTreeMap::new();
-        {
+        let mut expected = Expected::new();
+        let selection = {
             let st = self.monitor.lock();
             let zones = st.engine.known_zones();
-            for r in st.global.values().filter(|r| self.types.contains(&r.rtype)) {
+            for (r, fp) in st
+                .engine
+                .global_resources()
+                .filter(|(r, _)| self.types.contains(&r.rtype))
+            {
                 if global_sends(r, &self.probe_zone, zones).is_err() {
                     continue;
                 }
@@ -105,28 +109,13 @@ impl StallCheck {
                     r.mesh_or_empty()
                 );
                 let json = r.rtype.info().spec_encoding == kuma_model::types::SpecEncoding::Json;
-                expected.insert(key, json.then(|| fingerprint(&r.spec)));
+                expected.insert((r.rtype, key), json.then_some(fp));
             }
-        }
+            st.engine.selection().clone()
+        };
         // Compared under the view's read lock: cloning every entry costs more than the
         // comparison itself.
-        self.view.read(|v| {
-            let mut out = Vec::new();
-            let received = |key: &str| self.types.iter().find_map(|t| v.types.get(t)?.entries.get(key));
-            for (key, fp) in &expected {
-                match received(key) {
-                    None => out.push(key.clone()),
-                    Some(entry) if fp.is_some_and(|fp| fp != entry.fingerprint) => out.push(key.clone()),
-                    Some(_) => {}
-                }
-            }
-            for t in &self.types {
-                if let Some(tv) = v.types.get(t) {
-                    out.extend(tv.entries.keys().filter(|k| !expected.contains_key(*k)).cloned());
-                }
-            }
-            out
-        })
+        self.view.read(|v| compare(&expected, v, &self.types, &selection))
     }
 
     /// Checks every second until shutdown.
@@ -145,5 +134,117 @@ impl StallCheck {
                 );
             }
         }
+    }
+}
+
+/// What the global should be sending, by (type, delta key): the spec fingerprint for JSON
+/// types, `None` for proto types (compared by presence).
+type Expected = BTreeMap<(ResourceType, String), Option<Fingerprint>>;
+
+/// The delta keys on which `expected` and what the probe received disagree.
+fn compare(expected: &Expected, v: &ViewState, types: &[ResourceType], selection: &Selection) -> Vec<String> {
+    let mut out = Vec::new();
+    for ((rtype, key), fp) in expected {
+        match v.types.get(rtype).and_then(|tv| tv.entries.get(key)) {
+            None => out.push(key.clone()),
+            Some(entry) if fp.is_some_and(|fp| fp != entry.fingerprint) => out.push(key.clone()),
+            Some(_) => {}
+        }
+    }
+    for t in types {
+        if let Some(tv) = v.types.get(t) {
+            // Meshes out of scope are not in the engine: what the probe gets of them is no
+            // sign of a stall.
+            let extra = tv.entries.iter().filter(|(k, e)| {
+                !expected.contains_key(&(*t, (*k).clone())) && selection.selects_mesh(e.mesh.as_deref())
+            });
+            out.extend(extra.map(|(k, _)| k.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use kds_probe::{Entry, view::TypeView};
+    use kuma_model::fingerprint;
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(mesh: &str, spec: &serde_json::Value) -> Entry {
+        Entry {
+            mesh: Some(mesh.into()),
+            name: "cb".into(),
+            labels: BTreeMap::new(),
+            version: "1".into(),
+            fingerprint: fingerprint(spec),
+            first_seen: Timestamp::UNIX_EPOCH,
+            last_changed: Timestamp::UNIX_EPOCH,
+            resource: None,
+            decode_error: None,
+        }
+    }
+
+    fn view(entries: &[(&str, Entry)]) -> (ViewState, ResourceType) {
+        let t = ResourceType::from_name("MeshCircuitBreaker").unwrap();
+        let mut tv = TypeView::default();
+        tv.entries
+            .extend(entries.iter().map(|(k, e)| ((*k).to_owned(), e.clone())));
+        let mut v = ViewState::default();
+        v.types.insert(t, tv);
+        (v, t)
+    }
+
+    #[test]
+    fn agreement_missing_drift_and_extras() {
+        let spec = json!({"a": 1});
+        let (v, t) = view(&[
+            ("cb.default", entry("default", &spec)),
+            ("gone.default", entry("default", &spec)),
+        ]);
+        let all = Selection::new([t], None);
+        let mut expected = Expected::new();
+        expected.insert((t, "cb.default".into()), Some(fingerprint(&spec)));
+        expected.insert((t, "new.default".into()), Some(fingerprint(&spec)));
+        let mut diff = compare(&expected, &v, &[t], &all);
+        diff.sort();
+        assert_eq!(diff, ["gone.default", "new.default"]);
+
+        expected.insert((t, "cb.default".into()), Some(fingerprint(&json!({"a": 2}))));
+        assert!(compare(&expected, &v, &[t], &all).contains(&"cb.default".to_owned()));
+        // Proto types are compared by presence only.
+        expected.insert((t, "cb.default".into()), None);
+        assert!(!compare(&expected, &v, &[t], &all).contains(&"cb.default".to_owned()));
+    }
+
+    #[test]
+    fn meshes_out_of_scope_are_no_sign_of_a_stall() {
+        let spec = json!({});
+        let (v, t) = view(&[("cb.other", entry("other", &spec))]);
+        let expected = Expected::new();
+        let scoped = Selection::new([t], Some(vec!["default".into()]));
+        assert!(compare(&expected, &v, &[t], &scoped).is_empty());
+        let all = Selection::new([t], None);
+        assert_eq!(compare(&expected, &v, &[t], &all), ["cb.other"]);
+    }
+
+    #[test]
+    fn same_key_in_two_types_is_compared_per_type() {
+        let spec = json!({});
+        let (mut v, t) = view(&[("x.default", entry("default", &spec))]);
+        let other = ResourceType::from_name("MeshTimeout").unwrap();
+        v.types.insert(other, TypeView::default());
+        let mut expected = Expected::new();
+        expected.insert((other, "x.default".into()), Some(fingerprint(&spec)));
+        let all = Selection::new([t, other], None);
+        let mut diff = compare(&expected, &v, &[t, other], &all);
+        diff.sort();
+        assert_eq!(
+            diff,
+            ["x.default", "x.default"],
+            "missing in one type, extra in the other"
+        );
     }
 }

@@ -18,6 +18,19 @@ use support::*;
 async fn rest_sources_and_the_kds_probe() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut lab = RestLab::start(1, true).await;
+    // A policy in a mesh kuma-sync is told to ignore: the probe still receives it. (The
+    // stall check's unit tests prove it is no sign of a stall; here it rides along.)
+    let mut other = universal_mcb(1);
+    other.mesh = Some("other".into());
+    other.labels.insert("kuma.io/mesh".into(), "other".into());
+    lab.global.upsert(other);
+    let mesh_type = kuma_model::ResourceType::from_name("Mesh").unwrap();
+    lab.global.upsert(kuma_model::Resource::new(
+        mesh_type,
+        None,
+        "other",
+        serde_json::json!({}),
+    ));
     let (global, zone) = (lab.global.clone(), lab.zones[0].clone());
     let kds = start_global_kds(
         global.clone(),
@@ -43,7 +56,7 @@ async fn rest_sources_and_the_kds_probe() {
             client_key: None,
         }),
         types: vec![ResourceType::from_name("MeshCircuitBreaker").unwrap()],
-        meshes: None,
+        meshes: Some(vec!["default".into()]),
         poll_interval: Duration::from_millis(200),
         stall_threshold: Duration::from_secs(1),
         tls: None,

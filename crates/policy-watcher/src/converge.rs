@@ -531,6 +531,15 @@ impl Engine {
         &self.zones_enabled
     }
 
+    /// The global's resources the engine tracks (the selected types), with their spec
+    /// fingerprints: what the global should be sending.
+    pub fn global_resources(&self) -> impl Iterator<Item = (&Resource, Fingerprint)> + '_ {
+        self.global
+            .by_key
+            .values()
+            .map(|e| (e.stored.resource(), e.fingerprint))
+    }
+
     /// How many resources the engine holds for one control plane.
     pub fn observed_len(&self, cp: &CpRole) -> usize {
         self.store(cp).map_or(0, |s| s.by_key.len())

@@ -90,9 +90,6 @@ impl std::fmt::Debug for Monitor {
 #[derive(Debug)]
 pub struct MonitorState {
     pub engine: Engine,
-    /// The global's resources as last read, for checks that compare them with what the
-    /// global actually sends (the KDS stall check).
-    pub global: BTreeMap<ResourceKey, Resource>,
     /// The global's ZoneInsights as last read; `None` until read (or when the global's
     /// source cannot provide them).
     pub zone_insights: Option<BTreeMap<String, ZoneInsight>>,
@@ -121,7 +118,6 @@ impl Monitor {
         }
         let state = MonitorState {
             engine,
-            global: BTreeMap::new(),
             zone_insights: None,
             first_seen: HashMap::new(),
             sources,
@@ -150,9 +146,6 @@ impl Monitor {
     /// A full, successful read of `cp`.
     pub fn snapshot(&self, cp: &CpRole, resources: Vec<Resource>, now: Timestamp) {
         let mut st = self.lock();
-        if *cp == CpRole::Global {
-            st.global = resources.iter().map(|r| (r.key(), r.clone())).collect();
-        }
         st.first_seen
             .retain(|(c, k), _| c != cp || resources.iter().any(|r| r.key() == *k));
         for r in &resources {
@@ -174,16 +167,6 @@ impl Monitor {
     /// One change read from a watch.
     pub fn change(&self, cp: &CpRole, change: Change, now: Timestamp) {
         let mut st = self.lock();
-        if *cp == CpRole::Global {
-            match &change {
-                Change::Upsert(r) => {
-                    st.global.insert(r.key(), r.clone());
-                }
-                Change::Delete(key) => {
-                    st.global.remove(key);
-                }
-            }
-        }
         match &change {
             Change::Upsert(r) => st.note_seen(cp, r, now),
             Change::Delete(key) => {

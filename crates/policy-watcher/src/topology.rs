@@ -60,12 +60,16 @@ impl Selection {
         self.types.iter().copied()
     }
 
+    /// Whether resources of `mesh` are in scope (global-scoped ones always are).
+    pub fn selects_mesh(&self, mesh: Option<&str>) -> bool {
+        match (&self.meshes, mesh) {
+            (Some(meshes), Some(mesh)) => meshes.contains(mesh),
+            _ => true,
+        }
+    }
+
     /// Whether the engine tracks `r` at all.
     pub fn selects(&self, r: &Resource) -> bool {
-        self.types.contains(&r.rtype)
-            && match (&self.meshes, &r.mesh) {
-                (Some(meshes), Some(mesh)) => meshes.contains(mesh),
-                _ => true,
-            }
+        self.types.contains(&r.rtype) && self.selects_mesh(r.mesh.as_deref())
     }
 }
