@@ -4,33 +4,36 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use kds_proto::{DeltaResource, KUMA_RESOURCE_TYPE_URL, KumaResource};
-use kuma_model::{Resource, ResourceType, fingerprint, types::SpecEncoding};
+use kuma_model::{Fingerprint, ResourceType, fingerprint, fingerprint_json, types::SpecEncoding};
 use prost::Message;
 use serde_json::Value;
 
-use crate::view::{Entry, split_delta_key};
+use crate::view::{Entry, Spec, split_delta_key};
 
 /// Decodes one resource of a response. Never fails: what cannot be decoded becomes an
-/// entry without a [`Resource`], named from its delta key, carrying the reason.
+/// entry without a [`Spec`], named from its delta key, carrying the reason.
+///
+/// The spec is fingerprinted from its bytes and kept as bytes: nothing on the probe's
+/// path needs it parsed (see [`Spec`]).
 pub fn decode_entry(rtype: ResourceType, wire: &DeltaResource, now: Timestamp) -> Entry {
-    let raw = wire
-        .resource
-        .as_ref()
-        .map(|a| a.value.as_slice())
-        .unwrap_or_default();
     match decode_resource(rtype, wire) {
-        Ok((resource, fp)) => Entry {
-            mesh: resource.mesh.clone(),
-            name: resource.name.clone(),
-            labels: resource.labels.clone(),
+        Ok(d) => Entry {
+            mesh: d.mesh,
+            name: d.name,
+            labels: d.labels,
             version: wire.version.clone(),
-            fingerprint: fp,
+            fingerprint: d.fingerprint,
             first_seen: now,
             last_changed: now,
-            resource: Some(resource),
+            spec: Some(d.spec),
             decode_error: None,
         },
         Err(reason) => {
+            let raw = wire
+                .resource
+                .as_ref()
+                .map(|a| a.value.as_slice())
+                .unwrap_or_default();
             let (name, mesh) = split_delta_key(&wire.name);
             Entry {
                 mesh: mesh.map(str::to_owned),
@@ -40,17 +43,23 @@ pub fn decode_entry(rtype: ResourceType, wire: &DeltaResource, now: Timestamp) -
                 fingerprint: raw_fingerprint(raw),
                 first_seen: now,
                 last_changed: now,
-                resource: None,
+                spec: None,
                 decode_error: Some(reason),
             }
         }
     }
 }
 
-fn decode_resource(
-    rtype: ResourceType,
-    wire: &DeltaResource,
-) -> Result<(Resource, kuma_model::Fingerprint), String> {
+/// The parts of a decoded resource an [`Entry`] keeps.
+struct Decoded {
+    mesh: Option<String>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    fingerprint: Fingerprint,
+    spec: Spec,
+}
+
+fn decode_resource(rtype: ResourceType, wire: &DeltaResource) -> Result<Decoded, String> {
     let any = wire.resource.as_ref().ok_or("the resource has no payload")?;
     if any.type_url != KUMA_RESOURCE_TYPE_URL {
         return Err(format!("unexpected payload type {:?}", any.type_url));
@@ -60,34 +69,28 @@ fn decode_resource(
     if meta.name.is_empty() {
         return Err("the resource has an empty name".to_owned());
     }
-    let spec_bytes = kr.spec.as_ref().map(|a| a.value.as_slice()).unwrap_or_default();
-    let (spec, fp) = match rtype.info().spec_encoding {
-        SpecEncoding::Json => {
-            let spec: Value = if spec_bytes.is_empty() {
-                Value::Object(Default::default())
-            } else {
-                serde_json::from_slice(spec_bytes).map_err(|e| format!("spec is not JSON: {e}"))?
-            };
-            let fp = fingerprint(&spec);
-            (spec, fp)
-        }
+    let spec_bytes = kr.spec.map(|a| a.value).unwrap_or_default();
+    let fingerprint = match rtype.info().spec_encoding {
+        // An empty spec is read as `{}`, as `Spec::value` gives it.
+        SpecEncoding::Json if spec_bytes.is_empty() => fingerprint(&Value::Object(Default::default())),
+        SpecEncoding::Json => fingerprint_json(&spec_bytes).map_err(|e| format!("spec is not JSON: {e}"))?,
         // Protobuf specs are not decoded: their bytes are deterministic, so a fingerprint
         // of them still tells changes apart.
-        SpecEncoding::Proto(_) => (Value::Null, raw_fingerprint(spec_bytes)),
+        SpecEncoding::Proto(_) => raw_fingerprint(&spec_bytes),
     };
-    let mut resource = Resource::new(
-        rtype,
-        (!meta.mesh.is_empty()).then_some(meta.mesh.as_str()),
-        &meta.name,
-        spec,
-    );
-    resource.labels = meta.labels.into_iter().collect();
-    Ok((resource, fp))
+    Ok(Decoded {
+        mesh: (!meta.mesh.is_empty()).then_some(meta.mesh),
+        name: meta.name,
+        // A BTreeMap straight from prost (kds-proto's build.rs): moved, not re-collected.
+        labels: meta.labels,
+        fingerprint,
+        spec: Spec::new(rtype, spec_bytes),
+    })
 }
 
 /// A fingerprint of bytes, through the JSON fingerprint of their hex form so one
 /// function defines every fingerprint in the view.
-fn raw_fingerprint(bytes: &[u8]) -> kuma_model::Fingerprint {
+fn raw_fingerprint(bytes: &[u8]) -> Fingerprint {
     use std::fmt::Write;
     let mut hex = String::with_capacity(bytes.len() * 2 + 4);
     hex.push_str("raw:");
@@ -138,7 +141,7 @@ mod tests {
             &wire("allow-x7", "default", spec.to_string().as_bytes()),
             Timestamp::now(),
         );
-        let r = e.resource.expect("decoded");
+        let r = e.resource().expect("decoded");
         assert_eq!(
             (r.name.as_str(), r.mesh.as_deref()),
             ("allow-x7", Some("default"))
@@ -150,12 +153,43 @@ mod tests {
     }
 
     #[test]
+    fn specs_are_fingerprinted_from_their_bytes_and_parsed_on_demand() {
+        let mcb = ResourceType::from_name("MeshCircuitBreaker").unwrap();
+        // Go's field order, not sorted, with a duration spelled as Go prints it.
+        let text = br#"{"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"name": "redis", "kind": "MeshService"},
+            "default": {"outlierDetection": {"interval": "1m0s", "disabled": false}, "connectionLimits": null}}]}"#;
+        let e = decode_entry(mcb, &wire("cb-1", "default", text), Timestamp::now());
+        let parsed: Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(e.fingerprint, fingerprint(&parsed));
+        assert_eq!(e.spec.as_ref().unwrap().bytes(), text);
+        let r = e.resource().unwrap();
+        assert_eq!(r.spec, parsed);
+        assert_eq!(r.labels, e.labels);
+        assert_eq!(e.clone().into_resource(), Some(r));
+    }
+
+    #[test]
+    fn an_empty_json_spec_is_an_empty_object() {
+        let mtp = ResourceType::from_name("MeshTrafficPermission").unwrap();
+        let e = decode_entry(mtp, &wire("empty", "default", b""), Timestamp::now());
+        assert_eq!(e.fingerprint, fingerprint(&json!({})));
+        assert_eq!(e.resource().unwrap().spec, json!({}));
+    }
+
+    #[test]
     fn undecodable_resources_become_entries_without_resource() {
         let mtp = ResourceType::from_name("MeshTrafficPermission").unwrap();
         let e = decode_entry(mtp, &wire("bad", "default", b"{not json"), Timestamp::now());
-        assert!(e.resource.is_none());
+        assert!(e.spec.is_none() && e.resource().is_none());
         assert!(e.decode_error.as_deref().unwrap().contains("not JSON"));
+        assert_eq!(
+            e.fingerprint,
+            raw_fingerprint(&wire("bad", "default", b"{not json").resource.unwrap().value)
+        );
         assert_eq!((e.name.as_str(), e.mesh.as_deref()), ("bad", Some("default")));
+        // Trailing bytes after the spec are an error, as for `serde_json::from_slice`.
+        let e = decode_entry(mtp, &wire("trailing", "default", b"{} {}"), Timestamp::now());
+        assert!(e.decode_error.as_deref().unwrap().contains("not JSON"));
         let mut garbage = wire("g", "default", b"{}");
         garbage.resource.as_mut().unwrap().value = vec![0xff, 0xff, 0xff];
         let e = decode_entry(mtp, &garbage, Timestamp::now());
@@ -167,7 +201,7 @@ mod tests {
         let mesh = ResourceType::from_name("Mesh").unwrap();
         let a = decode_entry(mesh, &wire("default", "", &[1, 2, 3]), Timestamp::now());
         let b = decode_entry(mesh, &wire("default", "", &[1, 2, 4]), Timestamp::now());
-        assert_eq!(a.resource.as_ref().unwrap().mesh, None);
+        assert_eq!(a.resource().unwrap().mesh, None);
         assert_ne!(a.fingerprint, b.fingerprint);
     }
 }

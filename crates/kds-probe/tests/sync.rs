@@ -46,7 +46,7 @@ async fn initial_full_sync_of_several_types() {
         .entries(rtype("MeshTrafficPermission"))
         .remove(&wire_key(&seed[0]))
         .unwrap();
-    let decoded = allow.resource.expect("decodable");
+    let decoded = allow.resource().expect("decodable");
     assert_eq!(decoded.spec, seed[0].spec);
     assert_eq!(decoded.label("kuma.io/display-name"), Some("allow-all"));
     assert_eq!(decoded.label("kuma.io/origin"), Some("global"));
@@ -113,7 +113,7 @@ async fn create_update_delete_reach_the_view() {
     sim.store().upsert(updated.clone());
     probe
         .until("update", |v| {
-            v.entries(t)[&wire_key(&updated)].resource.as_ref().unwrap().spec == updated.spec
+            v.entries(t)[&wire_key(&updated)].resource().unwrap().spec == updated.spec
         })
         .await;
     let after = probe.view.entries(t)[&wire_key(&updated)].clone();
@@ -350,7 +350,7 @@ async fn undecodable_resources_are_counted_and_acked() {
         let bad = entries
             .get("kuma-sim-undecodable.default")
             .expect("kept under its delta key");
-        assert!(bad.resource.is_none() && bad.decode_error.is_some());
+        assert!(bad.spec.is_none() && bad.decode_error.is_some());
     }
     assert_eq!(
         probe.view.resources(rtype("MeshTrafficPermission")).len(),

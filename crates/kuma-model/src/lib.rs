@@ -16,6 +16,6 @@ pub mod read;
 pub mod resource;
 pub mod types;
 
-pub use fingerprint::{Fingerprint, fingerprint};
+pub use fingerprint::{Fingerprint, fingerprint, fingerprint_json};
 pub use resource::{CpRole, Environment, Identity, Origin, Resource, ResourceKey, labels};
 pub use types::{ResourceType, TypeInfo};

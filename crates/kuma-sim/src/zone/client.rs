@@ -258,16 +258,14 @@ fn apply(
     let now = jiff::Timestamp::now();
     let mut upserts = Vec::with_capacity(response.resources.len());
     for wire in &response.resources {
-        let entry = decode_entry(rtype, wire, now);
-        let mut resource = match (entry.resource, entry.decode_error) {
-            (Some(r), _) => r,
-            (None, reason) => {
-                return Err(format!(
-                    "cannot decode {}: {}",
-                    wire.name,
-                    reason.unwrap_or_default()
-                ));
-            }
+        let mut entry = decode_entry(rtype, wire, now);
+        let reason = entry.decode_error.take();
+        let Some(mut resource) = entry.into_resource() else {
+            return Err(format!(
+                "cannot decode {}: {}",
+                wire.name,
+                reason.unwrap_or_default()
+            ));
         };
         if let SpecEncoding::Proto(_) = rtype.info().spec_encoding {
             // The simulated global sends proto-based specs as JSON (see the crate docs).
