@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, ensure};
 use exporter::{
-    collectors::{events::EventMetrics, policy::PolicyCollector},
+    collectors::{Exposition, events::EventMetrics},
     server::{self, App},
 };
 use jiff::Timestamp;
@@ -18,7 +18,7 @@ use policy_watcher::{
     Engine, Selection,
     monitor::{Monitor, MonitorConfig},
 };
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::watch, time::Instant};
 
@@ -45,6 +45,9 @@ pub struct SizeFigures {
     pub gather: Vec<f64>,
     /// GET /metrics over loopback, seconds.
     pub http: Vec<f64>,
+    /// GET /metrics right after a zone's copy changed (the settled families are encoded
+    /// again), seconds.
+    pub http_after_change: Vec<f64>,
 }
 
 impl SizeFigures {
@@ -54,6 +57,10 @@ impl SizeFigures {
 
     pub fn http_samples(&self) -> Samples {
         to_samples(&self.http)
+    }
+
+    pub fn http_after_change_samples(&self) -> Samples {
+        to_samples(&self.http_after_change)
     }
 }
 
@@ -85,10 +92,11 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
     // series per type and state, as in production.
     let engine = Engine::new(fixture.topology(), Selection::default());
     let monitor = Arc::new(Monitor::new(engine, MonitorConfig::default(), Box::new(events)));
-    registry.register(Box::new(PolicyCollector::new(
+    let exposition = Arc::new(Exposition::new(
+        registry.clone(),
         monitor.clone(),
         Some(kds_probe::config::DEFAULT_ZONE_NAME.to_owned()),
-    )))?;
+    )?);
 
     // Each source is a task on a runtime worker in `serve`: it parses its read there and
     // calls `snapshot` there, so the engine's memory comes from the workers' allocator
@@ -115,19 +123,19 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
     let (rss_after, hwm) = rss_kib();
 
     let timed = {
-        let registry = registry.clone();
+        let exposition = exposition.clone();
         move || -> anyhow::Result<(Samples, usize, usize)> {
-            let encoder = TextEncoder::new();
             let mut gather = Samples::default();
             let (mut body_bytes, mut series) = (0, 0);
             for _ in 0..scrapes {
                 let start = Instant::now();
-                let families = registry.gather();
-                let mut buf = Vec::new();
-                encoder.encode(&families, &mut buf)?;
+                let buf = exposition.render()?;
                 gather.push(start.elapsed());
                 body_bytes = buf.len();
-                series = families.iter().map(|f| f.get_metric().len()).sum();
+                series = buf
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty() && l[0] != b'#')
+                    .count();
             }
             Ok((gather, body_bytes, series))
         }
@@ -140,7 +148,7 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
         monitor: monitor.clone(),
-        registry: registry.clone(),
+        exposition: exposition.clone(),
         basic_auth: None,
     });
     let (stop, mut stopped) = watch::channel(false);
@@ -157,6 +165,20 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
             "the scrape shows the injected faults"
         );
     }
+    // A watch backend reports changes as they come: each scrape then follows a change.
+    let mut http_after_change = Samples::default();
+    let zone = CpRole::Zone(Fixture::zone_name(0));
+    for i in 0..scrapes {
+        let copy = fixture.copy(i % policies, 0, 1 + (i % 2) as u64);
+        monitor.change(&zone, policy_watcher::Change::Upsert(copy), Timestamp::now());
+        let start = Instant::now();
+        let body = scrape_http::get(addr, "/metrics").await?;
+        http_after_change.push(start.elapsed());
+        ensure!(
+            body.contains("kuma_sync_resources{state=\"drifted\""),
+            "the change is on /metrics"
+        );
+    }
     let _ = stop.send(true);
     server.await.context("the metrics server panicked")?;
 
@@ -171,6 +193,7 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
         body_bytes,
         gather: raw(&gather),
         http: raw(&http),
+        http_after_change: raw(&http_after_change),
     })
 }
 

@@ -6,6 +6,12 @@ use exporter::{
     config, demo, exit, live, output, serve, shutdown, telemetry, verify,
 };
 
+/// mimalloc rather than glibc's malloc: the engine makes and frees millions of small
+/// blocks on a cold start, and glibc's arenas both slowed that down 2x and kept the
+/// freed memory (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One crypto provider for the whole process (kube, tonic and hyper-rustls all use ring);

@@ -20,7 +20,7 @@ use prometheus::Registry;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
-    collectors::{events::EventMetrics, policy::PolicyCollector},
+    collectors::{Exposition, events::EventMetrics},
     config::{ServeConfig, SourceConfig},
     server::{self, App},
     stall::StallCheck,
@@ -124,7 +124,7 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
             .clone()
             .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned())
     });
-    registry.register(Box::new(PolicyCollector::new(monitor.clone(), probe_zone)))?;
+    let exposition = Arc::new(Exposition::new(registry.clone(), monitor.clone(), probe_zone)?);
 
     let (stop, stopped) = watch::channel(false);
     let until_stopped = move || {
@@ -210,7 +210,7 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
         Some((listener, local_addr, tls)) => {
             let app = Arc::new(App {
                 monitor: monitor.clone(),
-                registry: registry.clone(),
+                exposition: exposition.clone(),
                 basic_auth: cfg.basic_auth.clone(),
             });
             tasks.spawn(server::run(listener, tls, app, until_stopped()));

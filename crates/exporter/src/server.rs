@@ -4,12 +4,12 @@
 
 use std::{convert::Infallible, future::Future, io, path::Path, sync::Arc};
 
+use crate::collectors::Exposition;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::rt::TokioIo;
 use policy_watcher::monitor::Monitor;
-use prometheus::{Encoder, Registry, TextEncoder};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 /// What the handlers read.
 pub struct App {
     pub monitor: Arc<Monitor>,
-    pub registry: Registry,
+    pub exposition: Arc<Exposition>,
     /// `(username, password)`; `None` leaves every endpoint open.
     pub basic_auth: Option<(String, String)>,
 }
@@ -93,7 +93,7 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             .header(header::WWW_AUTHENTICATE, "Basic realm=\"kuma-sync\"")
             .body(Full::new(Bytes::from_static(b"unauthorized\n")))
             .expect("static response"),
-        "/metrics" => metrics(&app.registry),
+        "/metrics" => metrics(&app.exposition),
         "/status" => {
             let body = crate::status::render(&app.monitor);
             Response::builder()
@@ -106,15 +106,16 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-fn metrics(registry: &Registry) -> Response<Full<Bytes>> {
-    let encoder = TextEncoder::new();
-    let mut buf = Vec::new();
-    if let Err(error) = encoder.encode(&registry.gather(), &mut buf) {
-        tracing::error!(%error, "cannot encode metrics");
-        return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n");
-    }
+fn metrics(exposition: &Exposition) -> Response<Full<Bytes>> {
+    let buf = match exposition.render() {
+        Ok(buf) => buf,
+        Err(error) => {
+            tracing::error!(%error, "cannot encode metrics");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n");
+        }
+    };
     Response::builder()
-        .header(header::CONTENT_TYPE, encoder.format_type())
+        .header(header::CONTENT_TYPE, exposition.format_type())
         .body(Full::new(Bytes::from(buf)))
         .expect("static headers")
 }

@@ -182,7 +182,7 @@ mod tests {
             fingerprint: fingerprint(spec),
             first_seen: Timestamp::UNIX_EPOCH,
             last_changed: Timestamp::UNIX_EPOCH,
-            resource: None,
+            spec: None,
             decode_error: None,
         }
     }

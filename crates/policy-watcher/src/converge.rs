@@ -15,21 +15,24 @@ mod evaluate;
 mod slots;
 mod store;
 
+pub use self::slots::Settled;
+
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashSet},
     sync::Arc,
 };
 
 use foldhash::{HashMap, HashSet as FastSet};
 use kuma_model::{
-    CpRole, Environment, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType,
+    CpRole, Environment, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType, fingerprint,
     resource::expected_name_in_zone,
 };
 use serde::Serialize;
 
 use self::{
-    copies::Shared,
-    slots::{Slot, SlotId, Touched},
+    copies::{Shared, Source, Stored},
+    slots::{Slot, Touched},
     store::{Identities, Observed},
 };
 
@@ -160,13 +163,16 @@ pub struct Engine {
     identities: Identities,
     /// Specs and labels shared by zones' copies.
     shared: Shared,
-    /// Boxed, so the table stays at 40 bytes a bucket: at a million slots, probing a
-    /// table of whole slots missed the caches on every lookup.
-    slots: HashMap<SlotId, Box<Slot>>,
+    /// Slots whose findings are anything but one synced copy (see `slots`). Boxed, so the
+    /// table stays at 40 bytes a bucket.
+    slots: HashMap<slots::SlotId, Box<Slot>>,
     /// Control planes whose last read failed: their zones are `unknown`, never converged.
     unreadable: HashSet<CpRole>,
     /// Findings per (zone, type, state), kept current so metrics never walk the slots.
     counts: HashMap<(Arc<str>, ResourceType, State), usize>,
+    /// Bumped by every observation that changed what the engine holds: what metrics
+    /// built from it can be cached against.
+    revision: u64,
 }
 
 /// The verdict for a zone.
@@ -192,6 +198,9 @@ impl ZoneState {
         }
     }
 }
+
+/// From how many leftovers on [`Engine::run`] frees them on a thread of their own.
+const LEFTOVERS_OFF_THREAD: usize = 1024;
 
 /// What one control plane reported.
 #[derive(Debug, Clone)]
@@ -243,6 +252,7 @@ impl Engine {
             slots: HashMap::default(),
             unreadable: HashSet::new(),
             counts: HashMap::default(),
+            revision: 0,
         }
     }
 
@@ -257,55 +267,153 @@ impl Engine {
     /// Applies one observation from `cp` and returns the slots whose findings changed.
     /// Observations from zones that are not in the topology are ignored.
     pub fn apply(&mut self, cp: &CpRole, change: Change) -> Vec<SlotChange> {
-        let touched = self.observe(cp, change);
-        let changes = touched
-            .slots
-            .into_iter()
-            .filter_map(|s| self.reevaluate(s))
-            .collect();
-        self.release(touched.identities);
+        let mut changes = Vec::new();
+        self.run(cp, [change], &mut |_, c| changes.push(c.describe()));
         changes
     }
 
     /// Like [`Engine::apply`], but counts the slots that changed instead of describing
     /// each: for loading state nobody follows change by change (a cold start), it saves
-    /// cloning every slot key and finding into a [`SlotChange`] (8 to 12 % of the
-    /// engine's instructions there, `docs/benchmarks.md`). The engine ends in the same
-    /// state.
+    /// cloning every slot key and finding into a [`SlotChange`]. The engine ends in the
+    /// same state.
     pub fn fold(&mut self, cp: &CpRole, change: Change) -> usize {
-        let touched = self.observe(cp, change);
-        let changed = touched.slots.into_iter().filter(|s| self.refresh(s)).count();
-        self.release(touched.identities);
+        let mut changed = 0;
+        self.run(cp, [change], &mut |_, _| changed += 1);
         changed
     }
 
     /// Like [`Engine::replace`], but counts the slots that changed (see [`Engine::fold`]).
     pub fn load(&mut self, cp: &CpRole, resources: Vec<Resource>) -> usize {
+        let mut changed = 0;
+        self.replace_with(cp, resources, &mut |_, _| changed += 1);
+        changed
+    }
+
+    /// Folds a whole snapshot of one control plane in: what is absent from `resources`
+    /// but was known is deleted. Returns the slots that changed.
+    pub fn replace(&mut self, cp: &CpRole, resources: Vec<Resource>) -> Vec<SlotChange> {
+        let mut changes = Vec::new();
+        self.replace_with(cp, resources, &mut |_, c| changes.push(c.describe()));
+        changes
+    }
+
+    /// Like [`Engine::replace`], handing each changed slot to `each` as it settles, with
+    /// the engine as it is at that moment. A first read can change a million slots:
+    /// this keeps their descriptions from all being held at once.
+    pub fn replace_with(
+        &mut self,
+        cp: &CpRole,
+        resources: Vec<Resource>,
+        each: &mut dyn FnMut(&Engine, Settled<'_>),
+    ) {
         let Some(stale) = self.stale_keys(cp, &resources) else {
-            return 0;
+            return;
         };
-        let deleted: usize = stale
+        let changes = stale
             .into_iter()
-            .map(|key| self.fold(cp, Change::Delete(key)))
-            .sum();
-        let upserted: usize = resources
-            .into_iter()
-            .map(|r| self.fold(cp, Change::Upsert(r)))
-            .sum();
-        deleted + upserted
+            .map(Change::Delete)
+            .chain(resources.into_iter().map(Change::Upsert));
+        self.run(cp, changes, each);
+    }
+
+    /// Stores `changes` of `cp` and settles the slots they touch.
+    ///
+    /// A slot is judged only once both its control planes have been observed: before a
+    /// zone's first read every global policy would look missing there (a million
+    /// findings at 100 zones, made only to be undone), and the zone is `unknown`
+    /// meanwhile anyway. The first observation of a control plane therefore stores all
+    /// of it, then judges every slot it opens once.
+    fn run(
+        &mut self,
+        cp: &CpRole,
+        changes: impl IntoIterator<Item = Change>,
+        each: &mut dyn FnMut(&Engine, Settled<'_>),
+    ) {
+        self.settle_all(cp, changes, each);
+        let leftovers = self.shared.take_leftovers();
+        // A snapshot's worth of parsed specs is freed on another thread: on a cold start
+        // that is half the time, and the caller (the monitor, under its lock) has no use
+        // for it. A single change's is not worth a thread.
+        if leftovers.len() >= LEFTOVERS_OFF_THREAD {
+            let spawned = std::thread::Builder::new()
+                .name("kuma-sync-free".into())
+                .spawn(move || drop(leftovers));
+            if let Err(error) = spawned {
+                tracing::debug!(%error, "freeing a snapshot's leftovers inline");
+            }
+        }
+    }
+
+    fn settle_all(
+        &mut self,
+        cp: &CpRole,
+        changes: impl IntoIterator<Item = Change>,
+        each: &mut dyn FnMut(&Engine, Settled<'_>),
+    ) {
+        if self.open(cp) {
+            for change in changes {
+                // Nothing that involves `cp` has been judged: no slot to settle yet.
+                let touched = self.observe(cp, change);
+                self.release(touched);
+            }
+            for id in self.slots_opened_by(cp) {
+                if let Some((before, after)) = self.settle(&id, None) {
+                    each(self, Settled::new(&id, before, after));
+                }
+            }
+            return;
+        }
+        for change in changes {
+            let touched = self.observe(cp, change);
+            for id in &touched.slots {
+                if !self.judged(id) {
+                    continue;
+                }
+                if let Some((before, after)) = self.settle(id, touched.ghost(id)) {
+                    each(self, Settled::new(id, before, after));
+                }
+            }
+            self.release(touched);
+        }
+    }
+
+    /// Marks `cp` observed; true the first time.
+    fn open(&mut self, cp: &CpRole) -> bool {
+        match self.store_mut(cp) {
+            Some(store) if !store.loaded => {
+                store.loaded = true;
+                self.revision += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether both control planes of a slot have been observed.
+    fn judged(&self, id: &slots::SlotId) -> bool {
+        self.global.loaded
+            && self
+                .zone_index
+                .get(&*id.zone)
+                .is_none_or(|&i| self.zones[i].loaded)
     }
 
     /// Stores one observation and says which slots it may have changed.
     fn observe(&mut self, cp: &CpRole, change: Change) -> Touched {
         let mut identities: Vec<Arc<Identity>> = Vec::new();
+        let mut dropped = Vec::new();
         match change {
             Change::Upsert(r) if *cp == CpRole::Global && r.rtype.name() == "Zone" => {
                 let enabled = r.spec.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true);
-                self.zones_enabled.insert(r.name.clone(), enabled);
+                if self.zones_enabled.insert(r.name.clone(), enabled) != Some(enabled) {
+                    self.revision += 1;
+                }
                 return self.origin_zone_slots(&r.name);
             }
             Change::Delete(key) if *cp == CpRole::Global && key.rtype.name() == "Zone" => {
-                self.zones_enabled.remove(&key.name);
+                if self.zones_enabled.remove(&key.name).is_some() {
+                    self.revision += 1;
+                }
                 return self.origin_zone_slots(&key.name);
             }
             Change::Upsert(r) => {
@@ -317,30 +425,22 @@ impl Engine {
                     let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&r.key())) else {
                         return Touched::default();
                     };
-                    self.shared.release(&old.stored);
-                    identities.push(old.identity);
+                    identities.push(old.1.identity.clone());
+                    dropped.push(old);
                 } else if store.unchanged(&r) {
                     // A re-listed snapshot repeats what is known: the slots are current.
                     return Touched::default();
                 } else {
                     let identity = self.identities.intern(r.identity(cp));
-                    let expected_in_zone = self.expected_in_zone(cp, &r);
-                    // A zone's copy of another control plane's resource shares its spec;
-                    // sources (the global's, a zone's own) are kept whole.
-                    let (store, shared) = match cp {
-                        CpRole::Global => (Some(&mut self.global), None),
-                        CpRole::Zone(z) => {
-                            let own = matches!(&identity.origin, Origin::Zone(o) if o == z);
-                            let store = self.zone_index.get(z).map(|&i| &mut self.zones[i]);
-                            (store, (!own).then_some(&mut self.shared))
-                        }
-                    };
-                    let old = store.and_then(|s| s.insert(r, identity.clone(), expected_in_zone, shared));
+                    let (key, stored) = self.keep(cp, &identity, r);
+                    let old = self
+                        .store_mut(cp)
+                        .and_then(|s| s.insert(key, stored, identity.clone()));
                     if let Some(old) = old {
-                        self.shared.release(&old.stored);
-                        if old.identity != identity {
-                            identities.push(old.identity);
+                        if old.1.identity != identity {
+                            identities.push(old.1.identity.clone());
                         }
+                        dropped.push(old);
                     }
                     identities.push(identity);
                 }
@@ -349,10 +449,22 @@ impl Engine {
                 let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&key)) else {
                     return Touched::default();
                 };
-                self.shared.release(&old.stored);
-                identities.push(old.identity);
+                identities.push(old.1.identity.clone());
+                dropped.push(old);
             }
         }
+        self.revision += 1;
+        let dropped = dropped
+            .into_iter()
+            .map(|(key, entry)| {
+                let slot = if entry.stored.synced() {
+                    self.copy_slot(cp, &entry.identity)
+                } else {
+                    None
+                };
+                (slot, key, entry)
+            })
+            .collect();
         let mut slots = Vec::new();
         for identity in &identities {
             if *cp == CpRole::Global {
@@ -360,11 +472,44 @@ impl Engine {
             }
             self.slots_of(cp, identity, &mut slots);
         }
-        Touched::new(slots, identities)
+        Touched::new(slots, identities, dropped)
     }
 
-    /// Lets the interner forget identities the observation left unused.
-    fn release(&mut self, identities: Vec<Arc<Identity>>) {
+    /// How `r` is stored: a zone's copy of another control plane's resource in parts
+    /// shared with the other copies, a source (the global's, a zone's own) whole.
+    fn keep(&mut self, cp: &CpRole, identity: &Identity, mut r: Resource) -> (Arc<ResourceKey>, Stored) {
+        let copy = matches!(cp, CpRole::Zone(z) if !matches!(&identity.origin, Origin::Zone(o) if o == z));
+        if copy {
+            // The copy keeps its name in the shared key only.
+            let key = ResourceKey {
+                rtype: r.rtype,
+                mesh: r.mesh.take(),
+                name: std::mem::take(&mut r.name),
+            };
+            let key = self.shared.key(key);
+            let stored = self.shared.copy(r, key.clone());
+            return (key, stored);
+        }
+        let source = Source {
+            fingerprint: fingerprint(&r.spec),
+            expected_in_zone: self.expected_in_zone(cp, &r),
+            synced: false,
+            resource: r,
+        };
+        (Arc::new(source.resource.key()), Stored::Whole(Box::new(source)))
+    }
+
+    /// Lets go of what the observation dropped, and lets the interner forget identities
+    /// it left unused.
+    fn release(&mut self, touched: Touched) {
+        let Touched {
+            slots,
+            identities,
+            dropped,
+        } = touched;
+        // The slots' handles first: the interner counts who still holds an identity.
+        drop(slots);
+        self.release_dropped(dropped);
         for identity in identities {
             self.identities.release(identity);
         }
@@ -372,12 +517,15 @@ impl Engine {
 
     /// Keys `cp` holds that `resources` lacks, or `None` for an unmonitored zone.
     fn stale_keys(&self, cp: &CpRole, resources: &[Resource]) -> Option<Vec<ResourceKey>> {
+        let store = self.store(cp)?;
+        if store.by_key.is_empty() {
+            return Some(Vec::new());
+        }
         // Borrowed keys: a snapshot can hold a million resources.
         let incoming: FastSet<(ResourceType, Option<&str>, &str)> = resources
             .iter()
             .map(|r| (r.rtype, r.mesh.as_deref(), r.name.as_str()))
             .collect();
-        let store = self.store(cp)?;
         Some(
             store
                 .by_key
@@ -386,22 +534,6 @@ impl Engine {
                 .map(|k| (**k).clone())
                 .collect(),
         )
-    }
-
-    /// Folds a whole snapshot of one control plane in: what is absent from `resources`
-    /// but was known is deleted. Returns the slots that changed.
-    pub fn replace(&mut self, cp: &CpRole, resources: Vec<Resource>) -> Vec<SlotChange> {
-        let Some(stale) = self.stale_keys(cp, &resources) else {
-            return Vec::new();
-        };
-        let mut changes = Vec::new();
-        for key in stale {
-            changes.extend(self.apply(cp, Change::Delete(key)));
-        }
-        for r in resources {
-            changes.extend(self.apply(cp, Change::Upsert(r)));
-        }
-        changes
     }
 
     fn store(&self, cp: &CpRole) -> Option<&Observed> {
@@ -451,20 +583,34 @@ impl Engine {
     /// Records whether the last read of `cp` succeeded. What was read before stays, but a
     /// zone is `unknown` while it or the global cannot be read.
     pub fn set_readable(&mut self, cp: &CpRole, readable: bool) {
-        if readable {
-            self.unreadable.remove(cp);
+        let flipped = if readable {
+            self.unreadable.remove(cp)
         } else {
-            self.unreadable.insert(cp.clone());
+            self.unreadable.insert(cp.clone())
+        };
+        if flipped {
+            self.revision += 1;
         }
+    }
+
+    /// Changes whenever what the engine holds or says may have changed (never otherwise,
+    /// so a re-read that found nothing new leaves it alone).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn is_readable(&self, cp: &CpRole) -> bool {
         !self.unreadable.contains(cp)
     }
 
-    /// The verdict for one zone, covering both directions.
+    /// The verdict for one zone, covering both directions. A zone is `unknown` until it
+    /// and the global have been observed, and while either cannot be read.
     pub fn zone_state(&self, zone: &str) -> ZoneState {
         if !self.is_readable(&CpRole::Global) || !self.is_readable(&CpRole::Zone(zone.to_owned())) {
+            return ZoneState::Unknown;
+        }
+        let observed = |cp: &CpRole| self.store(cp).is_none_or(|s| s.loaded);
+        if !observed(&CpRole::Global) || !observed(&CpRole::Zone(zone.to_owned())) {
             return ZoneState::Unknown;
         }
         let diverged = self
@@ -483,22 +629,22 @@ impl Engine {
         self.counts.iter().map(|((z, t, s), n)| (&**z, *t, *s, *n))
     }
 
-    /// Every slot with its findings, in no particular order.
+    /// Every slot whose findings are not exactly one synced copy, in no particular order.
+    /// Synced slots, nearly all of them in a healthy mesh, are not kept as slots: they are
+    /// in [`Engine::counts`].
     pub fn slots(&self) -> impl Iterator<Item = (&SlotKey, &[Finding])> + '_ {
         self.slots.values().map(|s| (&s.key, s.findings.as_slice()))
     }
 
-    /// The resource a control plane holds under `key`.
-    ///
-    /// A zone's copy is kept in parts (its spec shared with the other copies) and built
-    /// whole on the first call, then kept: prefer [`Engine::spec_of`] and
-    /// [`Engine::modified_at`] for what they answer.
-    pub fn resource(&self, cp: &CpRole, key: &ResourceKey) -> Option<&Resource> {
+    /// The resource a control plane holds under `key`. A zone's copy is kept in parts
+    /// (see `copies`) and rebuilt: prefer [`Engine::modified_at`] for what it answers.
+    pub fn resource(&self, cp: &CpRole, key: &ResourceKey) -> Option<Cow<'_, Resource>> {
         self.store(cp)?.by_key.get(key).map(|e| e.stored.resource())
     }
 
-    /// The spec of the resource a control plane holds under `key`.
-    pub fn spec_of(&self, cp: &CpRole, key: &ResourceKey) -> Option<&serde_json::Value> {
+    /// The spec of the resource a control plane holds under `key` (a copy's is parsed
+    /// again from its shared JSON).
+    pub fn spec_of(&self, cp: &CpRole, key: &ResourceKey) -> Option<Cow<'_, serde_json::Value>> {
         self.store(cp)?.by_key.get(key).map(|e| e.stored.spec())
     }
 
@@ -515,7 +661,8 @@ impl Engine {
             Direction::GlobalToZone => &self.global,
             Direction::ZoneToGlobal | Direction::Seed => self.zone_spec(&slot.zone)?.2,
         };
-        store.entries(&slot.identity).next().map(|e| e.stored.resource())
+        let (_, entry) = store.entries(&slot.identity).next()?;
+        entry.stored.source().map(|s| &s.resource)
     }
 
     /// Where the copies of a slot live.
@@ -537,7 +684,7 @@ impl Engine {
         self.global
             .by_key
             .values()
-            .map(|e| (e.stored.resource(), e.fingerprint))
+            .filter_map(|e| Some((&e.stored.source()?.resource, e.stored.fingerprint())))
     }
 
     /// How many resources the engine holds for one control plane.

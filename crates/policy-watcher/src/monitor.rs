@@ -6,7 +6,7 @@
 //! moment they read rather than the moment they got the lock.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Mutex, MutexGuard},
     time::Duration,
 };
@@ -102,6 +102,9 @@ pub struct MonitorState {
     /// current spec: the start of a propagation when Kuma's modificationTime is unknown.
     first_seen: HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
     config: MonitorConfig,
+    /// Bumped when a source's status (up, errors) or the insights change; with the
+    /// engine's revision it says when the state metrics show may have changed.
+    status_revision: u64,
 }
 
 impl Monitor {
@@ -124,6 +127,7 @@ impl Monitor {
             open_since: HashMap::new(),
             lost_at: HashMap::new(),
             config,
+            status_revision: 0,
         };
         Self {
             state: Mutex::new(state),
@@ -138,6 +142,19 @@ impl Monitor {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Bumped after every change.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Changes when anything but the clock may have changed what the monitor reports:
+    /// the engine's state, a source's status, the insights. Unlike [`Monitor::version`],
+    /// a re-read that found nothing new leaves it alone.
+    pub fn settled_revision(&self) -> u64 {
+        let st = self.lock();
+        st.engine.revision() + st.status_revision
+    }
+
     /// Notified after every change.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.version.subscribe()
@@ -146,15 +163,35 @@ impl Monitor {
     /// A full, successful read of `cp`.
     pub fn snapshot(&self, cp: &CpRole, resources: Vec<Resource>, now: Timestamp) {
         let mut st = self.lock();
-        st.first_seen
-            .retain(|(c, k), _| c != cp || resources.iter().any(|r| r.key() == *k));
+        let keys: HashSet<ResourceKey> = resources.iter().map(Resource::key).collect();
+        st.first_seen.retain(|(c, k), _| c != cp || keys.contains(k));
+        drop(keys);
         for r in &resources {
             st.note_seen(cp, r, now);
         }
-        let changes = st.engine.replace(cp, resources);
         let seen_before = st.read_before();
+        let MonitorState {
+            engine,
+            open_since,
+            lost_at,
+            first_seen,
+            config,
+            ..
+        } = &mut *st;
+        let mut tracking = Tracking {
+            open_since,
+            lost_at,
+            first_seen,
+            config,
+            recorder: &*self.recorder,
+            now,
+            seen_before: &seen_before,
+        };
+        // Tracked as each slot settles: a first read can change a million of them.
+        engine.replace_with(cp, resources, &mut |engine, settled| {
+            tracking.track(engine, &settled.describe());
+        });
         st.read_succeeded(cp, now);
-        self.track(&mut st, &changes, now, &seen_before);
         // A first read opens a slot per copy for a moment (zones not read yet look
         // missing); give that memory back once they close.
         if st.open_since.capacity() > 4 * st.open_since.len() + 1024 {
@@ -178,7 +215,26 @@ impl Monitor {
             s.last_success = Some(now);
         }
         let seen_before = st.read_before();
-        self.track(&mut st, &changes, now, &seen_before);
+        let MonitorState {
+            engine,
+            open_since,
+            lost_at,
+            first_seen,
+            config,
+            ..
+        } = &mut *st;
+        let mut tracking = Tracking {
+            open_since,
+            lost_at,
+            first_seen,
+            config,
+            recorder: &*self.recorder,
+            now,
+            seen_before: &seen_before,
+        };
+        for c in &changes {
+            tracking.track(engine, c);
+        }
         drop(st);
         self.version.send_modify(|v| *v += 1);
     }
@@ -186,6 +242,7 @@ impl Monitor {
     /// A failed read: the control plane becomes `unknown` until the next success.
     pub fn failed(&self, cp: &CpRole, error: &SourceError) {
         let mut st = self.lock();
+        st.status_revision += 1;
         st.engine.set_readable(cp, false);
         let status = st.sources.entry(cp.clone()).or_default();
         status.up = false;
@@ -197,7 +254,12 @@ impl Monitor {
 
     /// The global's ZoneInsights, as last read.
     pub fn zone_insights(&self, insights: BTreeMap<String, ZoneInsight>) {
-        self.lock().zone_insights = Some(insights);
+        let mut st = self.lock();
+        if st.zone_insights.as_ref() != Some(&insights) {
+            st.status_revision += 1;
+            st.zone_insights = Some(insights);
+        }
+        drop(st);
         self.version.send_modify(|v| *v += 1);
     }
 
@@ -209,41 +271,54 @@ impl Monitor {
     pub fn report(&self) -> Report {
         Report::build(&self.lock().engine)
     }
+}
 
-    /// `seen_before`: the control planes read in full before this observation. A copy
-    /// without timestamps that shows up synced on a first read may have been there for
-    /// months: no latency is recorded for it.
-    fn track(&self, st: &mut MonitorState, changes: &[SlotChange], now: Timestamp, seen_before: &[CpRole]) {
-        for c in changes {
-            let was_synced = c.before.iter().any(|f| f.state == State::Synced);
-            let is_synced = c.after.iter().any(|f| f.state == State::Synced);
-            // A slot that vanished (source and copies deleted) has no findings: it closes.
-            let open = c.after.iter().any(|f| f.state != State::Synced);
-            if open {
-                st.open_since.entry(c.slot.clone()).or_insert(now);
-            } else {
-                st.open_since.remove(&c.slot);
+/// What tracking one observation's slot changes needs of the monitor's state, borrowed
+/// apart from the engine so changes can be tracked while the engine settles them.
+struct Tracking<'a> {
+    open_since: &'a mut HashMap<SlotKey, Timestamp>,
+    lost_at: &'a mut HashMap<SlotKey, Timestamp>,
+    first_seen: &'a HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
+    config: &'a MonitorConfig,
+    recorder: &'a dyn Recorder,
+    now: Timestamp,
+    /// The control planes read in full before this observation. A copy without
+    /// timestamps that shows up synced on a first read may have been there for months:
+    /// no latency is recorded for it.
+    seen_before: &'a [CpRole],
+}
+
+impl Tracking<'_> {
+    fn track(&mut self, engine: &Engine, c: &SlotChange) {
+        let now = self.now;
+        let was_synced = c.before.iter().any(|f| f.state == State::Synced);
+        let is_synced = c.after.iter().any(|f| f.state == State::Synced);
+        // A slot that vanished (source and copies deleted) has no findings: it closes.
+        let open = c.after.iter().any(|f| f.state != State::Synced);
+        if open {
+            self.open_since.entry(c.slot.clone()).or_insert(now);
+        } else {
+            self.open_since.remove(&c.slot);
+        }
+        if was_synced && !is_synced && c.after.iter().any(|f| f.state == State::Missing) {
+            self.lost_at.insert(c.slot.clone(), now);
+        }
+        if is_synced && !was_synced {
+            if let Some(lost) = self.lost_at.remove(&c.slot)
+                && elapsed(lost, now) <= self.config.flap_window
+            {
+                self.recorder.flap(&c.slot.zone, c.slot.identity.rtype);
             }
-            if was_synced && !is_synced && c.after.iter().any(|f| f.state == State::Missing) {
-                st.lost_at.insert(c.slot.clone(), now);
-            }
-            if is_synced && !was_synced {
-                if let Some(lost) = st.lost_at.remove(&c.slot)
-                    && elapsed(lost, now) <= st.config.flap_window
-                {
-                    self.recorder.flap(&c.slot.zone, c.slot.identity.rtype);
-                }
-                let live = [CpRole::Global, CpRole::Zone(c.slot.zone.to_string())]
-                    .iter()
-                    .all(|cp| seen_before.contains(cp));
-                if let Some(seconds) = propagation_seconds(st, c, now, live) {
-                    let p = Propagation {
-                        zone: c.slot.zone.to_string(),
-                        rtype: c.slot.identity.rtype,
-                        seconds,
-                    };
-                    self.recorder.propagation(&p);
-                }
+            let live = [CpRole::Global, CpRole::Zone(c.slot.zone.to_string())]
+                .iter()
+                .all(|cp| self.seen_before.contains(cp));
+            if let Some(seconds) = propagation_seconds(engine, self.first_seen, c, now, live) {
+                let p = Propagation {
+                    zone: c.slot.zone.to_string(),
+                    rtype: c.slot.identity.rtype,
+                    seconds,
+                };
+                self.recorder.propagation(&p);
             }
         }
     }
@@ -278,6 +353,9 @@ impl MonitorState {
     fn read_succeeded(&mut self, cp: &CpRole, now: Timestamp) {
         self.engine.set_readable(cp, true);
         let status = self.sources.entry(cp.clone()).or_default();
+        if !status.up || !status.synced_once {
+            self.status_revision += 1;
+        }
         status.up = true;
         status.synced_once = true;
         status.first_success.get_or_insert(now);
@@ -317,8 +395,13 @@ fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
 /// From the source's last modification (what Kuma's API says, else unknown) to the copy's,
 /// bounded by when we saw it. Copies that predate the watcher still give a latency, as
 /// both control planes stamp their modification times.
-fn propagation_seconds(st: &MonitorState, c: &SlotChange, now: Timestamp, live: bool) -> Option<f64> {
-    let engine = &st.engine;
+fn propagation_seconds(
+    engine: &Engine,
+    first_seen: &HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
+    c: &SlotChange,
+    now: Timestamp,
+    live: bool,
+) -> Option<f64> {
     let source = engine.source_of(&c.slot)?;
     let source_cp = match c.slot.direction {
         crate::Direction::GlobalToZone => CpRole::Global,
@@ -326,7 +409,7 @@ fn propagation_seconds(st: &MonitorState, c: &SlotChange, now: Timestamp, live: 
     };
     // Kuma's own modification time is when the change happened; our first sight of it
     // is later by up to a poll interval, so it is only the fallback.
-    let seen = st.first_seen.get(&(source_cp, source.key())).map(|(_, t)| *t);
+    let seen = first_seen.get(&(source_cp, source.key())).map(|(_, t)| *t);
     let start = source.modification_time.or(seen).or(source.creation_time)?;
     let synced = c.after.iter().find(|f| f.state == State::Synced)?;
     // `modified_at`, not `resource`: copies share their specs in the engine, and

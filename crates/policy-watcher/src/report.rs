@@ -129,7 +129,7 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
                 .as_ref()
                 .and_then(|k| engine.spec_of(&Engine::copies_cp(slot), k));
             if let (Some(src), Some(copy)) = (source, copy) {
-                paths = diff(&src.spec, copy);
+                paths = diff(&src.spec, &copy);
             }
             format!("spec differs from {source_cp}'s {shown} at {}", paths.join(", "))
         }

@@ -315,6 +315,10 @@ fn unselected_types_meshes_and_secrets_are_ignored() {
         topology(),
         policy_watcher::Selection::new([rtype("MeshTrafficPermission")], Some(vec!["default".into()])),
     );
+    assert!(!Report::build(&e).converged, "zones never read are unknown");
+    for z in [Z1, Z2] {
+        e.load(&zone(z), Vec::new());
+    }
     e.apply(&CpRole::Global, Change::Upsert(mcb("demo-app-to-redis", 2)));
     let mut other_mesh = mtp("redis");
     other_mesh.mesh = Some("other".into());
@@ -359,4 +363,27 @@ fn a_relabelled_resource_moves_to_its_new_identity() {
         "{:#?}",
         report.discrepancies
     );
+}
+
+#[test]
+fn a_zone_is_judged_from_its_first_read() {
+    let mut e = engine();
+    e.apply(&CpRole::Global, Change::Upsert(mcb("cb", 1)));
+    assert_eq!(e.zone_state(Z1), ZoneState::Unknown, "never read");
+    assert_eq!(e.counts().count(), 0, "nothing judged before a zone is read");
+    // An empty first read still is a read: the policy is missing there.
+    let changes = e.replace(&zone(Z1), Vec::new());
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].after[0].state, State::Missing);
+    assert_eq!(e.zone_state(Z1), ZoneState::Diverged);
+    assert_eq!(e.zone_state(Z2), ZoneState::Unknown);
+    // A zone read before the global is judged when the global is.
+    let mut e = engine();
+    let src = mcb("cb", 1);
+    e.apply(&zone(Z2), Change::Upsert(copy_in_zone(&src, Z2)));
+    assert_eq!(e.zone_state(Z2), ZoneState::Unknown);
+    let changes = e.replace(&CpRole::Global, vec![src]);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].after[0].state, State::Synced);
+    assert_eq!(e.zone_state(Z2), ZoneState::Converged);
 }

@@ -1,14 +1,23 @@
-//! Convergence and source state, built from the monitor at every scrape.
+//! Convergence and source state, built from the monitor.
 //!
 //! Families are assembled directly rather than through metric vectors: a scrape at
 //! 100 zones x 16 types carries ~8,000 series, and hashing each label set into a vector
 //! only to read it back out was most of the scrape's cost (docs/benchmarks-live.md).
+//! Nearly all of them change only when the monitor does, so [`ConvergenceText`] encodes
+//! those once per monitor version; [`PolicyCollector`] builds the few that age with
+//! the clock at every scrape.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
 
 use jiff::Timestamp;
 use policy_watcher::{State, ZoneState, monitor::Monitor};
 use prometheus::{
+    Encoder, TextEncoder,
     core::{Collector, Desc},
     proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
 };
@@ -90,38 +99,100 @@ const SPECS: &[(&str, &str, &[&str], bool)] = &[
     ),
 ];
 
-/// Reads the monitor under its lock once per scrape.
+/// The families whose values move with the clock or with every read, not only when the
+/// state changes (indices in [`SPECS`]): `kuma_sync_source_last_sync_timestamp_seconds`,
+/// `kuma_sync_out_of_sync_seconds` and `kuma_sync_zone_last_ack_age_seconds`.
+const AGING: [usize; 3] = [1, 7, 9];
+
+/// Which families a build fills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Those that change only with the monitor.
+    Settled,
+    /// Those in [`AGING`].
+    Aging,
+}
+
+impl Part {
+    fn has(self, family: usize) -> bool {
+        AGING.contains(&family) == (self == Part::Aging)
+    }
+}
+
+/// Builds the aging families at every scrape (registered in the registry).
 pub struct PolicyCollector {
+    source: Source,
+    descs: Vec<Desc>,
+}
+
+/// Where the families come from.
+struct Source {
     monitor: Arc<Monitor>,
     /// The KDS probe's own zone: the global lists it like any zone, but it is ours, and it
     /// goes offline whenever kuma-sync restarts. Left out of zone metrics.
     probe_zone: Option<String>,
-    descs: Vec<Desc>,
+}
+
+/// The families that change only with the monitor's state, in Prometheus' text format,
+/// encoded again only when its settled revision moved: REST sources re-read every
+/// control plane every few seconds, and an unchanged re-read must not cost a rebuild.
+pub struct ConvergenceText {
+    source: Source,
+    cache: Mutex<Option<(u64, Bytes)>>,
+}
+
+impl ConvergenceText {
+    pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>) -> Self {
+        Self {
+            source: Source { monitor, probe_zone },
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The encoded families as of the monitor's current version.
+    pub fn encoded(&self) -> prometheus::Result<Bytes> {
+        // Read before building: a change made meanwhile is in the text, and the next
+        // call, seeing a newer revision, builds again. Never the reverse.
+        let version = self.source.monitor.settled_revision();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, text)) = &*cache
+            && *built == version
+        {
+            return Ok(text.clone());
+        }
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.source.build(Part::Settled), &mut buf)?;
+        let text = Bytes::from(buf);
+        *cache = Some((version, text.clone()));
+        Ok(text)
+    }
 }
 
 impl PolicyCollector {
     pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>) -> Self {
         let descs = SPECS
             .iter()
-            .map(|(name, help, labels, _)| {
+            .enumerate()
+            .filter(|(i, _)| Part::Aging.has(*i))
+            .map(|(_, (name, help, labels, _))| {
                 let labels = labels.iter().map(|l| (*l).to_owned()).collect();
                 Desc::new((*name).to_owned(), (*help).to_owned(), labels, HashMap::new())
                     .expect("metric names and labels are valid constants")
             })
             .collect();
         Self {
-            monitor,
-            probe_zone,
+            source: Source { monitor, probe_zone },
             descs,
         }
     }
 }
 
-/// One family being filled (its index in [`SPECS`]); labels are given in the spec's order.
-struct Family(MetricFamily, usize);
+/// One family being filled (its index in [`SPECS`]), or skipped when the build is not
+/// for it; labels are given in the spec's order.
+struct Family(MetricFamily, usize, bool);
 
 impl Family {
-    fn of(i: usize) -> Self {
+    fn of(i: usize, part: Part) -> Self {
         let (name, help, _, counter) = SPECS[i];
         let mut mf = MetricFamily::default();
         mf.set_name(name.to_owned());
@@ -131,10 +202,13 @@ impl Family {
         } else {
             MetricType::GAUGE
         });
-        Self(mf, i)
+        Self(mf, i, part.has(i))
     }
 
     fn push(&mut self, values: &[&str], value: f64) {
+        if !self.2 {
+            return;
+        }
         let (_, _, names, counter) = SPECS[self.1];
         let labels = names
             .iter()
@@ -171,7 +245,13 @@ impl Collector for PolicyCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut f: Vec<Family> = (0..SPECS.len()).map(Family::of).collect();
+        self.source.build(Part::Aging)
+    }
+}
+
+impl Source {
+    fn build(&self, part: Part) -> Vec<MetricFamily> {
+        let mut f: Vec<Family> = (0..SPECS.len()).map(|i| Family::of(i, part)).collect();
         let [
             up,
             last_sync,
@@ -201,12 +281,20 @@ impl Collector for PolicyCollector {
                     errors.push(&[class, &cp], *n as f64);
                 }
             }
-            let counts: HashMap<(&str, &str, State), usize> = st
-                .engine
-                .counts()
-                .map(|(zone, t, s, n)| ((zone, t.name(), s), n))
-                .collect();
-            let ages = st.out_of_sync_seconds(now);
+            // Each part computes only what it shows: the counts are the settled part's
+            // bulk, the ages walk every open discrepancy.
+            let counts: HashMap<(&str, &str, State), usize> = match part {
+                Part::Settled => st
+                    .engine
+                    .counts()
+                    .map(|(zone, t, s, n)| ((zone, t.name(), s), n))
+                    .collect(),
+                Part::Aging => HashMap::new(),
+            };
+            let ages = match part {
+                Part::Aging => st.out_of_sync_seconds(now),
+                Part::Settled => Default::default(),
+            };
             let zones: Vec<&str> = st
                 .engine
                 .topology()
@@ -217,7 +305,8 @@ impl Collector for PolicyCollector {
             for zone in &zones {
                 // Every (type, state) is present, zero or not, so rates and alerts see a
                 // series go to 0 rather than vanish.
-                for t in st.engine.selection().types() {
+                let types = st.engine.selection().types().filter(|_| part == Part::Settled);
+                for t in types {
                     for s in State::ALL {
                         let n = counts.get(&(zone, t.name(), s)).copied().unwrap_or(0);
                         resources.push(&[s.as_str(), t.name(), zone], n as f64);

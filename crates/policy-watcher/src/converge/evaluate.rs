@@ -1,129 +1,156 @@
 //! What a slot's findings are, given the source and its copies.
 
-use kuma_model::resource::{expected_name_in_zone, expected_name_on_global};
+use std::{borrow::Cow, sync::Arc};
 
-use super::{Cause, Direction, Engine, Finding, State, slots::SlotId, store::Entry};
+use kuma_model::{
+    Fingerprint, ResourceKey,
+    resource::{expected_name_in_zone, expected_name_on_global},
+};
+
+use super::{
+    Cause, Direction, Engine, Finding, State,
+    slots::{Outcome, SlotId},
+    store::Entry,
+};
 use crate::sync_rules::global_sends;
 
 impl Engine {
-    pub(super) fn evaluate(&self, slot: &SlotId) -> Vec<Finding> {
+    pub(super) fn evaluate(&self, slot: &SlotId) -> Outcome {
         match slot.direction {
             Direction::GlobalToZone => self.evaluate_global_to_zone(slot),
             Direction::ZoneToGlobal => self.evaluate_zone_to_global(slot),
-            Direction::Seed => Vec::new(),
+            Direction::Seed => Outcome::Findings(Vec::new()),
         }
     }
 
-    fn evaluate_global_to_zone(&self, slot: &SlotId) -> Vec<Finding> {
+    fn evaluate_global_to_zone(&self, slot: &SlotId) -> Outcome {
         let Some((index, spec, zone)) = self.zone_spec(&slot.zone) else {
-            return Vec::new();
+            return Outcome::Findings(Vec::new());
         };
-        let source = self.global.entries(&slot.identity).next();
-        let copies: Vec<&Entry> = zone.entries(&slot.identity).collect();
-        let decision = source.map(|s| global_sends(s.stored.resource(), &spec.name, &self.zones_enabled));
+        let source = self
+            .global
+            .entries(&slot.identity)
+            .next()
+            .and_then(|(_, e)| e.stored.source());
+        let copies = zone.entries(&slot.identity);
+        let decision = source.map(|s| global_sends(&s.resource, &spec.name, &self.zones_enabled));
         match (source, decision) {
             (Some(source), Some(Ok(()))) => {
                 let expected = match source.expected_in_zone.get(self.zone_environment[index]) {
-                    Some(name) => name.clone(),
-                    None => expected_name_in_zone(
-                        source.stored.resource(),
+                    Some(name) => Cow::Borrowed(name.as_str()),
+                    None => Cow::Owned(expected_name_in_zone(
+                        &source.resource,
                         &self.topology.global,
                         &spec.environment,
-                    ),
+                    )),
                 };
-                match_copies(source, expected, &copies)
+                match_copies(source.fingerprint, &expected, copies)
             }
             (_, decision) => {
                 let cause = match decision {
                     Some(Err(not_sent)) => Cause::NotSent(not_sent),
                     _ => Cause::SourceGone,
                 };
-                copies
-                    .iter()
-                    .map(|c| finding(State::Orphaned, c, cause.clone()))
-                    .collect()
+                Outcome::Findings(
+                    copies
+                        .map(|(k, c)| finding(State::Orphaned, k, c, cause.clone()))
+                        .collect(),
+                )
             }
         }
     }
 
-    fn evaluate_zone_to_global(&self, slot: &SlotId) -> Vec<Finding> {
-        let on_global: Vec<&Entry> = self.global.entries(&slot.identity).collect();
+    fn evaluate_zone_to_global(&self, slot: &SlotId) -> Outcome {
+        let on_global = self.global.entries(&slot.identity);
         let Some((_, spec, zone)) = self.zone_spec(&slot.zone) else {
             if self.zones_enabled.contains_key(&*slot.zone) {
                 // Known to the global but not monitored: nothing can be said either way.
-                return Vec::new();
+                return Outcome::Findings(Vec::new());
             }
-            return on_global
-                .iter()
-                .map(|c| finding(State::Unexpected, c, Cause::UnknownZone))
-                .collect();
+            return Outcome::Findings(
+                on_global
+                    .map(|(k, c)| finding(State::Unexpected, k, c, Cause::UnknownZone))
+                    .collect(),
+            );
         };
         let local = zone
             .entries(&slot.identity)
             .next()
-            .filter(|l| l.stored.resource().rtype.info().flows_zone_to_global());
+            .filter(|(_, l)| l.identity.rtype.info().flows_zone_to_global())
+            .and_then(|(_, l)| l.stored.source());
         match local {
             Some(local) => {
                 let expected = expected_name_on_global(
-                    local.stored.resource(),
+                    &local.resource,
                     &spec.name,
                     &spec.environment,
                     &self.topology.global,
                 );
-                match_copies(local, expected, &on_global)
+                match_copies(local.fingerprint, &expected, on_global)
             }
-            None => on_global
-                .iter()
-                .map(|c| finding(State::Orphaned, c, Cause::SourceGone))
-                .collect(),
+            None => Outcome::Findings(
+                on_global
+                    .map(|(k, c)| finding(State::Orphaned, k, c, Cause::SourceGone))
+                    .collect(),
+            ),
         }
     }
 }
 
-fn finding(state: State, copy: &Entry, cause: Cause) -> Finding {
+fn finding(state: State, key: &ResourceKey, copy: &Entry, cause: Cause) -> Finding {
     Finding {
         state,
         name: copy.stored.name().to_owned(),
-        copy: Some(copy.stored.resource_key()),
+        copy: Some(key.clone()),
         cause,
     }
 }
 
 /// The copy under the expected name is the one that counts; any other copy of the same
 /// identity is unexpected.
-fn match_copies(source: &Entry, expected: String, copies: &[&Entry]) -> Vec<Finding> {
-    let mut out = Vec::with_capacity(copies.len().max(1));
+fn match_copies<'a>(
+    source: Fingerprint,
+    expected: &str,
+    copies: impl Iterator<Item = (&'a Arc<ResourceKey>, &'a Entry)> + Clone,
+) -> Outcome {
+    // The common case, answered without building a finding.
+    let mut first_two = copies.clone();
+    if let (Some((key, copy)), None) = (first_two.next(), first_two.next())
+        && copy.stored.name() == expected
+        && copy.stored.fingerprint() == source
+    {
+        return Outcome::Synced(key.clone());
+    }
+    let mut out = Vec::new();
     let mut found = false;
-    for copy in copies {
+    for (key, copy) in copies {
         if copy.stored.name() == expected {
             found = true;
-            out.push(if copy.fingerprint == source.fingerprint {
-                finding(State::Synced, copy, Cause::None)
+            let fingerprint = copy.stored.fingerprint();
+            out.push(if fingerprint == source {
+                finding(State::Synced, key, copy, Cause::None)
             } else {
                 let cause = Cause::SpecDiffers {
-                    source: source.fingerprint,
-                    copy: copy.fingerprint,
+                    source,
+                    copy: fingerprint,
                 };
-                finding(State::Drifted, copy, cause)
+                finding(State::Drifted, key, copy, cause)
             });
         } else {
-            out.push(finding(
-                State::Unexpected,
-                copy,
-                Cause::Duplicate {
-                    expected: expected.clone(),
-                },
-            ));
+            let cause = Cause::Duplicate {
+                expected: expected.to_owned(),
+            };
+            out.push(finding(State::Unexpected, key, copy, cause));
         }
     }
     if !found {
         out.push(Finding {
             state: State::Missing,
-            name: expected,
+            name: expected.to_owned(),
             copy: None,
             cause: Cause::Absent,
         });
     }
     out.sort_by(|a, b| (a.state, &a.name).cmp(&(b.state, &b.name)));
-    out
+    Outcome::Findings(out)
 }
