@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use kds_probe::{View, view::ViewState};
 use kuma_model::{Environment, Fingerprint, ResourceType, resource::wire_name_global_to_zone};
-use policy_watcher::{monitor::Monitor, sync_rules::global_sends, topology::Selection};
+use policy_watcher::{monitor::Monitor, topology::Selection};
 use prometheus::{IntGauge, Registry};
 use tokio::time::Instant;
 
@@ -94,15 +94,11 @@ impl StallCheck {
         let mut expected = Expected::new();
         let selection = {
             let st = self.monitor.lock();
-            let zones = st.engine.known_zones();
             for (r, fp) in st
                 .engine
-                .global_resources()
+                .sent_to(&self.probe_zone)
                 .filter(|(r, _)| self.types.contains(&r.rtype))
             {
-                if global_sends(r, &self.probe_zone, zones).is_err() {
-                    continue;
-                }
                 let key = format!(
                     "{}.{}",
                     wire_name_global_to_zone(r, &self.global_env),

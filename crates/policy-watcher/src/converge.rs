@@ -25,13 +25,13 @@ use std::{
 
 use foldhash::{HashMap, HashSet as FastSet};
 use kuma_model::{
-    CpRole, Environment, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType, fingerprint,
+    CpRole, Environment, Fingerprint, Identity, Origin, Resource, ResourceKey, ResourceType,
     resource::expected_name_in_zone,
 };
 use serde::Serialize;
 
 use self::{
-    copies::{Shared, Source, Stored},
+    copies::{Shared, Stored},
     slots::{Slot, Touched},
     store::{Identities, Observed},
 };
@@ -490,13 +490,9 @@ impl Engine {
             let stored = self.shared.copy(r, key.clone());
             return (key, stored);
         }
-        let source = Source {
-            fingerprint: fingerprint(&r.spec),
-            expected_in_zone: self.expected_in_zone(cp, &r),
-            synced: false,
-            resource: r,
-        };
-        (Arc::new(source.resource.key()), Stored::Whole(Box::new(source)))
+        let key = Arc::new(r.key());
+        let expected_in_zone = self.expected_in_zone(cp, &r);
+        (key, self.shared.source(r, expected_in_zone))
     }
 
     /// Lets go of what the observation dropped, and lets the interner forget identities
@@ -655,14 +651,24 @@ impl Engine {
     }
 
     /// The source of a slot's copies: the global's resource for global-to-zone slots, the
-    /// zone's own for zone-to-global ones.
-    pub fn source_of(&self, slot: &SlotKey) -> Option<&Resource> {
+    /// zone's own for zone-to-global ones. Its spec is parsed again from the shared JSON:
+    /// prefer [`Engine::source_meta`] when the spec is not needed.
+    pub fn source_of(&self, slot: &SlotKey) -> Option<Cow<'_, Resource>> {
+        Some(self.source_entry(slot)?.stored.resource())
+    }
+
+    /// What [`Engine::source_of`] gives but the spec, which reads `null` here: its name,
+    /// labels and times, at no cost.
+    pub fn source_meta(&self, slot: &SlotKey) -> Option<&Resource> {
+        Some(&self.source_entry(slot)?.stored.source()?.meta)
+    }
+
+    fn source_entry(&self, slot: &SlotKey) -> Option<&store::Entry> {
         let store = match slot.direction {
             Direction::GlobalToZone => &self.global,
             Direction::ZoneToGlobal | Direction::Seed => self.zone_spec(&slot.zone)?.2,
         };
-        let (_, entry) = store.entries(&slot.identity).next()?;
-        entry.stored.source().map(|s| &s.resource)
+        store.entries(&slot.identity).next().map(|(_, e)| e)
     }
 
     /// Where the copies of a slot live.
@@ -678,13 +684,15 @@ impl Engine {
         &self.zones_enabled
     }
 
-    /// The global's resources the engine tracks (the selected types), with their spec
-    /// fingerprints: what the global should be sending.
-    pub fn global_resources(&self) -> impl Iterator<Item = (&Resource, Fingerprint)> + '_ {
-        self.global
-            .by_key
-            .values()
-            .filter_map(|e| Some((&e.stored.source()?.resource, e.stored.fingerprint())))
+    /// The global's resources (of the selected types) that it sends to `zone`, with their
+    /// spec fingerprints: what a zone of that name should be receiving. Metadata only:
+    /// each resource's spec reads `null` (see [`Engine::source_meta`]).
+    pub fn sent_to<'a>(&'a self, zone: &'a str) -> impl Iterator<Item = (&'a Resource, Fingerprint)> + 'a {
+        self.global.by_key.values().filter_map(move |e| {
+            let source = e.stored.source()?;
+            let sent = source.sending.as_ref().ok()?.to_zone(zone, &self.zones_enabled);
+            sent.is_ok().then_some((&source.meta, source.fingerprint()))
+        })
     }
 
     /// How many resources the engine holds for one control plane.

@@ -402,7 +402,7 @@ fn propagation_seconds(
     now: Timestamp,
     live: bool,
 ) -> Option<f64> {
-    let source = engine.source_of(&c.slot)?;
+    let source = engine.source_meta(&c.slot)?;
     let source_cp = match c.slot.direction {
         crate::Direction::GlobalToZone => CpRole::Global,
         _ => CpRole::Zone(c.slot.zone.to_string()),

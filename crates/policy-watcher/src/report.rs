@@ -108,8 +108,7 @@ fn empty_counts() -> BTreeMap<State, usize> {
 }
 
 fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
-    let source = engine.source_of(slot);
-    let source_name = source.map(|s| s.name.clone());
+    let source_name = engine.source_meta(slot).map(|s| s.name.clone());
     let source_cp = match slot.direction {
         Direction::GlobalToZone => "the global".to_owned(),
         Direction::ZoneToGlobal | Direction::Seed => slot.zone.to_string(),
@@ -128,7 +127,7 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
                 .copy
                 .as_ref()
                 .and_then(|k| engine.spec_of(&Engine::copies_cp(slot), k));
-            if let (Some(src), Some(copy)) = (source, copy) {
+            if let (Some(src), Some(copy)) = (engine.source_of(slot), copy) {
                 paths = diff(&src.spec, &copy);
             }
             format!("spec differs from {source_cp}'s {shown} at {}", paths.join(", "))

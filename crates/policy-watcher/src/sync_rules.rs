@@ -52,6 +52,35 @@ const USER_TOKEN_SIGNING_KEY_PREFIX: &str = "user-token-signing-key";
 /// `zones_enabled` maps the Zone resources the global holds to their `enabled` flag; a zone
 /// of origin the global does not know counts as enabled, as in Kuma.
 pub fn global_sends(r: &Resource, zone: &str, zones_enabled: &BTreeMap<String, bool>) -> Result<(), NotSent> {
+    sending(r)?.to_zone(zone, zones_enabled)
+}
+
+/// Where the global sends a resource it does send at all: the part of [`global_sends`]
+/// that does not depend on the zone, decided once per resource (it reads the spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sending {
+    /// To every zone.
+    ToAll,
+    /// A zone's resource: to every other zone, while that zone is enabled.
+    FromZone(String),
+}
+
+impl Sending {
+    /// The rest of [`global_sends`]: whether the resource goes to `zone`.
+    pub fn to_zone(&self, zone: &str, zones_enabled: &BTreeMap<String, bool>) -> Result<(), NotSent> {
+        match self {
+            Sending::ToAll => Ok(()),
+            Sending::FromZone(origin) if origin == zone => Err(NotSent::OwnZone),
+            Sending::FromZone(origin) => match zones_enabled.get(origin) {
+                Some(false) => Err(NotSent::OriginZoneDisabled(origin.clone())),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// Whether and how the global sends `r` (as held on the global), whatever the zone.
+pub fn sending(r: &Resource) -> Result<Sending, NotSent> {
     let info = r.rtype.info();
     match r.label(labels::KDS_SYNC) {
         Some("enabled") => {}
@@ -70,7 +99,7 @@ pub fn global_sends(r: &Resource, zone: &str, zones_enabled: &BTreeMap<String, b
         _ => {}
     }
     match r.origin(&CpRole::Global) {
-        Origin::Global if info.provided_by_global() => Ok(()),
+        Origin::Global if info.provided_by_global() => Ok(Sending::ToAll),
         Origin::Zone(origin) if info.synced_across_zones() => {
             // The label is the zone's claim; the global recomputes the role too, in case the
             // zone's admission webhook was off.
@@ -79,13 +108,7 @@ pub fn global_sends(r: &Resource, zone: &str, zones_enabled: &BTreeMap<String, b
             {
                 return Err(NotSent::NotProducer);
             }
-            if origin == zone {
-                return Err(NotSent::OwnZone);
-            }
-            match zones_enabled.get(&origin) {
-                Some(false) => Err(NotSent::OriginZoneDisabled(origin)),
-                _ => Ok(()),
-            }
+            Ok(Sending::FromZone(origin))
         }
         _ => Err(NotSent::TypeDoesNotFlow),
     }

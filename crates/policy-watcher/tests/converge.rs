@@ -387,3 +387,22 @@ fn a_zone_is_judged_from_its_first_read() {
     assert_eq!(changes[0].after[0].state, State::Synced);
     assert_eq!(e.zone_state(Z2), ZoneState::Converged);
 }
+
+#[test]
+fn what_the_global_sends_to_a_zone() {
+    let mut e = engine();
+    let cb = mcb("cb", 1);
+    e.apply(&CpRole::Global, Change::Upsert(cb.clone()));
+    let off = mcb("off", 1).with_label(labels::KDS_SYNC, "disabled");
+    e.apply(&CpRole::Global, Change::Upsert(off));
+    let sent: Vec<_> = e.sent_to(Z1).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.name, "cb");
+    assert_eq!(sent[0].1, kuma_model::fingerprint(&cb.spec));
+    assert!(sent[0].0.spec.is_null(), "metadata only");
+    // A Kubernetes zone's producer goes to the other zones, never back to its own.
+    let producer = copy_on_global(&k8s_producer(Z2, mcb("z2-cb", 1)), Z2);
+    e.apply(&CpRole::Global, Change::Upsert(producer.clone()));
+    assert!(e.sent_to(Z1).any(|(r, _)| r.name == producer.name));
+    assert!(!e.sent_to(Z2).any(|(r, _)| r.name == producer.name));
+}

@@ -16,6 +16,8 @@ use jiff::Timestamp;
 use kuma_model::{Fingerprint, Resource, ResourceKey, fingerprint, fingerprint::exact_digest};
 use serde_json::Value;
 
+use crate::sync_rules::{NotSent, Sending, sending};
+
 type Labels = BTreeMap<String, String>;
 
 /// A stored resource.
@@ -30,8 +32,13 @@ pub(super) enum Stored {
 
 #[derive(Debug)]
 pub(super) struct Source {
-    pub(super) resource: Resource,
-    pub(super) fingerprint: Fingerprint,
+    /// The resource but its spec, which reads `null` here: it is kept in `spec`, shared
+    /// with the copies (a parsed spec is ~7 KiB, its JSON ~400 bytes).
+    pub(super) meta: Resource,
+    spec: Arc<SharedSpec>,
+    /// What `sync_rules::global_sends` decides whatever the zone: the only use the rules
+    /// make of the spec, so it is decided once, when the source is stored.
+    pub(super) sending: Result<Sending, NotSent>,
     /// On the global only: the name a copy carries in a zone, per distinct zone
     /// environment. A global change re-evaluates every zone, and hashing the name once
     /// per environment instead of once per zone is most of that cost.
@@ -128,14 +135,14 @@ impl Stored {
 
     pub(super) fn name(&self) -> &str {
         match self {
-            Stored::Whole(s) => &s.resource.name,
+            Stored::Whole(s) => &s.meta.name,
             Stored::Copy(c) => &c.body.key.name,
         }
     }
 
     pub(super) fn fingerprint(&self) -> Fingerprint {
         match self {
-            Stored::Whole(s) => s.fingerprint,
+            Stored::Whole(s) => s.spec.fingerprint,
             Stored::Copy(c) => c.body.spec.fingerprint,
         }
     }
@@ -150,7 +157,7 @@ impl Stored {
 
     pub(super) fn spec(&self) -> Cow<'_, Value> {
         match self {
-            Stored::Whole(s) => Cow::Borrowed(&s.resource.spec),
+            Stored::Whole(s) => Cow::Owned(s.spec.value()),
             Stored::Copy(c) => Cow::Owned(c.body.spec.value()),
         }
     }
@@ -158,7 +165,7 @@ impl Stored {
     /// When the resource last changed, else when it was created, as its control plane says.
     pub(super) fn modified_at(&self) -> Option<Timestamp> {
         match self {
-            Stored::Whole(s) => s.resource.modification_time.or(s.resource.creation_time),
+            Stored::Whole(s) => s.meta.modification_time.or(s.meta.creation_time),
             Stored::Copy(c) => c.times.modification().or(c.times.creation()),
         }
     }
@@ -166,7 +173,10 @@ impl Stored {
     /// The resource as it was observed (a copy is rebuilt).
     pub(super) fn resource(&self) -> Cow<'_, Resource> {
         match self {
-            Stored::Whole(s) => Cow::Borrowed(&s.resource),
+            Stored::Whole(s) => Cow::Owned(Resource {
+                spec: s.spec.value(),
+                ..s.meta.clone()
+            }),
             Stored::Copy(c) => Cow::Owned(Resource {
                 rtype: c.body.key.rtype,
                 mesh: c.body.key.mesh.clone(),
@@ -183,7 +193,17 @@ impl Stored {
     /// Whether `r` is exactly what is stored.
     pub(super) fn is(&self, r: &Resource) -> bool {
         match self {
-            Stored::Whole(s) => s.resource == *r,
+            Stored::Whole(s) => {
+                let m = &s.meta;
+                m.rtype == r.rtype
+                    && m.mesh == r.mesh
+                    && m.name == r.name
+                    && m.labels == r.labels
+                    && m.status == r.status
+                    && m.creation_time == r.creation_time
+                    && m.modification_time == r.modification_time
+                    && s.spec.digest == exact_digest(&r.spec)
+            }
             Stored::Copy(c) => {
                 let b = &c.body;
                 b.key.rtype == r.rtype
@@ -196,6 +216,12 @@ impl Stored {
                     && b.spec.digest == exact_digest(&r.spec)
             }
         }
+    }
+}
+
+impl Source {
+    pub(super) fn fingerprint(&self) -> Fingerprint {
+        self.spec.fingerprint
     }
 }
 
@@ -245,20 +271,42 @@ impl Shared {
         shared
     }
 
-    /// Keeps `r`, stored under `key` (from [`Shared::key`]), as a copy.
-    pub(super) fn copy(&mut self, r: Resource, key: Arc<ResourceKey>) -> Stored {
-        let digest = exact_digest(&r.spec);
-        let spec = self
-            .specs
+    /// The shared spec equal to `spec`, byte for byte once written.
+    fn spec(&mut self, spec: &Value) -> Arc<SharedSpec> {
+        let digest = exact_digest(spec);
+        self.specs
             .entry(digest)
             .or_insert_with(|| {
                 Arc::new(SharedSpec {
-                    json: r.spec.to_string().into_boxed_str(),
-                    fingerprint: fingerprint(&r.spec),
+                    json: spec.to_string().into_boxed_str(),
+                    fingerprint: fingerprint(spec),
                     digest,
                 })
             })
-            .clone();
+            .clone()
+    }
+
+    /// Keeps `r` as a source, its spec shared; `expected_in_zone` as [`Source`] says.
+    pub(super) fn source(&mut self, mut r: Resource, expected_in_zone: Box<[String]>) -> Stored {
+        let spec = self.spec(&r.spec);
+        let sending = sending(&r);
+        self.leftovers.push(Leftover {
+            _spec: std::mem::take(&mut r.spec),
+            _labels: None,
+        });
+        Stored::Whole(Box::new(Source {
+            meta: r,
+            spec,
+            sending,
+            expected_in_zone,
+            synced: false,
+        }))
+    }
+
+    /// Keeps `r`, stored under `key` (from [`Shared::key`]), as a copy.
+    pub(super) fn copy(&mut self, r: Resource, key: Arc<ResourceKey>) -> Stored {
+        let spec = self.spec(&r.spec);
+        let digest = spec.digest;
         let (labels, unkept) = match self.labels.get(&r.labels) {
             Some(shared) => (shared.clone(), Some(r.labels)),
             None => {
@@ -294,8 +342,14 @@ impl Shared {
     /// Forgets the key, spec and labels of a copy no longer stored when no other copy
     /// uses them.
     pub(super) fn release(&mut self, stored: &Stored) {
-        let Stored::Copy(c) = stored else {
-            return;
+        let c = match stored {
+            Stored::Whole(s) => {
+                if Arc::strong_count(&s.spec) == 2 {
+                    self.specs.remove(&s.spec.digest);
+                }
+                return;
+            }
+            Stored::Copy(c) => c,
         };
         // The interner's reference and the copy's own: nobody else holds it.
         if Arc::strong_count(&c.body) != 2 {

@@ -12,7 +12,6 @@ use super::{
     slots::{Outcome, SlotId},
     store::Entry,
 };
-use crate::sync_rules::global_sends;
 
 impl Engine {
     pub(super) fn evaluate(&self, slot: &SlotId) -> Outcome {
@@ -33,18 +32,21 @@ impl Engine {
             .next()
             .and_then(|(_, e)| e.stored.source());
         let copies = zone.entries(&slot.identity);
-        let decision = source.map(|s| global_sends(&s.resource, &spec.name, &self.zones_enabled));
+        let decision = source.map(|s| match &s.sending {
+            Ok(sending) => sending.to_zone(&spec.name, &self.zones_enabled),
+            Err(not_sent) => Err(not_sent.clone()),
+        });
         match (source, decision) {
             (Some(source), Some(Ok(()))) => {
                 let expected = match source.expected_in_zone.get(self.zone_environment[index]) {
                     Some(name) => Cow::Borrowed(name.as_str()),
                     None => Cow::Owned(expected_name_in_zone(
-                        &source.resource,
+                        &source.meta,
                         &self.topology.global,
                         &spec.environment,
                     )),
                 };
-                match_copies(source.fingerprint, &expected, copies)
+                match_copies(source.fingerprint(), &expected, copies)
             }
             (_, decision) => {
                 let cause = match decision {
@@ -81,12 +83,12 @@ impl Engine {
         match local {
             Some(local) => {
                 let expected = expected_name_on_global(
-                    &local.resource,
+                    &local.meta,
                     &spec.name,
                     &spec.environment,
                     &self.topology.global,
                 );
-                match_copies(local.fingerprint, &expected, on_global)
+                match_copies(local.fingerprint(), &expected, on_global)
             }
             None => Outcome::Findings(
                 on_global

@@ -497,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn sources_are_kept_whole_and_times_are_read_without_rebuilding() {
+    fn sources_share_their_spec_and_times_are_read_without_rebuilding() {
         let mut e = engine();
         let z1 = CpRole::Zone("zone-1".into());
         let when: jiff::Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
@@ -505,11 +505,23 @@ mod tests {
         copy.creation_time = Some(when);
         e.apply(&z1, Change::Upsert(copy.clone()));
         assert_eq!(e.modified_at(&z1, &copy.key()), Some(when));
-        // A zone's own resource is a source: not shared.
+        // A zone's own resource is a source: its labels are its own, its spec is shared
+        // (and given back whole).
         let own = mcb("own").with_label(labels::ORIGIN, labels::ORIGIN_ZONE);
         e.apply(&z1, Change::Upsert(own.clone()));
-        assert_eq!(e.shared.len(), (1, 1));
+        assert_eq!(e.shared.len(), (2, 1));
         assert_eq!(e.resource(&z1, &own.key()).as_deref(), Some(&own));
+        // A global policy, its copy and `own` (same spec) share one.
+        let src = mcb("cb");
+        e.apply(&CpRole::Global, Change::Upsert(src.clone()));
+        e.apply(&z1, Change::Upsert(copy_of(&src, "cb-b", src.spec.clone())));
+        assert_eq!(e.shared.len(), (2, 1));
+        assert_eq!(e.spec_of(&CpRole::Global, &src.key()).as_deref(), Some(&src.spec));
+        e.apply(&CpRole::Global, Change::Delete(src.key()));
+        e.apply(&z1, Change::Delete(own.key()));
+        assert_eq!(e.shared.len(), (2, 1), "the copy still holds it");
+        e.apply(&z1, Change::Delete(copy_of(&src, "cb-b", json!({})).key()));
+        assert_eq!(e.shared.len(), (1, 1), "only cb-a's is left");
     }
 
     #[test]
