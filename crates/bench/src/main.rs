@@ -171,18 +171,19 @@ fn state_table(a: &StateArgs) -> anyhow::Result<()> {
     }
     println!("### Memory and scrape (100 zones, monitor as `serve` builds it)\n");
     println!(
-        "| copies | policies | load (all snapshots) | RSS before | RSS after | held | peak (VmHWM) | series | body | render p50 / p99 / max | GET /metrics p50 / p99 / max | GET after a change p50 / p99 / max |"
+        "| copies | policies | load (all snapshots) | RSS before | RSS after | held | held, settled | peak (VmHWM) | series | body | render p50 / p99 / max | GET /metrics p50 / p99 / max | GET after a change p50 / p99 / max |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for f in rows {
         println!(
-            "| {} | {} | {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB | {} | {:.0} KiB | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB | {:.0} MiB | {} | {:.0} KiB | {} | {} | {} |",
             f.copies,
             f.policies,
             fmt(Duration::from_secs_f64(f.load_seconds)),
             f.rss_before_mib,
             f.rss_after_mib,
             f.rss_after_mib - f.rss_before_mib,
+            f.rss_settled_mib - f.rss_before_mib,
             f.hwm_mib,
             f.series,
             f.body_bytes as f64 / 1024.0,
