@@ -309,6 +309,9 @@ impl Engine {
         let Some(stale) = self.stale_keys(cp, &resources) else {
             return;
         };
+        if let Some(store) = self.store_mut(cp) {
+            store.reserve(resources.len().saturating_sub(store.len()));
+        }
         let changes = stale
             .into_iter()
             .map(Change::Delete)
@@ -425,7 +428,7 @@ impl Engine {
                     let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&r.key())) else {
                         return Touched::default();
                     };
-                    identities.push(old.1.identity.clone());
+                    identities.push(old.identity.clone());
                     dropped.push(old);
                 } else if store.unchanged(&r) {
                     // A re-listed snapshot repeats what is known: the slots are current.
@@ -437,8 +440,8 @@ impl Engine {
                         .store_mut(cp)
                         .and_then(|s| s.insert(key, stored, identity.clone()));
                     if let Some(old) = old {
-                        if old.1.identity != identity {
-                            identities.push(old.1.identity.clone());
+                        if old.identity != identity {
+                            identities.push(old.identity.clone());
                         }
                         dropped.push(old);
                     }
@@ -449,20 +452,20 @@ impl Engine {
                 let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&key)) else {
                     return Touched::default();
                 };
-                identities.push(old.1.identity.clone());
+                identities.push(old.identity.clone());
                 dropped.push(old);
             }
         }
         self.revision += 1;
         let dropped = dropped
             .into_iter()
-            .map(|(key, entry)| {
+            .map(|entry: store::Entry| {
                 let slot = if entry.stored.synced() {
                     self.copy_slot(cp, &entry.identity)
                 } else {
                     None
                 };
-                (slot, key, entry)
+                (slot, entry)
             })
             .collect();
         let mut slots = Vec::new();
@@ -514,7 +517,7 @@ impl Engine {
     /// Keys `cp` holds that `resources` lacks, or `None` for an unmonitored zone.
     fn stale_keys(&self, cp: &CpRole, resources: &[Resource]) -> Option<Vec<ResourceKey>> {
         let store = self.store(cp)?;
-        if store.by_key.is_empty() {
+        if store.len() == 0 {
             return Some(Vec::new());
         }
         // Borrowed keys: a snapshot can hold a million resources.
@@ -524,7 +527,6 @@ impl Engine {
             .collect();
         Some(
             store
-                .by_key
                 .keys()
                 .filter(|k| !incoming.contains(&(k.rtype, k.mesh.as_deref(), k.name.as_str())))
                 .map(|k| (**k).clone())
@@ -635,19 +637,19 @@ impl Engine {
     /// The resource a control plane holds under `key`. A zone's copy is kept in parts
     /// (see `copies`) and rebuilt: prefer [`Engine::modified_at`] for what it answers.
     pub fn resource(&self, cp: &CpRole, key: &ResourceKey) -> Option<Cow<'_, Resource>> {
-        self.store(cp)?.by_key.get(key).map(|e| e.stored.resource())
+        self.store(cp)?.get(key).map(|e| e.stored.resource())
     }
 
     /// The spec of the resource a control plane holds under `key` (a copy's is parsed
     /// again from its shared JSON).
     pub fn spec_of(&self, cp: &CpRole, key: &ResourceKey) -> Option<Cow<'_, serde_json::Value>> {
-        self.store(cp)?.by_key.get(key).map(|e| e.stored.spec())
+        self.store(cp)?.get(key).map(|e| e.stored.spec())
     }
 
     /// When the resource under `key` last changed (else was created), as its control
     /// plane says.
     pub fn modified_at(&self, cp: &CpRole, key: &ResourceKey) -> Option<jiff::Timestamp> {
-        self.store(cp)?.by_key.get(key)?.stored.modified_at()
+        self.store(cp)?.get(key)?.stored.modified_at()
     }
 
     /// The source of a slot's copies: the global's resource for global-to-zone slots, the
@@ -688,7 +690,7 @@ impl Engine {
     /// spec fingerprints: what a zone of that name should be receiving. Metadata only:
     /// each resource's spec reads `null` (see [`Engine::source_meta`]).
     pub fn sent_to<'a>(&'a self, zone: &'a str) -> impl Iterator<Item = (&'a Resource, Fingerprint)> + 'a {
-        self.global.by_key.values().filter_map(move |e| {
+        self.global.values().filter_map(move |e| {
             let source = e.stored.source()?;
             let sent = source.sending.as_ref().ok()?.to_zone(zone, &self.zones_enabled);
             sent.is_ok().then_some((&source.meta, source.fingerprint()))
@@ -697,6 +699,6 @@ impl Engine {
 
     /// How many resources the engine holds for one control plane.
     pub fn observed_len(&self, cp: &CpRole) -> usize {
-        self.store(cp).map_or(0, |s| s.by_key.len())
+        self.store(cp).map_or(0, |s| s.len())
     }
 }

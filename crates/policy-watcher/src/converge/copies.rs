@@ -26,8 +26,8 @@ pub(super) enum Stored {
     /// Sources (everything on the global, a zone's own resources): the engine derives
     /// names and sync decisions from them, so they are kept as they came.
     Whole(Box<Source>),
-    /// A zone's copy of a resource from elsewhere.
-    Copy(Box<Compact>),
+    /// A zone's copy of a resource from elsewhere, in its store's slab.
+    Copy(Compact),
 }
 
 #[derive(Debug)]
@@ -324,12 +324,12 @@ impl Shared {
             .entry(body_id(&key, &labels, digest))
             .or_insert_with(|| Arc::new(Body { key, labels, spec }))
             .clone();
-        Stored::Copy(Box::new(Compact {
+        Stored::Copy(Compact {
             body,
             status: r.status.map(Box::new),
             times: Times::new(r.creation_time, r.modification_time),
             synced: false,
-        }))
+        })
     }
 
     /// The parsed specs and labels of the copies stored since the last call. A parsed

@@ -100,7 +100,7 @@ impl<'a> Settled<'a> {
 pub(super) struct Touched {
     pub(super) slots: Vec<SlotId>,
     pub(super) identities: Vec<Arc<Identity>>,
-    pub(super) dropped: Vec<(SlotIdOrNone, Arc<ResourceKey>, Entry)>,
+    pub(super) dropped: Vec<(SlotIdOrNone, Entry)>,
 }
 
 /// The slot a dropped entry was the synced copy of, if it was one.
@@ -110,7 +110,7 @@ impl Touched {
     pub(super) fn new(
         mut slots: Vec<SlotId>,
         identities: Vec<Arc<Identity>>,
-        dropped: Vec<(SlotIdOrNone, Arc<ResourceKey>, Entry)>,
+        dropped: Vec<(SlotIdOrNone, Entry)>,
     ) -> Self {
         slots.sort();
         slots.dedup();
@@ -125,8 +125,8 @@ impl Touched {
     pub(super) fn ghost(&self, slot: &SlotId) -> Option<&Arc<ResourceKey>> {
         self.dropped
             .iter()
-            .find(|(s, _, _)| s.as_ref() == Some(slot))
-            .map(|(_, k, _)| k)
+            .find(|(s, _)| s.as_ref() == Some(slot))
+            .map(|(_, e)| &e.key)
     }
 }
 
@@ -372,10 +372,12 @@ impl Engine {
     }
 
     /// Lets go of what an observation dropped, once its slots are settled.
-    pub(super) fn release_dropped(&mut self, dropped: Vec<(SlotIdOrNone, Arc<ResourceKey>, Entry)>) {
-        for (_, key, entry) in dropped {
+    pub(super) fn release_dropped(&mut self, dropped: Vec<(SlotIdOrNone, Entry)>) {
+        for (_, entry) in dropped {
+            let Entry { key, stored, .. } = entry;
+            // The interner counts who still holds the key.
             drop(key);
-            self.shared.release(&entry.stored);
+            self.shared.release(&stored);
         }
     }
 }
