@@ -170,30 +170,14 @@ impl Monitor {
             st.note_seen(cp, r, now);
         }
         let seen_before = st.read_before();
-        let MonitorState {
-            engine,
-            open_since,
-            lost_at,
-            first_seen,
-            config,
-            ..
-        } = &mut *st;
-        let mut tracking = Tracking {
-            open_since,
-            lost_at,
-            first_seen,
-            config,
-            recorder: &*self.recorder,
-            now,
-            seen_before: &seen_before,
-        };
+        let (engine, mut tracking) = st.split(&*self.recorder, now, &seen_before);
         // Tracked as each slot settles: a first read can change a million of them.
         engine.replace_with(cp, resources, &mut |engine, settled| {
             tracking.track(engine, &settled.describe());
         });
         st.read_succeeded(cp, now);
-        // A first read opens a slot per copy for a moment (zones not read yet look
-        // missing); give that memory back once they close.
+        // A read that closed many discrepancies leaves the map's capacity behind: give
+        // it back.
         if st.open_since.capacity() > 4 * st.open_since.len() + 1024 {
             st.open_since.shrink_to_fit();
         }
@@ -215,23 +199,7 @@ impl Monitor {
             s.last_success = Some(now);
         }
         let seen_before = st.read_before();
-        let MonitorState {
-            engine,
-            open_since,
-            lost_at,
-            first_seen,
-            config,
-            ..
-        } = &mut *st;
-        let mut tracking = Tracking {
-            open_since,
-            lost_at,
-            first_seen,
-            config,
-            recorder: &*self.recorder,
-            now,
-            seen_before: &seen_before,
-        };
+        let (engine, mut tracking) = st.split(&*self.recorder, now, &seen_before);
         for c in &changes {
             tracking.track(engine, c);
         }
@@ -325,6 +293,34 @@ impl Tracking<'_> {
 }
 
 impl MonitorState {
+    /// The engine and what tracking its changes needs, borrowed apart, so changes are
+    /// tracked while the engine settles them.
+    fn split<'a>(
+        &'a mut self,
+        recorder: &'a dyn Recorder,
+        now: Timestamp,
+        seen_before: &'a [CpRole],
+    ) -> (&'a mut Engine, Tracking<'a>) {
+        let MonitorState {
+            engine,
+            open_since,
+            lost_at,
+            first_seen,
+            config,
+            ..
+        } = self;
+        let tracking = Tracking {
+            open_since,
+            lost_at,
+            first_seen,
+            config,
+            recorder,
+            now,
+            seen_before,
+        };
+        (engine, tracking)
+    }
+
     /// Records when a source's current spec was first seen. Only sources matter: the
     /// global's resources and a zone's own (copies are timed by when they turn synced).
     fn note_seen(&mut self, cp: &CpRole, r: &Resource, now: Timestamp) {
