@@ -11,7 +11,7 @@ use kuma_model::{
     CpRole, Environment, Resource, ResourceType,
     read::{ReadOptions, read_str},
 };
-use policy_watcher::{Change, Discrepancy, Engine, Report, Selection, Topology, ZoneSpec, seed::check_seed};
+use policy_watcher::{Discrepancy, Engine, Report, Selection, Topology, ZoneSpec, seed::check_seed};
 
 use crate::{
     cli::{EnvArg, VerifyArgs},
@@ -109,14 +109,11 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
         },
         selection,
     );
-    for r in &global_docs {
-        engine.apply(&CpRole::Global, Change::Upsert(r.clone()));
-    }
+    // Each file is a whole read of its control plane, empty or not: a zone whose file
+    // holds nothing is read (every copy missing there), not unknown.
+    engine.load(&CpRole::Global, global_docs.clone());
     for (name, docs) in zone_docs {
-        let cp = CpRole::Zone(name);
-        for r in docs {
-            engine.apply(&cp, Change::Upsert(r));
-        }
+        engine.load(&CpRole::Zone(name), docs);
     }
     let seed = match &args.export {
         Some(path) => {

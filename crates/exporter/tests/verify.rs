@@ -121,6 +121,24 @@ fn a_copy_deleted_from_a_zone_is_reported_missing() {
 }
 
 #[test]
+fn an_empty_zone_file_is_a_zone_with_nothing_not_an_unknown_one() {
+    let out = verify_with_zone1("", &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let zone1 = doc["zones"]
+        .as_array()
+        .expect("zones")
+        .iter()
+        .find(|z| z["zone"] == "zone-1")
+        .expect("zone-1 reported");
+    assert_eq!(zone1["state"], "diverged", "{zone1:#?}");
+    assert!(
+        zone1["counts"]["missing"].as_u64().is_some_and(|n| n > 0),
+        "{zone1:#?}"
+    );
+}
+
+#[test]
 fn an_edited_copy_is_reported_drifted_with_its_path() {
     let text = zone1_text().replacen("maxConnections: 2\n", "maxConnections: 20\n", 1);
     let out = verify_with_zone1(&text, &[]);
