@@ -1,6 +1,6 @@
-//! Prometheus collectors. Convergence state is built at scrape time from the monitor, so a
-//! zone that leaves the configuration disappears from `/metrics` with it; events
-//! (propagations, flaps) are recorded as they happen.
+//! Prometheus collectors. Convergence state is built from the monitor when it changed (and
+//! its aging parts at every scrape), so a zone that leaves the configuration disappears
+//! from `/metrics` with it; events (propagations, flaps) are recorded as they happen.
 //!
 //! - [`policy`]: per-zone and per-source state, read from the monitor.
 //! - [`events`]: the histogram and counters the monitor records into.

@@ -4,8 +4,8 @@
 //! 100 zones x 16 types carries ~8,000 series, and hashing each label set into a vector
 //! only to read it back out was most of the scrape's cost (docs/benchmarks-live.md).
 //! Nearly all of them change only when the monitor does, so [`ConvergenceText`] encodes
-//! those once per monitor version; [`PolicyCollector`] builds the few that age with
-//! the clock at every scrape.
+//! those once per state revision; [`PolicyCollector`] builds the few that age with
+//! the clock (or with every read) at every scrape.
 
 use std::{
     collections::HashMap,
