@@ -6,11 +6,14 @@
 //! moment they read rather than the moment they got the lock.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::BTreeMap,
     sync::{Mutex, MutexGuard},
     time::Duration,
 };
 
+// foldhash, as in the engine: a first read settles a slot per copy, and SipHash over
+// each slot key's strings was most of tracking it (docs/benchmarks-live.md).
+use foldhash::{HashMap, HashMapExt, HashSet};
 use jiff::Timestamp;
 
 use crate::source::insight::ZoneInsight;
@@ -253,7 +256,7 @@ struct Tracking<'a> {
     /// The control planes read in full before this observation. A copy without
     /// timestamps that shows up synced on a first read may have been there for months:
     /// no latency is recorded for it.
-    seen_before: &'a [CpRole],
+    seen_before: &'a HashSet<CpRole>,
 }
 
 impl Tracking<'_> {
@@ -265,14 +268,19 @@ impl Tracking<'_> {
         let open = c.after.iter().any(|f| f.state != State::Synced);
         if open {
             self.open_since.entry(c.slot.clone()).or_insert(now);
-        } else {
+        } else if !self.open_since.is_empty() {
             self.open_since.remove(&c.slot);
         }
         if was_synced && !is_synced && c.after.iter().any(|f| f.state == State::Missing) {
             self.lost_at.insert(c.slot.clone(), now);
         }
         if is_synced && !was_synced {
-            if let Some(lost) = self.lost_at.remove(&c.slot)
+            let lost = if self.lost_at.is_empty() {
+                None
+            } else {
+                self.lost_at.remove(&c.slot)
+            };
+            if let Some(lost) = lost
                 && elapsed(lost, now) <= self.config.flap_window
             {
                 self.recorder.flap(&c.slot.zone, c.slot.identity.rtype);
@@ -299,7 +307,7 @@ impl MonitorState {
         &'a mut self,
         recorder: &'a dyn Recorder,
         now: Timestamp,
-        seen_before: &'a [CpRole],
+        seen_before: &'a HashSet<CpRole>,
     ) -> (&'a mut Engine, Tracking<'a>) {
         let MonitorState {
             engine,
@@ -336,8 +344,8 @@ impl MonitorState {
         }
     }
 
-    /// The control planes that have had a full read.
-    fn read_before(&self) -> Vec<CpRole> {
+    /// The control planes that have had a full read: a set, asked once per slot change.
+    fn read_before(&self) -> HashSet<CpRole> {
         self.sources
             .iter()
             .filter(|(_, s)| s.first_success.is_some())
