@@ -7,13 +7,14 @@
 //! process held twice its heap, `docs/benchmarks.md`). Both indexes hold slab positions;
 //! the key is shared with the same-named copies in other zones, the identity with every
 //! copy of a resource (see [`Identities`]), and an identity's positions are inline when
-//! there is one.
+//! there is one. The indexes are `hashbrown` tables of bare positions, hashed by what the
+//! slab holds there: a map from `Arc` keys would spend 8 more bytes a bucket on a copy of
+//! the pointer the entry already has.
 
-use std::sync::Arc;
+use std::{hash::BuildHasher, sync::Arc};
 
-use std::collections::hash_map::Entry as Entry_;
-
-use foldhash::{HashMap, HashSet};
+use foldhash::{HashSet, fast::RandomState};
+use hashbrown::HashTable;
 use kuma_model::{Identity, Resource, ResourceKey};
 
 use super::copies::Stored;
@@ -23,8 +24,12 @@ pub(super) struct Observed {
     slab: Vec<Option<Entry>>,
     /// Vacant positions in `slab`, reused first.
     vacant: Vec<u32>,
-    by_key: HashMap<Arc<ResourceKey>, u32>,
-    by_identity: HashMap<Arc<Identity>, Positions>,
+    /// Slab positions, hashed by their entry's key: 4 bytes a bucket where a map from
+    /// the key would take 16.
+    by_key: HashTable<u32>,
+    /// Each identity's positions, hashed by the identity of the first.
+    by_identity: HashTable<Positions>,
+    hasher: RandomState,
     /// Observed at least once (a read, possibly empty, or a watch event).
     pub(super) loaded: bool,
 }
@@ -51,6 +56,17 @@ impl Positions {
             Positions::Many(ps) => ps,
         }
     }
+
+    fn first(&self) -> u32 {
+        self.as_slice()[0]
+    }
+}
+
+/// The entry at an indexed position: the indexes only hold occupied ones.
+fn at(slab: &[Option<Entry>], pos: u32) -> &Entry {
+    slab[pos as usize]
+        .as_ref()
+        .expect("indexed positions are occupied")
 }
 
 impl Observed {
@@ -58,9 +74,29 @@ impl Observed {
     /// stored, and growing by doubling would leave the outgrown blocks behind.
     pub(super) fn reserve(&mut self, more: usize) {
         let more = more.saturating_sub(self.vacant.len());
-        self.slab.reserve_exact(more);
-        self.by_key.reserve(more);
-        self.by_identity.reserve(more);
+        let Observed {
+            slab,
+            by_key,
+            by_identity,
+            hasher,
+            ..
+        } = self;
+        slab.reserve_exact(more);
+        by_key.reserve(more, |p| hasher.hash_one(&*at(slab, *p).key));
+        by_identity.reserve(more, |ps| hasher.hash_one(&*at(slab, ps.first()).identity));
+    }
+
+    fn position(&self, key: &ResourceKey) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.by_key
+            .find(hash, |p| *at(&self.slab, *p).key == *key)
+            .copied()
+    }
+
+    fn positions(&self, identity: &Identity) -> Option<&Positions> {
+        let hash = self.hasher.hash_one(identity);
+        self.by_identity
+            .find(hash, |ps| *at(&self.slab, ps.first()).identity == *identity)
     }
 
     /// Stores `stored` under `key` and returns what it replaced.
@@ -86,27 +122,52 @@ impl Observed {
                 u32::try_from(self.slab.len() - 1).expect("fewer than 4 billion resources per control plane")
             }
         };
-        self.by_key.insert(key.clone(), pos);
-        match self.by_identity.entry(identity) {
-            Entry_::Vacant(v) => {
-                v.insert(Positions::One(pos));
+        let Observed {
+            slab,
+            by_key,
+            by_identity,
+            hasher,
+            ..
+        } = self;
+        by_key.insert_unique(hasher.hash_one(&*key), pos, |p| {
+            hasher.hash_one(&*at(slab, *p).key)
+        });
+        let hash = hasher.hash_one(&*identity);
+        match by_identity.find_mut(hash, |ps| *at(slab, ps.first()).identity == *identity) {
+            Some(positions) => {
+                let mut all = positions.as_slice().to_vec();
+                let i = all.partition_point(|p| *at(slab, *p).key < *key);
+                all.insert(i, pos);
+                *positions = Positions::Many(all.into_boxed_slice());
             }
-            Entry_::Occupied(mut o) => {
-                let mut all = o.get().as_slice().to_vec();
-                let at = all.partition_point(|p| key_at(&self.slab, *p) < &*key);
-                all.insert(at, pos);
-                *o.get_mut() = Positions::Many(all.into_boxed_slice());
+            None => {
+                by_identity.insert_unique(hash, Positions::One(pos), |ps| {
+                    hasher.hash_one(&*at(slab, ps.first()).identity)
+                });
             }
         }
         old
     }
 
     pub(super) fn remove(&mut self, key: &ResourceKey) -> Option<Entry> {
-        let pos = self.by_key.remove(key)?;
-        let old = self.slab.get_mut(pos as usize)?.take()?;
-        self.vacant.push(pos);
-        if let Some(positions) = self.by_identity.get_mut(&*old.identity) {
-            let rest: Vec<u32> = positions
+        let Observed {
+            slab,
+            by_key,
+            by_identity,
+            hasher,
+            vacant,
+            ..
+        } = self;
+        let (pos, _) = by_key
+            .find_entry(hasher.hash_one(key), |p| *at(slab, *p).key == *key)
+            .ok()?
+            .remove();
+        // The identity's positions are found while the entry is still in the slab: the
+        // table's hash of them is the identity of their first.
+        let hash = hasher.hash_one(&*at(slab, pos).identity);
+        if let Ok(mut found) = by_identity.find_entry(hash, |ps| ps.as_slice().contains(&pos)) {
+            let rest: Vec<u32> = found
+                .get()
                 .as_slice()
                 .iter()
                 .copied()
@@ -114,23 +175,24 @@ impl Observed {
                 .collect();
             match rest.as_slice() {
                 [] => {
-                    self.by_identity.remove(&*old.identity);
+                    found.remove();
                 }
-                [one] => *positions = Positions::One(*one),
-                _ => *positions = Positions::Many(rest.into_boxed_slice()),
+                [one] => *found.get_mut() = Positions::One(*one),
+                _ => *found.get_mut() = Positions::Many(rest.into_boxed_slice()),
             }
         }
-        Some(old)
+        let old = slab[pos as usize].take();
+        vacant.push(pos);
+        old
     }
 
     pub(super) fn get(&self, key: &ResourceKey) -> Option<&Entry> {
-        let pos = *self.by_key.get(key)?;
-        self.slab.get(pos as usize)?.as_ref()
+        self.position(key).map(|p| at(&self.slab, p))
     }
 
     fn get_mut(&mut self, key: &ResourceKey) -> Option<&mut Entry> {
-        let pos = *self.by_key.get(key)?;
-        self.slab.get_mut(pos as usize)?.as_mut()
+        let pos = self.position(key)?;
+        self.slab[pos as usize].as_mut()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -138,7 +200,7 @@ impl Observed {
     }
 
     pub(super) fn keys(&self) -> impl Iterator<Item = &Arc<ResourceKey>> + '_ {
-        self.by_key.keys()
+        self.values().map(|e| &e.key)
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &Entry> + '_ {
@@ -150,16 +212,20 @@ impl Observed {
         &'a self,
         identity: &Identity,
     ) -> impl Iterator<Item = (&'a Arc<ResourceKey>, &'a Entry)> + Clone + 'a {
-        self.by_identity
-            .get(identity)
+        self.positions(identity)
             .map(Positions::as_slice)
             .unwrap_or_default()
             .iter()
-            .filter_map(|p| self.slab.get(*p as usize)?.as_ref().map(|e| (&e.key, e)))
+            .map(|p| {
+                let e = at(&self.slab, *p);
+                (&e.key, e)
+            })
     }
 
     pub(super) fn identities(&self) -> impl Iterator<Item = &Arc<Identity>> + '_ {
-        self.by_identity.keys()
+        self.by_identity
+            .iter()
+            .map(|ps| &at(&self.slab, ps.first()).identity)
     }
 
     /// The key of the identity's copy flagged synced, if any.
@@ -186,15 +252,8 @@ impl Observed {
     }
 
     pub(super) fn holds(&self, identity: &Identity) -> bool {
-        self.by_identity.contains_key(identity)
+        self.positions(identity).is_some()
     }
-}
-
-fn key_at(slab: &[Option<Entry>], pos: u32) -> &ResourceKey {
-    slab[pos as usize]
-        .as_ref()
-        .map(|e| &*e.key)
-        .expect("indexed positions are occupied")
 }
 
 /// One shared allocation per identity across the global, every zone and the slot index:
