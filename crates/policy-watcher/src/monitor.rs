@@ -166,9 +166,16 @@ impl Monitor {
     /// A full, successful read of `cp`.
     pub fn snapshot(&self, cp: &CpRole, resources: Vec<Resource>, now: Timestamp) {
         let mut st = self.lock();
-        let keys: HashSet<ResourceKey> = resources.iter().map(Resource::key).collect();
-        st.first_seen.retain(|(c, k), _| c != cp || keys.contains(k));
-        drop(keys);
+        // Only sources are timed (a zone's own resources, the global's): a zone's read is
+        // mostly copies, so the set is built only when there is something to forget.
+        if st.first_seen.keys().any(|(c, _)| c == cp) {
+            let keys: HashSet<(ResourceType, Option<&str>, &str)> = resources
+                .iter()
+                .map(|r| (r.rtype, r.mesh.as_deref(), r.name.as_str()))
+                .collect();
+            st.first_seen
+                .retain(|(c, k), _| c != cp || keys.contains(&(k.rtype, k.mesh.as_deref(), k.name.as_str())));
+        }
         for r in &resources {
             st.note_seen(cp, r, now);
         }

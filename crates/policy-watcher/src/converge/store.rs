@@ -15,7 +15,7 @@ use std::{hash::BuildHasher, sync::Arc};
 
 use foldhash::{HashSet, fast::RandomState};
 use hashbrown::HashTable;
-use kuma_model::{Identity, Resource, ResourceKey};
+use kuma_model::{Identity, Resource, ResourceKey, ResourceType};
 
 use super::copies::Stored;
 
@@ -69,6 +69,49 @@ fn at(slab: &[Option<Entry>], pos: u32) -> &Entry {
         .expect("indexed positions are occupied")
 }
 
+/// How `by_key` hashes a position: by its entry's key.
+fn key_hash(hasher: &RandomState, slab: &[Option<Entry>], pos: u32) -> u64 {
+    hasher.hash_one(&*at(slab, pos).key)
+}
+
+/// How `by_identity` hashes positions: by the identity of the first.
+fn identity_hash(hasher: &RandomState, slab: &[Option<Entry>], ps: &Positions) -> u64 {
+    hasher.hash_one(&*at(slab, ps.first()).identity)
+}
+
+/// A key as a resource carries it, to look one up without building a [`ResourceKey`]
+/// (two strings) per resource of every snapshot. Same fields in the same order, and
+/// `Option<&str>` and `&str` hash as `Option<String>` and `String` do: it hashes exactly
+/// as the `ResourceKey` it stands for.
+#[derive(Hash)]
+struct KeyRef<'a> {
+    rtype: ResourceType,
+    mesh: Option<&'a str>,
+    name: &'a str,
+}
+
+impl<'a> KeyRef<'a> {
+    fn of(key: &'a ResourceKey) -> Self {
+        Self {
+            rtype: key.rtype,
+            mesh: key.mesh.as_deref(),
+            name: &key.name,
+        }
+    }
+
+    fn of_resource(r: &'a Resource) -> Self {
+        Self {
+            rtype: r.rtype,
+            mesh: r.mesh.as_deref(),
+            name: &r.name,
+        }
+    }
+
+    fn is(&self, key: &ResourceKey) -> bool {
+        self.rtype == key.rtype && self.mesh == key.mesh.as_deref() && self.name == key.name
+    }
+}
+
 impl Observed {
     /// Makes room for `more` entries at once: a snapshot's size is known before it is
     /// stored, and growing by doubling would leave the outgrown blocks behind.
@@ -82,14 +125,14 @@ impl Observed {
             ..
         } = self;
         slab.reserve_exact(more);
-        by_key.reserve(more, |p| hasher.hash_one(&*at(slab, *p).key));
-        by_identity.reserve(more, |ps| hasher.hash_one(&*at(slab, ps.first()).identity));
+        by_key.reserve(more, |p| key_hash(hasher, slab, *p));
+        by_identity.reserve(more, |ps| identity_hash(hasher, slab, ps));
     }
 
-    fn position(&self, key: &ResourceKey) -> Option<u32> {
-        let hash = self.hasher.hash_one(key);
+    fn position(&self, key: KeyRef<'_>) -> Option<u32> {
+        let hash = self.hasher.hash_one(&key);
         self.by_key
-            .find(hash, |p| *at(&self.slab, *p).key == *key)
+            .find(hash, |p| key.is(&at(&self.slab, *p).key))
             .copied()
     }
 
@@ -129,9 +172,7 @@ impl Observed {
             hasher,
             ..
         } = self;
-        by_key.insert_unique(hasher.hash_one(&*key), pos, |p| {
-            hasher.hash_one(&*at(slab, *p).key)
-        });
+        by_key.insert_unique(hasher.hash_one(&*key), pos, |p| key_hash(hasher, slab, *p));
         let hash = hasher.hash_one(&*identity);
         match by_identity.find_mut(hash, |ps| *at(slab, ps.first()).identity == *identity) {
             Some(positions) => {
@@ -141,9 +182,7 @@ impl Observed {
                 *positions = Positions::Many(all.into_boxed_slice());
             }
             None => {
-                by_identity.insert_unique(hash, Positions::One(pos), |ps| {
-                    hasher.hash_one(&*at(slab, ps.first()).identity)
-                });
+                by_identity.insert_unique(hash, Positions::One(pos), |ps| identity_hash(hasher, slab, ps));
             }
         }
         old
@@ -187,11 +226,11 @@ impl Observed {
     }
 
     pub(super) fn get(&self, key: &ResourceKey) -> Option<&Entry> {
-        self.position(key).map(|p| at(&self.slab, p))
+        self.position(KeyRef::of(key)).map(|p| at(&self.slab, p))
     }
 
     fn get_mut(&mut self, key: &ResourceKey) -> Option<&mut Entry> {
-        let pos = self.position(key)?;
+        let pos = self.position(KeyRef::of(key))?;
         self.slab[pos as usize].as_mut()
     }
 
@@ -248,7 +287,8 @@ impl Observed {
     /// Whether `r` is held exactly as it is: a re-listed snapshot repeats most of what
     /// it said, and comparing is cheaper than storing and re-evaluating.
     pub(super) fn unchanged(&self, r: &Resource) -> bool {
-        self.get(&r.key()).is_some_and(|e| e.stored.is(r))
+        self.position(KeyRef::of_resource(r))
+            .is_some_and(|p| at(&self.slab, p).stored.is(r))
     }
 
     pub(super) fn holds(&self, identity: &Identity) -> bool {
@@ -284,5 +324,29 @@ impl Identities {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.set.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use kuma_model::{ResourceKey, ResourceType};
+
+    use super::{KeyRef, RandomState};
+
+    #[test]
+    fn a_borrowed_key_hashes_as_the_key() {
+        let hasher = RandomState::default();
+        let rtype = ResourceType::from_name("MeshCircuitBreaker").unwrap();
+        for mesh in [None, Some("default".to_owned()), Some(String::new())] {
+            let key = ResourceKey {
+                rtype,
+                mesh,
+                name: "cb-7b4d.kuma-system".into(),
+            };
+            assert_eq!(hasher.hash_one(&key), hasher.hash_one(KeyRef::of(&key)));
+            assert!(KeyRef::of(&key).is(&key));
+        }
     }
 }
