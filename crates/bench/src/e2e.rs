@@ -158,6 +158,7 @@ pub async fn run(
         stall_threshold: Duration::from_secs(60),
         tls: None,
         basic_auth: None,
+        kuma_version: Some(kuma_model::KumaLine::V2),
     };
     let started = Instant::now();
     let running = serve::start(cfg).await?;

@@ -340,6 +340,7 @@ fn stall_check(resources: &[Resource], view: &View, runs: usize) -> anyhow::Resu
     let topology = Topology {
         global: Environment::Universal,
         zones: Vec::new(),
+        kuma: kuma_model::KumaLine::V2,
     };
     let monitor = Arc::new(Monitor::new(
         Engine::new(topology, Selection::default()),

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// Log format: compact for terminals, json in clusters.
     #[arg(long, value_enum, default_value = "compact", env = "KUMA_SYNC_LOG_FORMAT")]
     pub log_format: crate::telemetry::Format,
+
+    /// The Kuma whose sync rules apply (2, 3, or a version such as 2.14.3), overriding
+    /// the file's `kumaVersion`. Default: what the global's API reports.
+    #[arg(long, value_name = "VERSION", env = "KUMA_SYNC_KUMA_VERSION")]
+    pub kuma_version: Option<kuma_model::KumaLine>,
 }
 
 /// How a control plane stores resources; it changes the names synced copies carry.
@@ -111,8 +116,15 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "kuma-system", env = "KUMA_SYNC_SYSTEM_NAMESPACE")]
     pub system_namespace: String,
 
+    /// The Kuma whose sync rules apply (2, 3, or a version such as 2.14.3). Default: the
+    /// version a `kumactl export` file names on its first line, else what the global's
+    /// API reports (`--config`), else Kuma 2.x.
+    #[arg(long, value_name = "VERSION", env = "KUMA_SYNC_KUMA_VERSION")]
+    pub kuma_version: Option<kuma_model::KumaLine>,
+
     /// Resource types to check (Kuma names, REST paths or Kubernetes plurals/short names).
-    /// Default: every targetRef policy that syncs (MeshCircuitBreaker, MeshTimeout, ...).
+    /// Default: every type KDS copies (Mesh, the Mesh* policies, MeshService, ...), except
+    /// Secret and GlobalSecret.
     #[arg(long, value_name = "TYPE", env = "KUMA_SYNC_TYPES", value_delimiter = ',')]
     pub types: Vec<String>,
 

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use kuma_model::{Environment, ResourceType, fingerprint::go_duration_nanos};
+use kuma_model::{Environment, KumaLine, ResourceType, fingerprint::go_duration_nanos};
 use serde::Deserialize;
 
 /// The file as written. Field names are camelCase like Kuma's own configuration.
@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub intervals: Option<IntervalsFile>,
     pub metrics: Option<MetricsFile>,
     pub system_namespace: Option<String>,
+    /// The Kuma whose sync rules apply (`2`, `3`, `2.14.3`); default: what the global's
+    /// API reports at start-up.
+    pub kuma_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +151,9 @@ pub struct ServeConfig {
     pub tls: Option<TlsFile>,
     /// `(username, password)` required on `/metrics` and `/status`.
     pub basic_auth: Option<(String, String)>,
+    /// The Kuma line set in the file (or by `--kuma-version`); `None`: learn it from the
+    /// global at start-up.
+    pub kuma_version: Option<KumaLine>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9465";
@@ -199,8 +205,15 @@ impl ServeConfig {
             )?;
             zones.push((z.name, c));
         }
+        let kuma_version = file
+            .kuma_version
+            .as_deref()
+            .map(|v| v.parse::<KumaLine>().map_err(|e| ConfigError(format!("kumaVersion: {e}"))))
+            .transpose()?;
+        // Without `types`, every synced type of the widest line; the types a control
+        // plane's Kuma lacks are dropped once its version is known (`serve`).
         let types = if file.types.is_empty() {
-            ResourceType::default_checked().collect()
+            ResourceType::default_checked(KumaLine::V2).collect()
         } else {
             file.types
                 .iter()
@@ -265,6 +278,7 @@ impl ServeConfig {
             stall_threshold,
             tls,
             basic_auth,
+            kuma_version,
         })
     }
 }

@@ -238,12 +238,13 @@ pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<Serv
             client_cert: None,
             client_key: None,
         }),
-        types: ResourceType::default_checked().collect(),
+        types: ResourceType::default_checked(kuma_model::KumaLine::V2).collect(),
         meshes: None,
         poll_interval: Duration::from_secs(1),
         stall_threshold: Duration::from_secs(10),
         tls: None,
         basic_auth: None,
+        kuma_version: Some(kuma_model::KumaLine::V2),
     })
 }
 

@@ -18,6 +18,7 @@ use crate::{
 pub async fn verify(cfg: ServeConfig, wait: bool, timeout: Duration) -> Result<Verdict, ServeError> {
     let running = start_watching(cfg).await?;
     let monitor = running.monitor.clone();
+    let kuma = running.kuma;
     let mut changes = monitor.subscribe();
     let deadline = Instant::now() + timeout;
     let progress = std::io::stderr().is_terminal();
@@ -64,6 +65,7 @@ pub async fn verify(cfg: ServeConfig, wait: bool, timeout: Duration) -> Result<V
         seed: Vec::new(),
         warnings: Vec::new(),
         unreadable,
+        kuma,
     })
 }
 

@@ -33,7 +33,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => verify::run(&args)?,
                 Some(path) => {
                     telemetry::init(telemetry::Format::Compact);
-                    let cfg = config::ServeConfig::load(path)?;
+                    let mut cfg = config::ServeConfig::load(path)?;
+                    cfg.kuma_version = args.kuma_version.or(cfg.kuma_version);
                     tokio::runtime::Runtime::new()?.block_on(live::verify(cfg, args.wait, args.timeout))?
                 }
             };
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     return Ok(exit::BAD_CONFIG);
                 }
             };
+            cfg.kuma_version = args.kuma_version.or(cfg.kuma_version);
             if let Some(listen) = &args.listen {
                 match config::parse_listen(listen) {
                     Ok(addr) => cfg.listen = addr,

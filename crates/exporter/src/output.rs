@@ -14,6 +14,8 @@ use crate::{
 #[derive(Debug, Serialize)]
 pub struct Document<'a> {
     pub converged: bool,
+    /// The Kuma line whose sync rules were applied: `2.x` or `3.x`.
+    pub kuma_version: kuma_model::KumaLine,
     pub zones: &'a [ZoneReport],
     pub unmonitored_zones: &'a [String],
     /// Seed-check problems first, then every copy that is not synced, sorted by zone,
@@ -30,6 +32,7 @@ impl<'a> Document<'a> {
     pub fn of(v: &'a Verdict) -> Self {
         Self {
             converged: v.converged(),
+            kuma_version: v.kuma,
             zones: &v.report.zones,
             unmonitored_zones: &v.report.unmonitored_zones,
             discrepancies: v.seed.iter().chain(&v.report.discrepancies).collect(),

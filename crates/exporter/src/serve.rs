@@ -4,7 +4,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use kds_probe::{Probe, ProbeConfig};
-use kuma_model::{CpRole, ResourceType};
+use kuma_model::{CpRole, KumaLine, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec,
     monitor::{Monitor, MonitorConfig},
@@ -60,6 +60,8 @@ pub struct Running {
     pub local_addr: Option<SocketAddr>,
     pub monitor: Arc<Monitor>,
     pub registry: Registry,
+    /// The Kuma whose sync rules are applied, configured or learnt from the global.
+    pub kuma: KumaLine,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -82,7 +84,11 @@ pub async fn start_watching(cfg: ServeConfig) -> Result<Running, ServeError> {
     start_inner(cfg, false).await
 }
 
-async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, ServeError> {
+async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, ServeError> {
+    let kuma = kuma_line(&cfg).await;
+    // Types the control planes' Kuma does not have are not read: a Kuma 3 API answers
+    // 404 for them, and a Kuma 3 zone has no CRD to watch.
+    cfg.types.retain(|t| kuma.has_type(t.name()));
     let server = if serve_http {
         let listener = TcpListener::bind(cfg.listen)
             .await
@@ -112,6 +118,7 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
             .iter()
             .map(|(name, c)| ZoneSpec::new(name, c.environment.clone()))
             .collect(),
+        kuma,
     };
     let selection = Selection::new(cfg.types.iter().copied(), cfg.meshes.clone());
     let monitor = Arc::new(Monitor::new(
@@ -223,9 +230,41 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
         local_addr,
         monitor,
         registry,
+        kuma,
         stop,
         tasks,
     })
+}
+
+/// The Kuma line whose rules apply: the configured one, else the one the global's API
+/// index reports (`GET /`). A Kubernetes global is Kuma 2.x (Kuma 3 has none). When the
+/// global cannot tell, the 2.x rules apply and a warning says so.
+async fn kuma_line(cfg: &ServeConfig) -> KumaLine {
+    if let Some(line) = cfg.kuma_version {
+        return line;
+    }
+    let api = match start_source(&CpRole::Global, &cfg.global.source, Vec::new(), cfg.poll_interval).await {
+        Ok(Source::Poll(target)) => target.api,
+        Ok(Source::Kube(_)) => return KumaLine::V2,
+        Err(error) => {
+            tracing::warn!(%error, "cannot learn the global's Kuma version; applying the Kuma 2.x sync rules (set kumaVersion to choose)");
+            return KumaLine::V2;
+        }
+    };
+    match api.kuma_version().await {
+        Ok(version) => {
+            let detected = KumaLine::detect(&version);
+            match &detected.warning {
+                Some(warning) => tracing::warn!("{warning}"),
+                None => tracing::info!(%version, rules = %detected.line, "the global's Kuma version"),
+            }
+            detected.line
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot learn the global's Kuma version; applying the Kuma 2.x sync rules (set kumaVersion to choose)");
+            KumaLine::V2
+        }
+    }
 }
 
 /// Runs until `shutdown`, then stops everything.

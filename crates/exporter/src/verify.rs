@@ -8,8 +8,9 @@ use std::{
 };
 
 use kuma_model::{
-    CpRole, Environment, Resource, ResourceType,
+    CpRole, Environment, KumaLine, Resource, ResourceType,
     read::{ReadOptions, read_str},
+    version::export_header_version,
 };
 use policy_watcher::{Discrepancy, Engine, Report, Selection, Topology, ZoneSpec, seed::check_seed};
 
@@ -28,6 +29,8 @@ pub struct Verdict {
     pub warnings: Vec<String>,
     /// Live control planes that could not be read, with why; their zones are `unknown`.
     pub unreadable: Vec<Unreadable>,
+    /// The Kuma line whose sync rules were applied.
+    pub kuma: KumaLine,
 }
 
 /// A control plane `verify --config` could not read.
@@ -78,37 +81,47 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
             ))
         })?);
     }
-    let selection = selection(args)?;
-
     let mut warnings = Vec::new();
-    let (global_docs, global_env) = load(
+    let mut versions = Vec::new();
+    let global = load(
         &args.global,
         args.global_env,
         &args.system_namespace,
         &opts,
         &mut warnings,
     )?;
+    versions.extend(global.version);
+    let (global_docs, global_env) = (global.resources, global.env);
     let mut specs = Vec::new();
     let mut zone_docs = Vec::new();
     for (name, input) in &zones {
-        let (docs, env) = load(
+        let zone = load(
             &input.files,
             input.env,
             &args.system_namespace,
             &opts,
             &mut warnings,
         )?;
-        specs.push(ZoneSpec::new(name, env));
-        zone_docs.push((name.clone(), docs));
+        versions.extend(zone.version);
+        specs.push(ZoneSpec::new(name, zone.env));
+        zone_docs.push((name.clone(), zone.resources));
     }
-
-    let mut engine = Engine::new(
-        Topology {
-            global: global_env,
-            zones: specs,
+    // The global decides what it sends, so its version counts first; a zone's export is
+    // the next best witness.
+    let kuma = match args.kuma_version {
+        Some(line) => line,
+        None => match versions.first() {
+            Some(version) => {
+                let detected = KumaLine::detect(version);
+                warnings.extend(detected.warning);
+                detected.line
+            }
+            None => KumaLine::default(),
         },
-        selection,
-    );
+    };
+    let selection = selection(args, kuma, &mut warnings)?;
+
+    let mut engine = Engine::new(Topology::new(global_env, specs).with_kuma(kuma), selection);
     // Each file is a whole read of its control plane, empty or not: a zone whose file
     // holds nothing is read (every copy missing there), not unknown.
     engine.load(&CpRole::Global, global_docs.clone());
@@ -127,19 +140,24 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
         seed,
         warnings,
         unreadable: Vec::new(),
+        kuma,
     })
 }
 
-fn selection(args: &VerifyArgs) -> Result<Selection, Error> {
+fn selection(args: &VerifyArgs, kuma: KumaLine, warnings: &mut Vec<String>) -> Result<Selection, Error> {
     let meshes = (!args.meshes.is_empty()).then(|| args.meshes.clone());
     if args.types.is_empty() {
-        return Ok(Selection::new(ResourceType::default_checked(), meshes));
+        return Ok(Selection::new(ResourceType::default_checked(kuma), meshes));
     }
-    let types = args
-        .types
-        .iter()
-        .map(|t| ResourceType::parse(t).ok_or_else(|| Error::Usage(format!("unknown resource type {t:?}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut types = Vec::new();
+    for t in &args.types {
+        let rtype = ResourceType::parse(t).ok_or_else(|| Error::Usage(format!("unknown resource type {t:?}")))?;
+        if kuma.has_type(rtype.name()) {
+            types.push(rtype);
+        } else {
+            warnings.push(format!("{rtype} does not exist in Kuma {kuma}: not checked"));
+        }
+    }
     Ok(Selection::new(types, meshes))
 }
 
@@ -165,6 +183,14 @@ fn validate_zone_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// One control plane's files, read.
+struct Loaded {
+    resources: Vec<Resource>,
+    env: Environment,
+    /// The Kuma version a `kumactl export` header names, if a file has one.
+    version: Option<String>,
+}
+
 /// Reads a control plane's files and settles its environment: as given, else Kubernetes
 /// when its files are Kubernetes manifests.
 fn load(
@@ -173,12 +199,14 @@ fn load(
     system_namespace: &str,
     opts: &ReadOptions,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<Resource>, Environment), Error> {
+) -> Result<Loaded, Error> {
     let mut resources = Vec::new();
     let mut looks_kubernetes = !files.is_empty();
+    let mut version = None;
     for f in files {
         let text = read_text(f)?;
         looks_kubernetes &= is_kubernetes(&text);
+        version = version.or_else(|| export_header_version(&text).map(str::to_owned));
         resources.extend(parse(f, &text, opts, warnings)?);
     }
     let env = match env.unwrap_or(if looks_kubernetes {
@@ -191,7 +219,11 @@ fn load(
             system_namespace: system_namespace.to_owned(),
         },
     };
-    Ok((resources, env))
+    Ok(Loaded {
+        resources,
+        env,
+        version,
+    })
 }
 
 fn read_file(path: &Path, opts: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Resource>, Error> {

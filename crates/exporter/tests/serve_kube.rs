@@ -36,6 +36,7 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
         stall_threshold: Duration::from_secs(60),
         tls: None,
         basic_auth: None,
+        kuma_version: Some(kuma_model::KumaLine::V2),
     }
 }
 

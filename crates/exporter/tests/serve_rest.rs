@@ -61,6 +61,7 @@ async fn rest_sources_and_the_kds_probe() {
         stall_threshold: Duration::from_secs(1),
         tls: None,
         basic_auth: Some(("prometheus".into(), "s3cret".into())),
+        kuma_version: Some(kuma_model::KumaLine::V2),
     };
     let running = serve::start(cfg).await.expect("serve starts");
     let addr = running.local_addr.unwrap();

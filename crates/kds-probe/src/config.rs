@@ -164,7 +164,7 @@ impl ProbeConfig {
             address: KdsAddress::parse(address)?,
             tls: TlsSettings::default(),
             zone_name: DEFAULT_ZONE_NAME.to_owned(),
-            types: ResourceType::default_checked().collect(),
+            types: ResourceType::targetref_policies().collect(),
             health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
             known_zones: Vec::new(),
             backoff: BackoffSettings::default(),

@@ -9,13 +9,18 @@
 //! - [`resource`]: [`Resource`], [`Identity`], origins and the expected names of copies.
 //! - [`fingerprint`]: canonical specs, their 128-bit fingerprints and structural diffs.
 //! - [`read`]: universal YAML, REST JSON and Kubernetes documents into [`Resource`]s.
+//! - [`version`]: which Kuma a control plane runs ([`KumaLine`]), and so which rules apply.
+//! - [`constants`]: the names Kuma treats specially (internal GlobalSecrets, synced Configs).
 
 pub mod fingerprint;
 pub mod hash;
 pub mod read;
 pub mod resource;
 pub mod types;
+pub mod version;
+pub mod constants;
 
 pub use fingerprint::{Fingerprint, fingerprint, fingerprint_json};
 pub use resource::{CpRole, Environment, Identity, Origin, Resource, ResourceKey, labels};
 pub use types::{ResourceType, TypeInfo};
+pub use version::KumaLine;

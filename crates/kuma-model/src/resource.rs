@@ -85,22 +85,59 @@ impl Resource {
         self.mesh.as_deref().unwrap_or("")
     }
 
-    /// Where the resource was created, as seen on the control plane `seen_on`.
+    /// Where the resource was created, as seen on the control plane `seen_on`
+    /// (`docs/kuma-semantics.md`, "Origin"). Kuma's `IsLocallyOriginated`
+    /// (`pkg/core/resources/model/resource.go`) decides what is local:
     ///
-    /// Without a `kuma.io/origin` label a resource is local to the control plane holding
-    /// it: a universal global sets no origin at creation (kuma-facts 6.3).
+    /// - On the global, a resource without `kuma.io/origin` (a Kuma 2 global sets none at
+    ///   creation) or with `global` is the global's; any other value, `zone` or not, is a
+    ///   zone's, and its zone is `kuma.io/zone`, else its name up to the first dot
+    ///   (`ZoneOfResource`).
+    /// - On a zone, a resource without `kuma.io/origin` or with `zone` is the zone's own
+    ///   (`kuma.io/zone`, when set, names it). A copy the global sent carries `global`;
+    ///   when its type crosses zones and it names a `kuma.io/zone`, it is another zone's
+    ///   resource relayed by the global (a MeshService of zone-2 in zone-1). Any other
+    ///   value is neither local nor a copy Kuma could have made: it is taken as the
+    ///   global's, so that a copy nobody sends shows as orphaned.
     pub fn origin(&self, seen_on: &CpRole) -> Origin {
-        match (self.label(labels::ORIGIN), seen_on) {
-            (Some(labels::ORIGIN_GLOBAL), _) => Origin::Global,
-            (Some(labels::ORIGIN_ZONE), _) => match (self.label(labels::ZONE), seen_on) {
-                (Some(zone), _) => Origin::Zone(zone.to_owned()),
-                (None, CpRole::Zone(zone)) => Origin::Zone(zone.clone()),
-                // A zone-origin resource on the global always carries its zone; without
-                // it we cannot attribute it, and an empty zone name matches no zone.
-                (None, CpRole::Global) => Origin::Zone(String::new()),
+        let origin = self.label(labels::ORIGIN).filter(|o| !o.is_empty());
+        match seen_on {
+            CpRole::Global => match origin {
+                None | Some(labels::ORIGIN_GLOBAL) => Origin::Global,
+                Some(_) => Origin::Zone(self.zone_of().to_owned()),
             },
-            (_, CpRole::Global) => Origin::Global,
-            (_, CpRole::Zone(zone)) => Origin::Zone(zone.clone()),
+            CpRole::Zone(zone) => match origin {
+                None | Some(labels::ORIGIN_ZONE) => match self.label(labels::ZONE) {
+                    Some(z) if !z.is_empty() => Origin::Zone(z.to_owned()),
+                    _ => Origin::Zone(zone.clone()),
+                },
+                Some(labels::ORIGIN_GLOBAL) => match self.label(labels::ZONE) {
+                    Some(z) if !z.is_empty() && self.rtype.info().synced_across_zones() => {
+                        Origin::Zone(z.to_owned())
+                    }
+                    _ => Origin::Global,
+                },
+                Some(_) => Origin::Global,
+            },
+        }
+    }
+
+    /// The zone a zone-origin resource on the global came from: `kuma.io/zone`, else the
+    /// name up to its first dot (Kuma's `ZoneOfResource`).
+    pub fn zone_of(&self) -> &str {
+        match self.label(labels::ZONE) {
+            Some(z) if !z.is_empty() => z,
+            _ => self.name.split('.').next().unwrap_or_default(),
+        }
+    }
+
+    /// Whether `kuma.io/kds-sync` keeps KDS from sending the resource at all, either way
+    /// (`HasKDSDisabled`: `enabled` and `disabled` win over the type's default).
+    pub fn kds_disabled(&self) -> bool {
+        match self.label(labels::KDS_SYNC) {
+            Some("enabled") => false,
+            Some("disabled") => true,
+            _ => self.rtype.info().kds_disabled_by_default(),
         }
     }
 
@@ -315,6 +352,46 @@ mod tests {
         assert_eq!(on_global.identity(&CpRole::Global).origin, Origin::Global);
         // The same name created locally in a zone is a different resource.
         assert_eq!(on_global.identity(&zone).origin, Origin::Zone("zone-1".into()));
+    }
+
+    #[test]
+    fn origins_follow_is_locally_originated() {
+        let msvc = |name: &str| {
+            Resource::new(
+                ResourceType::from_name("MeshService").unwrap(),
+                Some("default"),
+                name,
+                json!({}),
+            )
+        };
+        let zone1 = CpRole::Zone("zone-1".into());
+        // Another zone's service relayed by the global: origin global, zone label kept.
+        let relayed = msvc("redis-zone-2-ff29vc4685c6f594")
+            .with_label(labels::ORIGIN, "global")
+            .with_label(labels::ZONE, "zone-2");
+        assert_eq!(relayed.origin(&zone1), Origin::Zone("zone-2".into()));
+        // A global policy is the global's even with a zone label (the type does not cross zones
+        // on its own: only its zone-origin copies do, and those say so on the global).
+        let gw = Resource::new(
+            ResourceType::from_name("MeshGateway").unwrap(),
+            Some("default"),
+            "gw",
+            json!({}),
+        )
+        .with_label(labels::ORIGIN, "global")
+        .with_label(labels::ZONE, "zone-2");
+        assert_eq!(gw.origin(&zone1), Origin::Global);
+        // A zone's own resource needs no label.
+        assert_eq!(msvc("redis").origin(&zone1), Origin::Zone("zone-1".into()));
+        // On the global, any origin but `global` is a zone's; the zone is the label, else
+        // the name up to the first dot.
+        let odd = msvc("zone-3.redis").with_label(labels::ORIGIN, "zonne");
+        assert_eq!(odd.origin(&CpRole::Global), Origin::Zone("zone-3".into()));
+        let unlabelled = msvc("zone-4.redis").with_label(labels::ORIGIN, "zone");
+        assert_eq!(unlabelled.origin(&CpRole::Global), Origin::Zone("zone-4".into()));
+        assert_eq!(msvc("redis").origin(&CpRole::Global), Origin::Global);
+        let empty = msvc("redis").with_label(labels::ORIGIN, "");
+        assert_eq!(empty.origin(&CpRole::Global), Origin::Global);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::version::KumaLine;
+
 /// KDS flag bits, exactly as `KDSFlags` in `pkg/core/resources/model/resource.go`.
 pub mod flags {
     /// The zone consumes resources of this type from the global.
@@ -172,9 +174,26 @@ impl ResourceType {
         (0..TYPES.len()).map(Self::at)
     }
 
-    /// The types kuma-sync checks when the user names none: every targetRef policy that
-    /// flows from the global to zones.
-    pub fn default_checked() -> impl Iterator<Item = ResourceType> {
+    /// The types kuma-sync checks when the user names none, on a control plane of
+    /// `line`: every type KDS copies between control planes, in either direction
+    /// (`docs/kuma-semantics.md`, "What is compared"). Left out: Secret and GlobalSecret
+    /// (opt-in: a watcher rarely may read them), Config (one internal entry), the
+    /// insights (read for health, not judged as copies) and the zone-to-global-only
+    /// proxies and workloads (Dataplane, ZoneEgress, Workload: one per pod, judged by
+    /// their zone's own health, not by sync).
+    pub fn default_checked(line: KumaLine) -> impl Iterator<Item = ResourceType> {
+        Self::all().filter(move |t| {
+            let info = t.info();
+            info.flows_global_to_zone()
+                && !info.is_secret()
+                && !matches!(info.name, "Config" | "ServiceInsight")
+                && line.has_type(info.name)
+        })
+    }
+
+    /// Every targetRef policy type that flows from the global to zones: what the KDS
+    /// probe subscribes to when the user names no type.
+    pub fn targetref_policies() -> impl Iterator<Item = ResourceType> {
         Self::all().filter(|t| t.info().is_targetref_policy() && t.info().flows_global_to_zone())
     }
 
@@ -664,10 +683,39 @@ mod tests {
             .filter(|t| t.provided_by_global() && t.flows_zone_to_global() && t.synced_across_zones())
             .collect();
         assert_eq!(synced.len(), 16);
-        let defaults: Vec<_> = ResourceType::default_checked().map(|t| t.name()).collect();
-        assert_eq!(defaults.len(), 16);
-        assert!(defaults.contains(&"MeshTrafficPermission"));
-        assert!(!defaults.contains(&"Secret"));
+        let policies: Vec<_> = ResourceType::targetref_policies().map(|t| t.name()).collect();
+        assert_eq!(policies.len(), 16);
+        assert!(policies.contains(&"MeshTrafficPermission"));
+        assert!(!policies.contains(&"Secret"));
+    }
+
+    #[test]
+    fn every_synced_type_is_checked_by_default_and_secrets_are_not() {
+        let v2: Vec<_> = ResourceType::default_checked(KumaLine::V2).map(|t| t.name()).collect();
+        for name in [
+            "Mesh",
+            "MeshCircuitBreaker",
+            "MeshService",
+            "MeshMultiZoneService",
+            "MeshExternalService",
+            "HostnameGenerator",
+            "MeshZoneAddress",
+            "MeshIdentity",
+            "MeshTrust",
+            "MeshGateway",
+            "ZoneIngress",
+            "TrafficPermission",
+        ] {
+            assert!(v2.contains(&name), "{name} is checked on 2.x");
+        }
+        for name in ["Secret", "GlobalSecret", "Config", "ServiceInsight", "Dataplane", "Zone", "ZoneInsight"] {
+            assert!(!v2.contains(&name), "{name} is not checked by default");
+        }
+        let v3: Vec<_> = ResourceType::default_checked(KumaLine::V3).map(|t| t.name()).collect();
+        assert!(v3.contains(&"MeshZoneAddress") && v3.contains(&"Mesh"));
+        for removed in ["TrafficPermission", "MeshGateway", "ZoneIngress", "ExternalService"] {
+            assert!(!v3.contains(&removed), "{removed} is gone in Kuma 3");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use kuma_model::{Environment, Resource, ResourceType};
+use kuma_model::{Environment, KumaLine, Resource, ResourceType};
 
 /// The global and the zones being verified.
 #[derive(Debug, Clone)]
@@ -11,6 +11,24 @@ pub struct Topology {
     /// Monitored zones. Zones the global knows but that are not listed here are reported
     /// as unmonitored, never silently treated as converged.
     pub zones: Vec<ZoneSpec>,
+    /// The Kuma whose sync rules apply (`sync_rules`).
+    pub kuma: KumaLine,
+}
+
+impl Topology {
+    /// A topology under the default rules (Kuma 2.x); [`Topology::with_kuma`] to choose.
+    pub fn new(global: Environment, zones: Vec<ZoneSpec>) -> Self {
+        Self {
+            global,
+            zones,
+            kuma: KumaLine::default(),
+        }
+    }
+
+    pub fn with_kuma(mut self, kuma: KumaLine) -> Self {
+        self.kuma = kuma;
+        self
+    }
 }
 
 /// One monitored zone control plane.
@@ -38,17 +56,23 @@ pub struct Selection {
 }
 
 impl Default for Selection {
-    /// Every targetRef policy that syncs (kuma-facts 3.3), in every mesh. Secrets are never
-    /// in the default set: a watcher rarely may read them.
+    /// [`Selection::every_synced`] on Kuma 2.x.
     fn default() -> Self {
-        Self {
-            types: ResourceType::default_checked().collect(),
-            meshes: None,
-        }
+        Self::every_synced(KumaLine::default())
     }
 }
 
 impl Selection {
+    /// Every type KDS copies on Kuma `line`, in every mesh
+    /// ([`ResourceType::default_checked`]). Secrets are never in it: a watcher rarely may
+    /// read them.
+    pub fn every_synced(line: KumaLine) -> Self {
+        Self {
+            types: ResourceType::default_checked(line).collect(),
+            meshes: None,
+        }
+    }
+
     pub fn new(types: impl IntoIterator<Item = ResourceType>, meshes: Option<Vec<String>>) -> Self {
         Self {
             types: types.into_iter().collect(),

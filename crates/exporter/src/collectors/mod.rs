@@ -83,6 +83,7 @@ mod tests {
         let topology = Topology {
             global: Environment::Universal,
             zones: vec![ZoneSpec::new("zone-1", Environment::Universal)],
+            kuma: kuma_model::KumaLine::V2,
         };
         let rtype = ResourceType::from_name("MeshCircuitBreaker").unwrap();
         let engine = Engine::new(topology, Selection::new([rtype], None));

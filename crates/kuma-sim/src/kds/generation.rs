@@ -9,6 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use kds_proto::{DeltaResource, KUMA_RESOURCE_TYPE_URL, KumaResource, Meta};
 use kuma_model::{
     Environment, Resource, ResourceType,
+    constants::{
+        SYNCED_CONFIGS, ZONE_TOKEN_SIGNING_KEY_PREFIX, ZONE_TOKEN_SIGNING_PUBLIC_KEY_PREFIX,
+        is_internal_global_secret,
+    },
     hash::hashed_name,
     labels,
     types::{Scope, SpecEncoding},
@@ -33,19 +37,6 @@ pub mod features {
         OPTIONAL_TOP_LEVEL_TARGET_REF,
     ];
 }
-
-/// GlobalSecrets internal to each control plane (`pkg/core/resources/apis/system/constants.go`).
-const PRIVATE_GLOBAL_SECRETS: [&str; 4] = [
-    "envoy-admin-ca",
-    "admin-user-token",
-    "inter-cp-ca",
-    "user-token-revocations",
-];
-const USER_TOKEN_SIGNING_KEY_PREFIX: &str = "user-token-signing-key";
-const ZONE_TOKEN_SIGNING_KEY_PREFIX: &str = "zone-token-signing-key";
-const ZONE_TOKEN_SIGNING_PUBLIC_KEY_PREFIX: &str = "zone-token-signing-public-key";
-/// The only Config entry synced to zones (`KDSSyncedConfigs`).
-const SYNCED_CONFIG: &str = "kuma-cluster-id";
 
 /// Who is asking: the node id (the zone name the filter uses) and its features.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,13 +75,8 @@ pub fn sent_to_zone(r: &Resource, zone: &ZoneView, zone_enabled: impl Fn(&str) -
         return false;
     }
     match info.name {
-        "Config" => return r.name == SYNCED_CONFIG,
-        "GlobalSecret"
-            if PRIVATE_GLOBAL_SECRETS.contains(&r.name.as_str())
-                || r.name.starts_with(USER_TOKEN_SIGNING_KEY_PREFIX) =>
-        {
-            return false;
-        }
+        "Config" => return SYNCED_CONFIGS.contains(&r.name.as_str()),
+        "GlobalSecret" if is_internal_global_secret(&r.name) => return false,
         "HostnameGenerator"
             if !zone.has(features::HG_MZ_SELECTOR)
                 && r.spec

@@ -13,7 +13,7 @@ use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use foldhash::{HashMap, HashSet};
 use jiff::Timestamp;
-use kuma_model::{Fingerprint, Resource, ResourceKey, fingerprint, fingerprint::exact_digest};
+use kuma_model::{Fingerprint, KumaLine, Resource, ResourceKey, fingerprint, fingerprint::exact_digest};
 use serde_json::Value;
 
 use crate::sync_rules::{NotSent, Sending, sending};
@@ -287,9 +287,9 @@ impl Shared {
     }
 
     /// Keeps `r` as a source, its spec shared; `expected_in_zone` as [`Source`] says.
-    pub(super) fn source(&mut self, mut r: Resource, expected_in_zone: Box<[String]>) -> Stored {
+    pub(super) fn source(&mut self, mut r: Resource, expected_in_zone: Box<[String]>, line: KumaLine) -> Stored {
         let spec = self.spec(&r.spec);
-        let sending = sending(&r);
+        let sending = sending(&r, line);
         self.leftovers.push(Leftover {
             _spec: std::mem::take(&mut r.spec),
             _labels: None,

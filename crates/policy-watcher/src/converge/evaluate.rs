@@ -75,13 +75,11 @@ impl Engine {
                     .collect(),
             );
         };
-        let local = zone
-            .entries(&slot.identity)
-            .next()
-            .filter(|(_, l)| l.identity.rtype.info().flows_zone_to_global())
-            .and_then(|(_, l)| l.stored.source());
-        match local {
-            Some(local) => {
+        let local = zone.entries(&slot.identity).next().and_then(|(_, l)| l.stored.source());
+        // The zone's own filter: what it does not send up is never expected on the global.
+        let sent = local.map(|l| crate::sync_rules::zone_sends(&l.meta));
+        match (local, sent) {
+            (Some(local), Some(Ok(()))) => {
                 let expected = expected_name_on_global(
                     &local.meta,
                     &spec.name,
@@ -90,11 +88,17 @@ impl Engine {
                 );
                 match_copies(local.fingerprint(), &expected, on_global)
             }
-            None => Outcome::Findings(
-                on_global
-                    .map(|(k, c)| finding(State::Orphaned, k, c, Cause::SourceGone))
-                    .collect(),
-            ),
+            (_, sent) => {
+                let cause = match sent {
+                    Some(Err(not_sent)) => Cause::NotSent(not_sent),
+                    _ => Cause::SourceGone,
+                };
+                Outcome::Findings(
+                    on_global
+                        .map(|(k, c)| finding(State::Orphaned, k, c, cause.clone()))
+                        .collect(),
+                )
+            }
         }
     }
 }

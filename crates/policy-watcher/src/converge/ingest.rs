@@ -253,7 +253,7 @@ impl Engine {
         }
         let key = Arc::new(r.key());
         let expected_in_zone = self.expected_in_zone(cp, &r);
-        (key, self.shared.source(r, expected_in_zone))
+        (key, self.shared.source(r, expected_in_zone, self.topology.kuma))
     }
 
     /// Lets go of what the observation dropped, and lets the interner forget identities

@@ -405,6 +405,7 @@ mod tests {
                 ZoneSpec::new("zone-1", Environment::Universal),
                 ZoneSpec::new("zone-2", Environment::kubernetes()),
             ],
+            kuma: kuma_model::KumaLine::V2,
         };
         let mut e = Engine::new(topology, Selection::default());
         // Both zones read, empty: a zone never observed has no findings yet.

@@ -4,10 +4,12 @@
 //!
 //! - [`http`]: an HTTP(S) client with the control plane's CA and token.
 //! - [`rest`]: Kuma's REST API (universal control planes, or any CP's API server).
+//! - [`api_index`]: the API's `GET /`, which says which Kuma answers.
 //! - [`poll`]: a full REST read every interval, into the monitor.
 //! - [`kube`]: kube-rs watchers on a control plane's cluster.
 //! - [`insight`]: the global's ZoneInsights (online, NACKs, versions).
 
+pub mod api_index;
 pub mod http;
 pub mod insight;
 pub mod kube;

@@ -4,7 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kuma_model::{
-    Resource, ResourceType,
+    KumaLine, Resource, ResourceType,
     read::{ReadOptions, read_str},
 };
 
@@ -55,11 +55,21 @@ impl KumaApi {
     /// report what it missed as missing.
     pub async fn list_all(&self, types: &[ResourceType]) -> Result<Vec<Resource>, SourceError> {
         let lists: Vec<Vec<Resource>> = stream::iter(types.iter().copied())
-            .map(|t| self.list(t))
+            .map(|t| self.list_served(t))
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
         Ok(lists.into_iter().flatten().collect())
+    }
+
+    /// [`KumaApi::list`], where a type Kuma 3 removed answers 404 on a Kuma 3 control
+    /// plane: that control plane holds none of it. Any other 404 is an error (a wrong
+    /// URL must not read as an empty control plane).
+    async fn list_served(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
+        match self.list(rtype).await {
+            Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => Ok(Vec::new()),
+            read => read,
+        }
     }
 
     /// Every resource of one type, across meshes, following `next` until the last page.

@@ -24,6 +24,7 @@ pub fn topology() -> Topology {
             ZoneSpec::new(Z1, Environment::Universal),
             ZoneSpec::new(Z2, Environment::kubernetes()),
         ],
+        kuma: kuma_model::KumaLine::V2,
     }
 }
 
