@@ -7,6 +7,9 @@ use std::{
     process::{Command, Output},
 };
 
+#[path = "verify_support/kuma_goldens.rs"]
+mod kuma_goldens;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -87,8 +90,8 @@ fn the_federate_guide_is_converged() {
     golden("converged.json", &stdout(&json));
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
     assert_eq!(
-        doc["zones"][1]["counts"]["synced"], 6,
-        "six policies in the Kubernetes zone"
+        doc["zones"][1]["counts"]["synced"], 7,
+        "the mesh and six policies in the Kubernetes zone"
     );
 }
 
@@ -145,6 +148,13 @@ fn an_edited_copy_is_reported_drifted_with_its_path() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     golden("drifted.txt", &stdout(&out));
     assert!(stdout(&out).contains(".to[0].default.connectionLimits.maxConnections"));
+    assert!(stdout(&out).contains("(the global: 2, zone-1: 20)"), "both values shown");
+    let json = verify_with_zone1(&text, &["-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(
+        doc["discrepancies"][0]["differences"],
+        serde_json::json!([{"path": ".to[0].default.connectionLimits.maxConnections", "expected": 2, "actual": 20}])
+    );
 }
 
 #[test]

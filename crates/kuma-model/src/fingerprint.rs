@@ -307,6 +307,39 @@ fn trim_fraction(n: u128, div: u128) -> String {
 /// The JSON paths at which two specs differ in canonical form (`.to[0].default.x`),
 /// sorted. Empty exactly when the fingerprints are equal (barring a hash collision).
 pub fn diff(expected: &Value, actual: &Value) -> Vec<String> {
+    differences(expected, actual).into_iter().map(|d| d.path).collect()
+}
+
+/// One place where two specs differ: its path, and the value on each side in canonical
+/// form (`None` where that side lacks the key).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Difference {
+    pub path: String,
+    pub expected: Option<Value>,
+    pub actual: Option<Value>,
+}
+
+/// By path, then by the values' JSON text: reports sort their rows, and JSON values have
+/// no order of their own.
+impl Ord for Difference {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        (&self.path, text(&self.expected), text(&self.actual)).cmp(&(
+            &other.path,
+            text(&other.expected),
+            text(&other.actual),
+        ))
+    }
+}
+
+impl PartialOrd for Difference {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// [`diff`] with the values: what a person needs to see what changed, not only where.
+pub fn differences(expected: &Value, actual: &Value) -> Vec<Difference> {
     let mut out = Vec::new();
     diff_into(
         &canonical(expected),
@@ -317,7 +350,7 @@ pub fn diff(expected: &Value, actual: &Value) -> Vec<String> {
     out
 }
 
-fn diff_into(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
+fn diff_into(a: &Value, b: &Value, path: &mut String, out: &mut Vec<Difference>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => diff_maps(x, y, path, out),
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
@@ -329,15 +362,19 @@ fn diff_into(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
             }
         }
         _ if a == b => {}
-        _ => out.push(if path.is_empty() {
-            ".".to_owned()
-        } else {
-            path.clone()
+        _ => out.push(Difference {
+            path: if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path.clone()
+            },
+            expected: Some(a.clone()),
+            actual: Some(b.clone()),
         }),
     }
 }
 
-fn diff_maps(x: &Map<String, Value>, y: &Map<String, Value>, path: &mut String, out: &mut Vec<String>) {
+fn diff_maps(x: &Map<String, Value>, y: &Map<String, Value>, path: &mut String, out: &mut Vec<Difference>) {
     let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -347,7 +384,11 @@ fn diff_maps(x: &Map<String, Value>, y: &Map<String, Value>, path: &mut String, 
         path.push_str(k);
         match (x.get(k), y.get(k)) {
             (Some(a), Some(b)) => diff_into(a, b, path, out),
-            _ => out.push(path.clone()),
+            (a, b) => out.push(Difference {
+                path: path.clone(),
+                expected: a.cloned(),
+                actual: b.cloned(),
+            }),
         }
         path.truncate(len);
     }
@@ -372,6 +413,27 @@ mod tests {
                         "outlierDetection": {"baseEjectionTime": "30s", "interval": "1m0s"}}}]});
         assert_eq!(fingerprint(&user), fingerprint(&go));
         assert!(diff(&user, &go).is_empty());
+    }
+
+    #[test]
+    fn differences_carry_both_values() {
+        let a = json!({"to": [{"default": {"connectionLimits": {"maxConnections": 2}}}], "x": "1m"});
+        let b = json!({"to": [{"default": {"connectionLimits": {"maxConnections": 5}}}]});
+        assert_eq!(
+            differences(&a, &b),
+            vec![
+                Difference {
+                    path: ".to[0].default.connectionLimits.maxConnections".into(),
+                    expected: Some(json!(2)),
+                    actual: Some(json!(5)),
+                },
+                Difference {
+                    path: ".x".into(),
+                    expected: Some(json!("1m0s")),
+                    actual: None,
+                },
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use kuma_model::{CpRole, ResourceType, fingerprint::diff};
+use kuma_model::{
+    CpRole, ResourceType,
+    fingerprint::{Difference, differences},
+};
 use serde::Serialize;
 
 use crate::converge::{Cause, Direction, Engine, Finding, SlotKey, State, ZoneState};
@@ -46,6 +49,10 @@ pub struct Discrepancy {
     /// For drifted copies, the JSON paths at which the specs differ.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// For drifted copies, each differing path with the source's value (`expected`) and
+    /// the copy's (`actual`), `null` where a side lacks it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<Difference>,
 }
 
 impl Report {
@@ -118,7 +125,7 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
         Direction::ZoneToGlobal | Direction::Seed => "the global".to_owned(),
     };
     let shown = source_name.as_deref().unwrap_or(&slot.identity.display_name);
-    let mut paths = Vec::new();
+    let mut found = Vec::new();
     let detail = match &f.cause {
         Cause::None => String::new(),
         Cause::Absent => format!("not on {copies_on}; {source_cp} has {shown}"),
@@ -128,9 +135,13 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
                 .as_ref()
                 .and_then(|k| engine.spec_of(&Engine::copies_cp(slot), k));
             if let (Some(src), Some(copy)) = (engine.source_of(slot), copy) {
-                paths = diff(&src.spec, &copy);
+                found = differences(&src.spec, &copy);
             }
-            format!("spec differs from {source_cp}'s {shown} at {}", paths.join(", "))
+            let at: Vec<String> = found
+                .iter()
+                .map(|d| format!("{} ({source_cp}: {}, {copies_on}: {})", d.path, shown_value(&d.expected), shown_value(&d.actual)))
+                .collect();
+            format!("spec differs from {source_cp}'s {shown} at {}", at.join("; "))
         }
         Cause::SourceGone => format!("{source_cp} no longer has {shown}"),
         Cause::NotSent(reason) => format!("{source_cp} has {shown} but {}", reason.reason()),
@@ -153,7 +164,24 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
         state: f.state,
         source: source_name,
         detail,
-        paths,
+        paths: found.iter().map(|d| d.path.clone()).collect(),
+        differences: found,
+    }
+}
+
+/// A value for a one-line detail: compact JSON, long ones cut (the JSON output has them
+/// whole).
+fn shown_value(v: &Option<serde_json::Value>) -> String {
+    const MAX: usize = 60;
+    match v {
+        None => "absent".to_owned(),
+        Some(v) => {
+            let s = v.to_string();
+            match s.char_indices().nth(MAX) {
+                Some((cut, _)) => format!("{}…", &s[..cut]),
+                None => s,
+            }
+        }
     }
 }
 

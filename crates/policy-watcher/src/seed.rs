@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use kuma_model::{CpRole, Origin, Resource, ResourceType, fingerprint, fingerprint::diff};
+use kuma_model::{CpRole, Origin, Resource, ResourceType, fingerprint, fingerprint::differences};
 
 use crate::{Direction, Discrepancy, State};
 
@@ -23,20 +23,21 @@ pub fn check_seed(global: &[Resource], exported: &[Resource]) -> Vec<Discrepancy
         .iter()
         .filter_map(|e| {
             let found = on_global.get(&(e.rtype, e.mesh.as_deref(), e.display_name()));
-            let (state, detail, paths) = match found {
+            let (state, detail, found) = match found {
                 None => (
                     State::Missing,
                     "exported before federation but not on the global".to_owned(),
                     Vec::new(),
                 ),
                 Some(g) if fingerprint(&g.spec) != fingerprint(&e.spec) => {
-                    let paths = diff(&e.spec, &g.spec);
+                    let found = differences(&e.spec, &g.spec);
+                    let paths: Vec<&str> = found.iter().map(|d| d.path.as_str()).collect();
                     let detail = format!(
                         "the global's {} differs from the export at {}",
                         g.name,
                         paths.join(", ")
                     );
-                    (State::Drifted, detail, paths)
+                    (State::Drifted, detail, found)
                 }
                 Some(_) => return None,
             };
@@ -49,7 +50,8 @@ pub fn check_seed(global: &[Resource], exported: &[Resource]) -> Vec<Discrepancy
                 state,
                 source: Some(e.name.clone()),
                 detail,
-                paths,
+                paths: found.iter().map(|d| d.path.clone()).collect(),
+                differences: found,
             })
         })
         .collect();
