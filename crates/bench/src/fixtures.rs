@@ -45,7 +45,7 @@ impl Fixture {
             zones: (0..self.zones)
                 .map(|z| ZoneSpec::new(&Self::zone_name(z), self.zone_environment(z)))
                 .collect(),
-                kuma: kuma_model::KumaLine::V2,
+            kuma: kuma_model::KumaLine::V2,
         }
     }
 

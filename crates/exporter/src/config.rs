@@ -208,7 +208,10 @@ impl ServeConfig {
         let kuma_version = file
             .kuma_version
             .as_deref()
-            .map(|v| v.parse::<KumaLine>().map_err(|e| ConfigError(format!("kumaVersion: {e}"))))
+            .map(|v| {
+                v.parse::<KumaLine>()
+                    .map_err(|e| ConfigError(format!("kumaVersion: {e}")))
+            })
             .transpose()?;
         // Without `types`, every synced type of the widest line; the types a control
         // plane's Kuma lacks are dropped once its version is known (`serve`).

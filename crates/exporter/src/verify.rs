@@ -151,7 +151,8 @@ fn selection(args: &VerifyArgs, kuma: KumaLine, warnings: &mut Vec<String>) -> R
     }
     let mut types = Vec::new();
     for t in &args.types {
-        let rtype = ResourceType::parse(t).ok_or_else(|| Error::Usage(format!("unknown resource type {t:?}")))?;
+        let rtype =
+            ResourceType::parse(t).ok_or_else(|| Error::Usage(format!("unknown resource type {t:?}")))?;
         if kuma.has_type(rtype.name()) {
             types.push(rtype);
         } else {

@@ -29,7 +29,7 @@ async fn the_lab_converges() {
         "{out}"
     );
     assert!(
-        out.contains("converged: zone-1 converged (6 synced) | zone-2 converged (6 synced)"),
+        out.contains("converged: zone-1 converged (7 synced) | zone-2 converged (7 synced)"),
         "{out}"
     );
 }
@@ -39,7 +39,7 @@ async fn a_broken_zone_is_detected() {
     let (code, out, err) = demo(&["--break", "zone-2"]).await;
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(
-        out.contains("detected: zone-1 converged (6 synced) | zone-2 diverged (1 drifted)"),
+        out.contains("detected: zone-1 converged (7 synced) | zone-2 diverged (1 drifted)"),
         "{out}"
     );
     assert!(

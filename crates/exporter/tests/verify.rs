@@ -148,7 +148,10 @@ fn an_edited_copy_is_reported_drifted_with_its_path() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     golden("drifted.txt", &stdout(&out));
     assert!(stdout(&out).contains(".to[0].default.connectionLimits.maxConnections"));
-    assert!(stdout(&out).contains("(the global: 2, zone-1: 20)"), "both values shown");
+    assert!(
+        stdout(&out).contains("(the global: 2, zone-1: 20)"),
+        "both values shown"
+    );
     let json = verify_with_zone1(&text, &["-o", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(

@@ -307,7 +307,10 @@ fn trim_fraction(n: u128, div: u128) -> String {
 /// The JSON paths at which two specs differ in canonical form (`.to[0].default.x`),
 /// sorted. Empty exactly when the fingerprints are equal (barring a hash collision).
 pub fn diff(expected: &Value, actual: &Value) -> Vec<String> {
-    differences(expected, actual).into_iter().map(|d| d.path).collect()
+    differences(expected, actual)
+        .into_iter()
+        .map(|d| d.path)
+        .collect()
 }
 
 /// One place where two specs differ: its path, and the value on each side in canonical

@@ -12,13 +12,13 @@
 //! - [`version`]: which Kuma a control plane runs ([`KumaLine`]), and so which rules apply.
 //! - [`constants`]: the names Kuma treats specially (internal GlobalSecrets, synced Configs).
 
+pub mod constants;
 pub mod fingerprint;
 pub mod hash;
 pub mod read;
 pub mod resource;
 pub mod types;
 pub mod version;
-pub mod constants;
 
 pub use fingerprint::{Fingerprint, fingerprint, fingerprint_json};
 pub use resource::{CpRole, Environment, Identity, Origin, Resource, ResourceKey, labels};

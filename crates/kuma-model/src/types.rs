@@ -691,7 +691,9 @@ mod tests {
 
     #[test]
     fn every_synced_type_is_checked_by_default_and_secrets_are_not() {
-        let v2: Vec<_> = ResourceType::default_checked(KumaLine::V2).map(|t| t.name()).collect();
+        let v2: Vec<_> = ResourceType::default_checked(KumaLine::V2)
+            .map(|t| t.name())
+            .collect();
         for name in [
             "Mesh",
             "MeshCircuitBreaker",
@@ -708,12 +710,27 @@ mod tests {
         ] {
             assert!(v2.contains(&name), "{name} is checked on 2.x");
         }
-        for name in ["Secret", "GlobalSecret", "Config", "ServiceInsight", "Dataplane", "Zone", "ZoneInsight"] {
+        for name in [
+            "Secret",
+            "GlobalSecret",
+            "Config",
+            "ServiceInsight",
+            "Dataplane",
+            "Zone",
+            "ZoneInsight",
+        ] {
             assert!(!v2.contains(&name), "{name} is not checked by default");
         }
-        let v3: Vec<_> = ResourceType::default_checked(KumaLine::V3).map(|t| t.name()).collect();
+        let v3: Vec<_> = ResourceType::default_checked(KumaLine::V3)
+            .map(|t| t.name())
+            .collect();
         assert!(v3.contains(&"MeshZoneAddress") && v3.contains(&"Mesh"));
-        for removed in ["TrafficPermission", "MeshGateway", "ZoneIngress", "ExternalService"] {
+        for removed in [
+            "TrafficPermission",
+            "MeshGateway",
+            "ZoneIngress",
+            "ExternalService",
+        ] {
             assert!(!v3.contains(&removed), "{removed} is gone in Kuma 3");
         }
     }

@@ -189,7 +189,10 @@ mod tests {
         assert!(!KumaLine::V3.has_type("ZoneIngress"));
         assert!(KumaLine::V3.has_type("MeshZoneAddress"));
         for t in REMOVED_IN_KUMA_3 {
-            assert!(crate::ResourceType::from_name(t).is_some(), "{t} is in the type table");
+            assert!(
+                crate::ResourceType::from_name(t).is_some(),
+                "{t} is in the type table"
+            );
         }
     }
 

@@ -17,7 +17,7 @@ fn verdict(lab: &Lab) -> Report {
             .iter()
             .map(|z| ZoneSpec::new(z.name(), z.store().environment().clone()))
             .collect(),
-            kuma: kuma_model::KumaLine::V2,
+        kuma: kuma_model::KumaLine::V2,
     };
     let mut engine = Engine::new(topology, Selection::default());
     let zone_type = ResourceType::from_name("Zone").expect("known");

@@ -189,7 +189,7 @@ fn topology() -> Topology {
                 ZoneSpec::new(&zone_name(z), env)
             })
             .collect(),
-            kuma: kuma_model::KumaLine::V2,
+        kuma: kuma_model::KumaLine::V2,
     }
 }
 

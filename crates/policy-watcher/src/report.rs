@@ -139,7 +139,14 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
             }
             let at: Vec<String> = found
                 .iter()
-                .map(|d| format!("{} ({source_cp}: {}, {copies_on}: {})", d.path, shown_value(&d.expected), shown_value(&d.actual)))
+                .map(|d| {
+                    format!(
+                        "{} ({source_cp}: {}, {copies_on}: {})",
+                        d.path,
+                        shown_value(&d.expected),
+                        shown_value(&d.actual)
+                    )
+                })
                 .collect();
             format!("spec differs from {source_cp}'s {shown} at {}", at.join("; "))
         }

@@ -90,9 +90,10 @@ impl Sending {
     pub fn to_zone(&self, zone: &str, zones_enabled: &BTreeMap<String, bool>) -> Result<(), NotSent> {
         match self {
             Sending::ToAll => Ok(()),
-            Sending::FromZone { only_to: Some(target), .. } if target != zone => {
-                Err(NotSent::TargetsOtherZone(target.clone()))
-            }
+            Sending::FromZone {
+                only_to: Some(target),
+                ..
+            } if target != zone => Err(NotSent::TargetsOtherZone(target.clone())),
             Sending::FromZone { origin, .. } if origin == zone => Err(NotSent::OwnZone),
             Sending::FromZone { origin, .. } => match zones_enabled.get(origin) {
                 Some(false) => Err(NotSent::OriginZoneDisabled(origin.clone())),
@@ -109,7 +110,10 @@ pub fn sending(r: &Resource, line: KumaLine) -> Result<Sending, NotSent> {
         return Err(NotSent::KdsSyncDisabled);
     }
     match info.name {
-        "Config" if !SYNCED_CONFIGS.contains(&r.name.as_str()) => return Err(NotSent::InternalToGlobal),
+        // Kuma answers for Config before looking at the origin: the synced entries go
+        // everywhere, whoever made them.
+        "Config" if SYNCED_CONFIGS.contains(&r.name.as_str()) => return Ok(Sending::ToAll),
+        "Config" => return Err(NotSent::InternalToGlobal),
         "GlobalSecret" if is_internal_global_secret(&r.name) => return Err(NotSent::InternalToGlobal),
         _ => {}
     }
@@ -237,8 +241,14 @@ mod tests {
         let mcb = res("MeshCircuitBreaker", "cb");
         assert_eq!(global_sends(&mcb, KumaLine::V2, "zone-1", &none), Ok(()));
         let off = mcb.clone().with_label(labels::KDS_SYNC, "disabled");
-        assert_eq!(global_sends(&off, KumaLine::V2, "zone-1", &none), Err(NotSent::KdsSyncDisabled));
-        assert_eq!(global_sends(&res("Mesh", "default"), KumaLine::V2, "zone-1", &none), Ok(()));
+        assert_eq!(
+            global_sends(&off, KumaLine::V2, "zone-1", &none),
+            Err(NotSent::KdsSyncDisabled)
+        );
+        assert_eq!(
+            global_sends(&res("Mesh", "default"), KumaLine::V2, "zone-1", &none),
+            Ok(())
+        );
     }
 
     fn to_service(r: Resource, kind: &str, namespace: Option<&str>) -> Resource {
@@ -267,7 +277,10 @@ mod tests {
         );
         let producer = consumer.with_label(labels::POLICY_ROLE, "producer");
         assert_eq!(global_sends(&producer, KumaLine::V2, "zone-2", &none), Ok(()));
-        assert_eq!(global_sends(&producer, KumaLine::V2, "zone-1", &none), Err(NotSent::OwnZone));
+        assert_eq!(
+            global_sends(&producer, KumaLine::V2, "zone-1", &none),
+            Err(NotSent::OwnZone)
+        );
         let disabled = BTreeMap::from([("zone-1".to_owned(), false)]);
         assert_eq!(
             global_sends(&producer, KumaLine::V2, "zone-2", &disabled),
@@ -287,7 +300,10 @@ mod tests {
             global_sends(&universal, KumaLine::V2, "zone-2", &none),
             Err(NotSent::NotProducer)
         );
-        assert_eq!(global_sends(&in_ns(universal), KumaLine::V2, "zone-2", &none), Ok(()));
+        assert_eq!(
+            global_sends(&in_ns(universal), KumaLine::V2, "zone-2", &none),
+            Ok(())
+        );
         let other_ns = in_ns(claim(to_service(mt(), "MeshService", Some("other"))));
         assert_eq!(
             global_sends(&other_ns, KumaLine::V2, "zone-2", &none),
@@ -296,7 +312,10 @@ mod tests {
         let same_ns = in_ns(claim(to_service(mt(), "MeshHTTPRoute", Some("kuma-demo"))));
         assert_eq!(global_sends(&same_ns, KumaLine::V2, "zone-2", &none), Ok(()));
         let to_mesh = in_ns(claim(to_service(mt(), "Mesh", None)));
-        assert_eq!(global_sends(&to_mesh, KumaLine::V2, "zone-2", &none), Err(NotSent::NotProducer));
+        assert_eq!(
+            global_sends(&to_mesh, KumaLine::V2, "zone-2", &none),
+            Err(NotSent::NotProducer)
+        );
         let mut with_from = in_ns(claim(to_service(mt(), "MeshService", None)));
         with_from.spec["from"] = json!([{"targetRef": {"kind": "Mesh"}}]);
         assert_eq!(
@@ -311,9 +330,15 @@ mod tests {
         let msvc = zone_origin(res("MeshService", "redis"), "zone-1");
         assert_eq!(global_sends(&msvc, KumaLine::V2, "zone-2", &none), Ok(()));
         let gw = zone_origin(res("MeshGateway", "gw"), "zone-1");
-        assert_eq!(global_sends(&gw, KumaLine::V2, "zone-2", &none), Err(NotSent::TypeDoesNotFlow));
+        assert_eq!(
+            global_sends(&gw, KumaLine::V2, "zone-2", &none),
+            Err(NotSent::TypeDoesNotFlow)
+        );
         let dp = zone_origin(res("Dataplane", "dp"), "zone-1");
-        assert_eq!(global_sends(&dp, KumaLine::V2, "zone-2", &none), Err(NotSent::TypeDoesNotFlow));
+        assert_eq!(
+            global_sends(&dp, KumaLine::V2, "zone-2", &none),
+            Err(NotSent::TypeDoesNotFlow)
+        );
     }
 
     #[test]
@@ -328,7 +353,12 @@ mod tests {
             Err(NotSent::InternalToGlobal)
         );
         assert_eq!(
-            global_sends(&res("GlobalSecret", "user-token-signing-key-1"), KumaLine::V2, "z", &none),
+            global_sends(
+                &res("GlobalSecret", "user-token-signing-key-1"),
+                KumaLine::V2,
+                "z",
+                &none
+            ),
             Err(NotSent::InternalToGlobal)
         );
         assert_eq!(
@@ -336,7 +366,12 @@ mod tests {
             Err(NotSent::InternalToGlobal)
         );
         assert_eq!(
-            global_sends(&res("Secret", "dataplane-token-signing-key-default"), KumaLine::V2, "z", &none),
+            global_sends(
+                &res("Secret", "dataplane-token-signing-key-default"),
+                KumaLine::V2,
+                "z",
+                &none
+            ),
             Ok(())
         );
     }
@@ -358,7 +393,10 @@ mod tests {
         let p = producer_v3("zone-1");
         assert_eq!(global_sends(&p, KumaLine::V3, "zone-2", &none), Ok(()));
         // Kuma 2.x reads `name`, which a Kuma 3 targetRef no longer has.
-        assert_eq!(global_sends(&p, KumaLine::V2, "zone-2", &none), Err(NotSent::NotProducer));
+        assert_eq!(
+            global_sends(&p, KumaLine::V2, "zone-2", &none),
+            Err(NotSent::NotProducer)
+        );
         let mut other_label = p.clone();
         other_label.spec["to"][0]["targetRef"]["labels"]["app"] = json!("redis");
         assert_eq!(
@@ -373,7 +411,10 @@ mod tests {
         );
         let mut by_name = p.clone();
         by_name.spec["to"][0]["targetRef"] = json!({"kind": "MeshService", "name": "redis"});
-        assert_eq!(global_sends(&by_name, KumaLine::V3, "zone-2", &none), Err(NotSent::NotProducer));
+        assert_eq!(
+            global_sends(&by_name, KumaLine::V3, "zone-2", &none),
+            Err(NotSent::NotProducer)
+        );
         assert_eq!(global_sends(&by_name, KumaLine::V2, "zone-2", &none), Ok(()));
     }
 

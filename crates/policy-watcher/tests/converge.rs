@@ -3,8 +3,11 @@
 mod common;
 
 use common::*;
-use kuma_model::{CpRole, labels};
-use policy_watcher::{Change, Direction, Engine, Report, State, ZoneState};
+use kuma_model::{
+    CpRole, Environment, KumaLine, Resource, hash::hashed_name, labels, resource::expected_name_in_zone,
+};
+use policy_watcher::{Change, Direction, Engine, Report, Selection, State, ZoneState};
+use serde_json::json;
 
 /// The federate guide's state once converged: two policies on the global and their
 /// copies in a universal and a Kubernetes zone.
@@ -405,4 +408,163 @@ fn what_the_global_sends_to_a_zone() {
     e.apply(&CpRole::Global, Change::Upsert(producer.clone()));
     assert!(e.sent_to(Z1).any(|(r, _)| r.name == producer.name));
     assert!(!e.sent_to(Z2).any(|(r, _)| r.name == producer.name));
+}
+
+/// Kuma's `mesh-service` full-sync case, in our own names: a MeshService made in zone-1
+/// reaches the global (origin zone, hashed name) and zone-2 under the same hashed name
+/// with `kuma.io/origin: global` and `kuma.io/zone: zone-1`. The zone's own copy carries
+/// no label at all, as Kuma's stores hold it.
+#[test]
+fn a_zone_service_relayed_by_the_global_is_a_copy_in_the_other_zone() {
+    let local = Resource::new(
+        rtype("MeshService"),
+        Some("default"),
+        "payments",
+        json!({"ports": [{"port": 8080, "appProtocol": "http"}], "state": "Available"}),
+    );
+    let on_global = copy_on_global(&local, Z1)
+        .with_label(labels::ORIGIN, labels::ORIGIN_ZONE)
+        .with_label(labels::ZONE, Z1);
+    let relayed = {
+        let mut r = on_global.clone();
+        r.name = expected_name_in_zone(&on_global, &Environment::Universal, &env_of(Z2));
+        r.with_label(labels::ORIGIN, labels::ORIGIN_GLOBAL)
+    };
+    assert_eq!(
+        relayed.name,
+        format!("{}.kuma-system", hashed_name("default", "payments", &[Z1]))
+    );
+    let mut e = engine();
+    e.load(&CpRole::Global, vec![on_global]);
+    e.load(&zone(Z1), vec![local]);
+    e.load(&zone(Z2), vec![relayed.clone()]);
+    let report = Report::build(&e);
+    assert!(report.converged, "{:#?}", report.discrepancies);
+    assert_eq!(
+        report.zones[1].counts[&State::Synced],
+        1,
+        "zone-2 holds the relayed copy"
+    );
+
+    let mut edited = relayed.clone();
+    edited.spec["state"] = json!("Unavailable");
+    e.apply(&zone(Z2), Change::Upsert(edited));
+    assert_eq!(
+        states(&Report::build(&e)),
+        vec![(Z2.to_owned(), State::Drifted, relayed.name.clone())]
+    );
+    e.apply(&zone(Z2), Change::Delete(relayed.key()));
+    assert_eq!(
+        states(&Report::build(&e)),
+        vec![(Z2.to_owned(), State::Missing, relayed.name.clone())]
+    );
+}
+
+/// Kuma's `policy-with-kds-disabled` case: a zone's policy labelled
+/// `kuma.io/kds-sync: disabled` never leaves the zone (`ZoneProvidedFilter`).
+#[test]
+fn a_zone_policy_with_kds_sync_disabled_is_not_expected_on_the_global() {
+    let local = policy(
+        "MeshTimeout",
+        "zone-only",
+        json!({"to": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "20s"}}]}),
+    )
+    .with_label(labels::KDS_SYNC, "disabled");
+    let mut e = engine();
+    e.load(&CpRole::Global, Vec::new());
+    e.load(&zone(Z1), vec![local.clone()]);
+    e.load(&zone(Z2), Vec::new());
+    let report = Report::build(&e);
+    assert!(report.converged, "{:#?}", report.discrepancies);
+    // A copy on the global anyway is one the zone does not send: orphaned, and why.
+    let stale = copy_on_global(&local, Z1)
+        .with_label(labels::ORIGIN, labels::ORIGIN_ZONE)
+        .with_label(labels::ZONE, Z1);
+    e.apply(&CpRole::Global, Change::Upsert(stale.clone()));
+    let report = Report::build(&e);
+    assert_eq!(
+        states(&report),
+        vec![(Z1.to_owned(), State::Orphaned, stale.name.clone())]
+    );
+    assert!(
+        report.discrepancies[0].detail.contains("kds-sync"),
+        "{:?}",
+        report.discrepancies[0]
+    );
+}
+
+/// A producer policy from the Kubernetes zone-2 and its copy on the global, for the
+/// version-dependent rules below.
+fn producer_from_zone_2(spec: serde_json::Value) -> (Resource, Resource) {
+    let local = k8s_producer(Z2, policy("MeshTimeout", "redis-timeout", spec));
+    let on_global = copy_on_global(&local, Z2);
+    (local, on_global)
+}
+
+fn engine_on(kuma: KumaLine) -> Engine {
+    Engine::new(topology().with_kuma(kuma), Selection::every_synced(kuma))
+}
+
+/// Kuma 2.x sends a producer policy whose top-level MeshSubset names a `kuma.io/zone`
+/// only to that zone; Kuma 3 dropped the rule and sends it to every other zone.
+#[test]
+fn a_meshsubset_zone_policy_goes_only_to_its_zone_on_kuma_2() {
+    let (local, on_global) = producer_from_zone_2(json!({
+        "targetRef": {"kind": "MeshSubset", "tags": {"kuma.io/zone": "zone-3"}},
+        "to": [{"targetRef": {"kind": "MeshService", "name": "redis"}, "default": {"idleTimeout": "1m"}}],
+    }));
+    let mut v2 = engine_on(KumaLine::V2);
+    v2.load(&CpRole::Global, vec![on_global.clone()]);
+    v2.load(&zone(Z1), Vec::new());
+    v2.load(&zone(Z2), vec![local.clone()]);
+    let report = Report::build(&v2);
+    assert!(
+        report.converged,
+        "zone-1 is not zone-3: {:#?}",
+        report.discrepancies
+    );
+
+    // Kuma 3's producer names its service by label; the zone restriction is gone.
+    let (local, on_global) = producer_from_zone_2(json!({
+        "targetRef": {"kind": "MeshSubset", "tags": {"kuma.io/zone": "zone-3"}},
+        "to": [{"targetRef": {"kind": "MeshService", "labels": {"kuma.io/display-name": "redis"}},
+                "default": {"idleTimeout": "1m"}}],
+    }));
+    let mut v3 = engine_on(KumaLine::V3);
+    v3.load(&CpRole::Global, vec![on_global.clone()]);
+    v3.load(&zone(Z1), Vec::new());
+    v3.load(&zone(Z2), vec![local]);
+    let expected = expected_name_in_zone(&on_global, &Environment::Universal, &env_of(Z1));
+    assert_eq!(
+        states(&Report::build(&v3)),
+        vec![(Z1.to_owned(), State::Missing, expected)]
+    );
+}
+
+/// Kuma 3 computes the producer role from the `to` targetRefs' labels: a producer there
+/// reaches the other zones, which Kuma 2.x (reading `name`) would never send.
+#[test]
+fn kuma_3_producer_policies_cross_zones_by_their_targetref_labels() {
+    let (local, on_global) = producer_from_zone_2(json!({
+        "to": [{"targetRef": {"kind": "MeshService", "labels": {"kuma.io/display-name": "redis"}},
+                "default": {"idleTimeout": "1m"}}],
+    }));
+    let mut copy = on_global.clone();
+    copy.name = expected_name_in_zone(&on_global, &Environment::Universal, &env_of(Z1));
+    let copy = copy.with_label(labels::ORIGIN, labels::ORIGIN_GLOBAL);
+    let load = |kuma: KumaLine| {
+        let mut e = engine_on(kuma);
+        e.load(&CpRole::Global, vec![on_global.clone()]);
+        e.load(&zone(Z1), vec![copy.clone()]);
+        e.load(&zone(Z2), vec![local.clone()]);
+        Report::build(&e)
+    };
+    let v3 = load(KumaLine::V3);
+    assert!(v3.converged, "{:#?}", v3.discrepancies);
+    assert_eq!(v3.zones[0].counts[&State::Synced], 1);
+    // The same state judged by Kuma 2.x rules: the global would not send it.
+    assert_eq!(
+        states(&load(KumaLine::V2)),
+        vec![(Z1.to_owned(), State::Orphaned, copy.name.clone())]
+    );
 }

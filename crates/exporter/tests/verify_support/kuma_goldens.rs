@@ -28,7 +28,10 @@ fn full_sync() -> Option<PathBuf> {
         "{} is missing on CI",
         dir.display()
     );
-    eprintln!("note: {} not found; Kuma's golden states not checked", dir.display());
+    eprintln!(
+        "note: {} not found; Kuma's golden states not checked",
+        dir.display()
+    );
     None
 }
 
@@ -142,12 +145,19 @@ fn breaking_any_copy_of_a_golden_state_names_exactly_that_copy() {
                 let mutations: [(&str, Vec<Value>, String); 3] = [
                     (
                         "missing",
-                        docs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, d)| d.clone()).collect(),
+                        docs.iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != i)
+                            .map(|(_, d)| d.clone())
+                            .collect(),
                         name.clone(),
                     ),
                     (
                         "drifted",
-                        docs.iter().enumerate().map(|(j, d)| if j == i { edited.clone() } else { d.clone() }).collect(),
+                        docs.iter()
+                            .enumerate()
+                            .map(|(j, d)| if j == i { edited.clone() } else { d.clone() })
+                            .collect(),
                         name.clone(),
                     ),
                     (
@@ -183,7 +193,8 @@ fn breaking_any_copy_of_a_golden_state_names_exactly_that_copy() {
                         _ => &[state],
                     };
                     assert!(
-                        rows.iter().any(|r| states.contains(&r["state"].as_str().unwrap_or_default())),
+                        rows.iter()
+                            .any(|r| states.contains(&r["state"].as_str().unwrap_or_default())),
                         "{what}: {text}"
                     );
                     broken += 1;

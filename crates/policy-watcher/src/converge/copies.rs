@@ -287,7 +287,12 @@ impl Shared {
     }
 
     /// Keeps `r` as a source, its spec shared; `expected_in_zone` as [`Source`] says.
-    pub(super) fn source(&mut self, mut r: Resource, expected_in_zone: Box<[String]>, line: KumaLine) -> Stored {
+    pub(super) fn source(
+        &mut self,
+        mut r: Resource,
+        expected_in_zone: Box<[String]>,
+        line: KumaLine,
+    ) -> Stored {
         let spec = self.spec(&r.spec);
         let sending = sending(&r, line);
         self.leftovers.push(Leftover {

@@ -75,7 +75,10 @@ impl Engine {
                     .collect(),
             );
         };
-        let local = zone.entries(&slot.identity).next().and_then(|(_, l)| l.stored.source());
+        let local = zone
+            .entries(&slot.identity)
+            .next()
+            .and_then(|(_, l)| l.stored.source());
         // The zone's own filter: what it does not send up is never expected on the global.
         let sent = local.map(|l| crate::sync_rules::zone_sends(&l.meta));
         match (local, sent) {

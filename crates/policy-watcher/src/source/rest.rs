@@ -67,7 +67,9 @@ impl KumaApi {
     /// URL must not read as an empty control plane).
     async fn list_served(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
         match self.list(rtype).await {
-            Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => Ok(Vec::new()),
+            Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => {
+                Ok(Vec::new())
+            }
             read => read,
         }
     }
