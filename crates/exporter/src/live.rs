@@ -16,6 +16,11 @@ use crate::{
 /// to converge), at most `timeout`. A control plane still unread at the deadline is
 /// reported `unknown`, so the verdict is "not converged", never a false "converged".
 pub async fn verify(cfg: ServeConfig, wait: bool, timeout: Duration) -> Result<Verdict, ServeError> {
+    let probe_zone = cfg
+        .kds
+        .as_ref()
+        .and_then(|k| k.zone_name.clone())
+        .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned());
     let running = start_watching(cfg).await?;
     let monitor = running.monitor.clone();
     let kuma = running.kuma;
@@ -45,7 +50,7 @@ pub async fn verify(cfg: ServeConfig, wait: bool, timeout: Duration) -> Result<V
     if progress {
         let _ = write!(std::io::stderr(), "\r\x1b[K");
     }
-    let report = monitor.report();
+    let report = monitor.report().with_probe_zone(&probe_zone);
     let unreadable = monitor
         .lock()
         .sources

@@ -18,6 +18,9 @@ pub struct Document<'a> {
     pub kuma_version: kuma_model::KumaLine,
     pub zones: &'a [ZoneReport],
     pub unmonitored_zones: &'a [String],
+    /// Zones on the global that are kuma-sync's own KDS probe.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub probe_zones: &'a [String],
     /// Seed-check problems first, then every copy that is not synced, sorted by zone,
     /// direction, type, mesh and name.
     pub discrepancies: Vec<&'a Discrepancy>,
@@ -35,6 +38,7 @@ impl<'a> Document<'a> {
             kuma_version: v.kuma,
             zones: &v.report.zones,
             unmonitored_zones: &v.report.unmonitored_zones,
+            probe_zones: &v.report.probe_zones,
             discrepancies: v.seed.iter().chain(&v.report.discrepancies).collect(),
             warnings: &v.warnings,
             unreadable: &v.unreadable,

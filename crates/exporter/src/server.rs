@@ -95,7 +95,7 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             .expect("static response"),
         "/metrics" => metrics(&app.exposition),
         "/status" => {
-            let body = crate::status::render(&app.monitor);
+            let body = crate::status::render(&app.monitor, app.exposition.probe_zone());
             Response::builder()
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body)))

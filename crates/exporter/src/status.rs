@@ -23,7 +23,7 @@ struct Source {
     errors: BTreeMap<&'static str, u64>,
 }
 
-pub fn render(monitor: &Monitor) -> String {
+pub fn render(monitor: &Monitor, probe_zone: &str) -> String {
     let ready = monitor.ready();
     let (report, sources) = {
         let st = monitor.lock();
@@ -40,7 +40,7 @@ pub fn render(monitor: &Monitor) -> String {
                 (cp.to_string(), src)
             })
             .collect();
-        (Report::build(&st.engine), sources)
+        (Report::build(&st.engine).with_probe_zone(probe_zone), sources)
     };
     let mut s = serde_json::to_string_pretty(&Status {
         ready,

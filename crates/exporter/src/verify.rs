@@ -136,7 +136,7 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
         None => Vec::new(),
     };
     Ok(Verdict {
-        report: Report::build(&engine),
+        report: Report::build(&engine).with_probe_zone(kds_probe::config::DEFAULT_ZONE_NAME),
         seed,
         warnings,
         unreadable: Vec::new(),

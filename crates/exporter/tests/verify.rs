@@ -237,3 +237,26 @@ fn yaml_output_parses_and_matches_json() {
     let from_json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
     assert_eq!(from_yaml, from_json);
 }
+
+#[test]
+fn the_probes_own_zone_is_not_an_unmonitored_zone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let global = dir.path().join("global.yaml");
+    let text = fs::read_to_string(example("global.yaml")).expect("example");
+    fs::write(&global, format!("{text}\n---\ntype: Zone\nname: kuma-sync-probe\nenabled: true\n---\ntype: Zone\nname: zone-3\nenabled: true\n"))
+        .expect("write");
+    let g = global.display().to_string();
+    let z1 = format!("zone-1={}", example("zone-1.yaml").display());
+    let z2 = format!("zone-2={}", example("zone-2.yaml").display());
+    let out = kuma_sync(&[
+        "verify", "--global", &g, "--zone", &z1, "--zone", &z2, "-o", "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        doc["unmonitored_zones"],
+        serde_json::json!(["zone-3"]),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(doc["probe_zones"], serde_json::json!(["kuma-sync-probe"]));
+}

@@ -200,8 +200,37 @@ pub fn render_table(s: &Snapshot) -> String {
             age
         ));
     }
+    let sent: Vec<_> = s.types.iter().filter(|t| !t.items.is_empty()).collect();
+    if !sent.is_empty() {
+        lines.push(String::new());
+        lines.push(format!(
+            "{:<width$}  {:<10}  {:<50}  VERSION",
+            "TYPE", "MESH", "NAME"
+        ));
+        for t in sent {
+            for item in t.items.iter().take(TABLE_ITEMS_PER_TYPE) {
+                lines.push(format!(
+                    "{:<width$}  {:<10}  {:<50}  {}",
+                    t.rtype.name(),
+                    item.mesh.as_deref().unwrap_or("-"),
+                    item.name,
+                    item.version.get(..12).unwrap_or(&item.version),
+                ));
+            }
+            if t.items.len() > TABLE_ITEMS_PER_TYPE {
+                lines.push(format!(
+                    "{:<width$}  ... {} more (-o json lists every one)",
+                    t.rtype.name(),
+                    t.items.len() - TABLE_ITEMS_PER_TYPE
+                ));
+            }
+        }
+    }
     lines.join("\n") + "\n"
 }
+
+/// Rows per type in the table: a terminal shows a sample, `-o json` everything.
+const TABLE_ITEMS_PER_TYPE: usize = 20;
 
 /// One line of JSON: the snapshot as is.
 pub fn render_json(s: &Snapshot) -> String {
@@ -222,7 +251,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::view::TypeSnapshot;
+    use crate::view::{SentResource, TypeSnapshot};
 
     #[derive(Parser)]
     struct Cli {
@@ -255,6 +284,13 @@ mod tests {
                     response_bytes: 900,
                     undecodable: 0,
                     last_response_age_seconds: Some(75.4),
+                    items: (0..25)
+                        .map(|i| SentResource {
+                            mesh: Some("default".into()),
+                            name: format!("cb-{i:02}-65xb45x2xfd5bf7f"),
+                            version: format!("{i:02}0123456789abcdef"),
+                        })
+                        .collect(),
                 },
                 TypeSnapshot {
                     rtype: mtp,
@@ -264,6 +300,7 @@ mod tests {
                     response_bytes: 0,
                     undecodable: 1,
                     last_response_age_seconds: None,
+                    items: Vec::new(),
                 },
             ],
         }
@@ -324,6 +361,20 @@ mod tests {
         assert_eq!(mcb, ["MeshCircuitBreaker", "3", "4", "0", "yes", "1m15s"]);
         let mtp: Vec<_> = lines[4].split_whitespace().collect();
         assert_eq!(mtp, ["MeshTrafficPermission", "0", "0", "1", "no", "never"]);
+        // Then what the global sent: a sample per type, every one with -o json.
+        assert!(lines[6].starts_with("TYPE") && lines[6].contains("VERSION"));
+        let first: Vec<_> = lines[7].split_whitespace().collect();
+        assert_eq!(
+            first,
+            [
+                "MeshCircuitBreaker",
+                "default",
+                "cb-00-65xb45x2xfd5bf7f",
+                "000123456789"
+            ]
+        );
+        assert_eq!(lines.len(), 7 + TABLE_ITEMS_PER_TYPE + 1);
+        assert!(lines.last().unwrap().contains("5 more (-o json lists every one)"));
     }
 
     #[test]
@@ -333,6 +384,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["types"][0]["type"], "MeshCircuitBreaker");
         assert_eq!(v["types"][0]["resources"], 3);
+        assert_eq!(v["types"][0]["items"].as_array().map(Vec::len), Some(25));
+        assert_eq!(v["types"][0]["items"][0]["name"], "cb-00-65xb45x2xfd5bf7f");
+        assert_eq!(v["types"][0]["items"][0]["mesh"], "default");
         assert_eq!(
             v["types"][1]["last_response_age_seconds"],
             serde_json::Value::Null

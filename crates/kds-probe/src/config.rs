@@ -215,7 +215,9 @@ impl ProbeConfig {
     }
 }
 
-/// Kuma zone names become Kubernetes object names: lowercase RFC 1123 labels.
+/// Kuma zone names become Kubernetes object names: lowercase RFC 1123 labels; Kuma 3
+/// also requires them to start with a letter (RFC 1035, `pkg/config/multizone` and the
+/// global's Zone validator at Kuma's main branch). The probe's name must pass both.
 pub fn validate_dns_label(name: &str) -> Result<(), ConfigError> {
     let bad = |reason: &'static str| ConfigError::ZoneName {
         name: name.to_owned(),
@@ -232,6 +234,11 @@ pub fn validate_dns_label(name: &str) -> Result<(), ConfigError> {
     }
     if name.starts_with('-') || name.ends_with('-') {
         return Err(bad("it must start and end with a letter or digit"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(bad(
+            "it must start with a letter (Kuma 3 zone names are RFC 1035 labels)",
+        ));
     }
     Ok(())
 }
@@ -348,7 +355,7 @@ mod tests {
 
     #[test]
     fn zone_names_must_be_dns_labels() {
-        for ok in ["kuma-sync-probe", "z1", "a", &"a".repeat(63)] {
+        for ok in ["kuma-sync-probe", "z1", "a", "probe-2", &"a".repeat(63)] {
             assert_eq!(validate_dns_label(ok), Ok(()), "{ok}");
         }
         for bad in [
@@ -358,6 +365,7 @@ mod tests {
             "-zone",
             "zone-",
             "zone.one",
+            "1zone",
             &"a".repeat(64),
         ] {
             assert!(

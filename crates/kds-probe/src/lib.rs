@@ -37,4 +37,4 @@ pub use command::{OutputFormat, ProbeArgs, render_json, render_table, run_comman
 pub use config::{ConfigError, KdsAddress, ProbeConfig, TlsSettings};
 pub use error::{Error, Result};
 pub use probe::Probe;
-pub use view::{Entry, Snapshot, Spec, View, ViewEvent};
+pub use view::{Entry, SentResource, Snapshot, Spec, View, ViewEvent};

@@ -328,6 +328,19 @@ pub struct TypeSnapshot {
     pub undecodable: u64,
     /// Seconds since the last response, `None` before the first.
     pub last_response_age_seconds: Option<f64>,
+    /// What the global sent, sorted by mesh and name: what an SRE checks first.
+    pub items: Vec<SentResource>,
+}
+
+/// One resource the global sent, as the probe holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SentResource {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<String>,
+    /// The wire name (hash-suffixed for most types).
+    pub name: String,
+    /// `Resource.version` as the global sent it.
+    pub version: String,
 }
 
 impl View {
@@ -344,6 +357,19 @@ impl View {
                     response_bytes: t.response_bytes,
                     undecodable: t.undecodable,
                     last_response_age_seconds: t.last_response.map(|at| at.elapsed().as_secs_f64()),
+                    items: {
+                        let mut items: Vec<SentResource> = t
+                            .entries
+                            .values()
+                            .map(|e| SentResource {
+                                mesh: e.mesh.clone(),
+                                name: e.name.clone(),
+                                version: e.version.clone(),
+                            })
+                            .collect();
+                        items.sort();
+                        items
+                    },
                 })
                 .collect();
             types.sort_by_key(|t| t.rtype.name());

@@ -19,6 +19,10 @@ pub struct Report {
     pub zones: Vec<ZoneReport>,
     /// Zones the global knows (Zone resources) that are not monitored.
     pub unmonitored_zones: Vec<String>,
+    /// Zones on the global that are kuma-sync's own KDS probe, not a real zone
+    /// ([`Report::with_probe_zone`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probe_zones: Vec<String>,
     pub discrepancies: Vec<Discrepancy>,
 }
 
@@ -105,8 +109,19 @@ impl Report {
             converged: zones.iter().all(|z| z.state == ZoneState::Converged),
             zones,
             unmonitored_zones,
+            probe_zones: Vec::new(),
             discrepancies,
         }
+    }
+
+    /// Says that the Zone `probe_zone` on the global is kuma-sync's KDS probe: connecting
+    /// creates it (`docs/kuma-semantics.md`, "The probe's side effects"), so it is not a
+    /// zone nobody monitors.
+    pub fn with_probe_zone(mut self, probe_zone: &str) -> Self {
+        if let Some(i) = self.unmonitored_zones.iter().position(|z| z == probe_zone) {
+            self.probe_zones.push(self.unmonitored_zones.remove(i));
+        }
+        self
     }
 }
 

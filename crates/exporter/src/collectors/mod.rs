@@ -22,6 +22,7 @@ use self::policy::{ConvergenceText, PolicyCollector};
 pub struct Exposition {
     registry: Registry,
     convergence: ConvergenceText,
+    probe_zone: String,
 }
 
 impl Exposition {
@@ -37,8 +38,17 @@ impl Exposition {
         )))?;
         Ok(Self {
             registry,
+            probe_zone: probe_zone
+                .clone()
+                .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned()),
             convergence: ConvergenceText::new(monitor, probe_zone),
         })
+    }
+
+    /// The Zone name kuma-sync's KDS probe connects under (the configured one, else the
+    /// default, which a `kuma-sync probe` run may have left on the global).
+    pub fn probe_zone(&self) -> &str {
+        &self.probe_zone
     }
 
     pub fn registry(&self) -> &Registry {
