@@ -253,6 +253,31 @@ impl fmt::Display for Environment {
     }
 }
 
+/// A zone's own resource as the global stores it once received: the global pins the zone
+/// a ZoneIngress or ZoneEgress names (`spec.zone`, and any `kuma.io/zone` tag of a
+/// ZoneIngress's available services) to the zone that sent it (`GlobalSyncCallback`,
+/// `pkg/kds/v2/store/sync.go`, v2.14.3). Comparing the zone's spec so pinned with the
+/// global's copy keeps a zone that leaves `zone` empty from looking drifted.
+pub fn pin_zone_fields(r: &mut Resource, zone: &str) {
+    if !matches!(r.rtype.name(), "ZoneIngress" | "ZoneEgress") {
+        return;
+    }
+    let Some(spec) = r.spec.as_object_mut() else {
+        return;
+    };
+    spec.insert("zone".to_owned(), serde_json::Value::String(zone.to_owned()));
+    if let Some(services) = spec.get_mut("availableServices").and_then(|v| v.as_array_mut()) {
+        for tags in services
+            .iter_mut()
+            .filter_map(|s| s.get_mut("tags")?.as_object_mut())
+        {
+            if let Some(tag) = tags.get_mut(labels::ZONE) {
+                *tag = serde_json::Value::String(zone.to_owned());
+            }
+        }
+    }
+}
+
 /// The name the global puts on the wire for `r` (mappers of kuma-facts 6.1), for a zone
 /// that advertised `hash-suffix`.
 pub fn wire_name_global_to_zone(r: &Resource, global: &Environment) -> String {
@@ -392,6 +417,34 @@ mod tests {
         assert_eq!(msvc("redis").origin(&CpRole::Global), Origin::Global);
         let empty = msvc("redis").with_label(labels::ORIGIN, "");
         assert_eq!(empty.origin(&CpRole::Global), Origin::Global);
+    }
+
+    #[test]
+    fn the_global_pins_a_zone_ingress_to_its_sender() {
+        let mut zi = Resource::new(
+            ResourceType::from_name("ZoneIngress").unwrap(),
+            None,
+            "zi-1",
+            json!({"networking": {"port": 10001},
+                   "availableServices": [{"tags": {"kuma.io/service": "a", "kuma.io/zone": "x"}},
+                                         {"tags": {"kuma.io/service": "b"}}]}),
+        );
+        pin_zone_fields(&mut zi, "zone-1");
+        assert_eq!(zi.spec["zone"], "zone-1");
+        assert_eq!(zi.spec["availableServices"][0]["tags"]["kuma.io/zone"], "zone-1");
+        assert!(
+            zi.spec["availableServices"][1]["tags"]
+                .get("kuma.io/zone")
+                .is_none()
+        );
+        let mut mt = Resource::new(
+            ResourceType::from_name("MeshTimeout").unwrap(),
+            Some("default"),
+            "t",
+            json!({"zone": "keep"}),
+        );
+        pin_zone_fields(&mut mt, "zone-1");
+        assert_eq!(mt.spec["zone"], "keep", "only zone proxies are pinned");
     }
 
     #[test]

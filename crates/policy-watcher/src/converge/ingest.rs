@@ -172,10 +172,15 @@ impl Engine {
                 }
                 return self.origin_zone_slots(&key.name);
             }
-            Change::Upsert(r) => {
+            Change::Upsert(mut r) => {
                 let Some(store) = self.store(cp) else {
                     return Touched::default();
                 };
+                if let CpRole::Zone(zone) = cp
+                    && matches!(r.origin(cp), Origin::Zone(ref o) if o == zone)
+                {
+                    kuma_model::resource::pin_zone_fields(&mut r, zone);
+                }
                 if !self.selection.selects(&r) {
                     // A resource that left the selection (say, its mesh changed) must not linger.
                     let Some(old) = self.store_mut(cp).and_then(|s| s.remove(&r.key())) else {
