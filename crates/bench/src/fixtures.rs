@@ -1,7 +1,7 @@
 //! The synthetic mesh every benchmark runs on: a global holding `policies` realistic
 //! Mesh* policies spread over three meshes and three types, and `zones` zones each holding
 //! the copies KDS makes of them, named and labelled as Kuma names and labels them
-//! (kuma-facts 6; `kuma_model::resource::expected_name_in_zone`).
+//! (kuma-semantics 6; `kuma_model::resource::expected_name_in_zone`).
 
 use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
 use policy_watcher::{Selection, Topology, ZoneSpec};

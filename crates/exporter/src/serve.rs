@@ -193,7 +193,7 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
             .copied()
             .filter(|t| !t.info().is_secret() && t.info().flows_global_to_zone())
             .collect();
-        // Never pose as a zone we monitor: the real zone's stream would stall (kuma-facts 5).
+        // Never pose as a zone we monitor: the real zone's stream would stall (kuma-semantics 5).
         pc.known_zones = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
         let probe = Probe::new(pc.clone(), &registry).map_err(ServeError::Probe)?;
         let stall = StallCheck::register(

@@ -169,7 +169,7 @@ fn split_pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error> {
     }
 }
 
-/// Kuma requires zone names to be DNS labels (kuma-facts 7.1).
+/// Kuma requires zone names to be DNS labels (kuma-semantics 7.1).
 fn validate_zone_name(name: &str) -> Result<(), Error> {
     let ok = name.len() <= 63
         && name

@@ -61,9 +61,10 @@ async fn rest_sources_and_the_kds_probe() {
         stall_threshold: Duration::from_secs(1),
         tls: None,
         basic_auth: Some(("prometheus".into(), "s3cret".into())),
-        kuma_version: Some(kuma_model::KumaLine::V2),
+        kuma_version: None, // learnt from the simulated global's GET / (2.14.3)
     };
     let running = serve::start(cfg).await.expect("serve starts");
+    assert_eq!(running.kuma, kuma_model::KumaLine::V2);
     let addr = running.local_addr.unwrap();
     let auth = "Basic cHJvbWV0aGV1czpzM2NyZXQ="; // prometheus:s3cret
 

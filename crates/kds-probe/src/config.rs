@@ -6,7 +6,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 use kuma_model::ResourceType;
 
 /// The zone name the probe uses unless told otherwise. It never collides with a real
-/// zone by accident, and it is a DNS label, as a Kubernetes global requires (kuma-facts 5).
+/// zone by accident, and it is a DNS label, as a Kubernetes global requires (kuma-semantics 5).
 pub const DEFAULT_ZONE_NAME: &str = "kuma-sync-probe";
 
 /// How often the probe calls HealthCheck by default. Kuma's own zones ping every
@@ -16,7 +16,7 @@ pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// Where the global's KDS server listens, parsed from `grpcs://host:port` or `grpc://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KdsAddress {
-    /// `grpcs://`: TLS is on (Kuma's default, kuma-facts 2.4).
+    /// `grpcs://`: TLS is on (Kuma's default, kuma-semantics 2.4).
     pub tls: bool,
     /// Host name or IP literal, without brackets; also the name the certificate must match.
     pub host: String,
@@ -102,7 +102,7 @@ impl fmt::Display for KdsAddress {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
     /// PEM file of trusted certificates. Kuma's auto-generated certificate may be given
-    /// here as is, although it is a CA:TRUE certificate (kuma-facts 10.6).
+    /// here as is, although it is a CA:TRUE certificate (kuma-semantics 10.6).
     pub ca_file: Option<PathBuf>,
     /// Accept any server certificate. For tests and first contact only.
     pub skip_verify: bool,
@@ -148,7 +148,7 @@ pub struct ProbeConfig {
     pub types: Vec<ResourceType>,
     pub health_check_interval: Duration,
     /// Zones the global already knows (e.g. from its REST API). The probe refuses to use
-    /// one of these names: two streams under one name stall the real zone (kuma-facts 5).
+    /// one of these names: two streams under one name stall the real zone (kuma-semantics 5).
     pub known_zones: Vec<String>,
     pub backoff: BackoffSettings,
     /// Bound on TCP connect plus TLS handshake.

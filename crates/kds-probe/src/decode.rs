@@ -1,4 +1,4 @@
-//! From wire resources to view entries (kuma-facts section 4).
+//! From wire resources to view entries (kuma-semantics section 4).
 
 use std::collections::BTreeMap;
 

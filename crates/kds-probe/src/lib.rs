@@ -3,7 +3,7 @@
 //!
 //! The probe connects as its own zone (never a real zone's name), subscribes once per
 //! type with a wildcard, ACKs every response and never NACKs, never opens
-//! ZoneToGlobalSync and never subscribes to secrets (kuma-facts 5). It reconnects with
+//! ZoneToGlobalSync and never subscribes to secrets (kuma-semantics 5). It reconnects with
 //! jittered exponential backoff; fatal errors (configuration, certificates, refused
 //! identity) stop it with a message that says why.
 //!

@@ -23,7 +23,7 @@ use crate::{
     view::{Update, View},
 };
 
-/// Node-metadata features of a Kuma 2.14 zone (kuma-facts 2.2). Advertising all of them
+/// Node-metadata features of a Kuma 2.14 zone (kuma-semantics 2.2). Advertising all of them
 /// makes the global send the names and sets real zones get. `zone-ping-health` is left
 /// out on purpose: it would opt the probe's streams into ZoneWatch.
 pub const NODE_FEATURES: &[&str] = &[
@@ -132,7 +132,7 @@ impl Session<'_> {
         }
     }
 
-    /// The first request of a type: wildcard, empty nonce, full Node (kuma-facts 3.1).
+    /// The first request of a type: wildcard, empty nonce, full Node (kuma-semantics 3.1).
     fn subscription(&self, rtype: ResourceType) -> DeltaDiscoveryRequest {
         DeltaDiscoveryRequest {
             node: Some(self.node(true)),
@@ -142,7 +142,7 @@ impl Session<'_> {
         }
     }
 
-    /// `client-id` and `features`; never `version` (kuma-facts 5).
+    /// `client-id` and `features`; never `version` (kuma-semantics 5).
     fn identify(&self, md: &mut tonic::metadata::MetadataMap) {
         let id = MetadataValue::try_from(self.zone_name).expect("a validated DNS label is valid metadata");
         md.insert("client-id", id);
@@ -152,7 +152,7 @@ impl Session<'_> {
     }
 
     /// Applies a response to the view and returns its ACK. Never a NACK: a probe's NACK
-    /// would show on the global's counters as a zone rejecting config (kuma-facts 10.3).
+    /// would show on the global's counters as a zone rejecting config (kuma-semantics 10.3).
     fn apply(&self, response: DeltaDiscoveryResponse) -> DeltaDiscoveryRequest {
         let bytes = response.encoded_len();
         let ack = DeltaDiscoveryRequest {

@@ -1,6 +1,6 @@
 //! TLS towards the global, including Kuma's auto-generated certificate.
 //!
-//! That certificate is self-signed with CA:TRUE (kuma-facts 2.4), which webpki refuses as
+//! That certificate is self-signed with CA:TRUE (kuma-semantics 2.4), which webpki refuses as
 //! an end-entity (`CaUsedAsEndEntity`) even when it is the trust anchor itself. Operators
 //! hand the probe exactly that file as the CA, so [`PinningVerifier`] verifies normally
 //! first and, only when the presented certificate is byte-identical to one the operator
@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// The TLS client configuration for `settings`: ring provider, ALPN `h2` (grpc-go 1.82
-/// refuses connections without it, kuma-facts 10.6), optional client certificate.
+/// refuses connections without it, kuma-semantics 10.6), optional client certificate.
 pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match &settings.ca_file {

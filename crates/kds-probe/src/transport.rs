@@ -27,11 +27,11 @@ use crate::{
     error::{ConnectFailure, Error, Result},
 };
 
-/// Kuma's limit on KDS messages in both directions (kuma-facts 2.5); tonic's default is 4 MiB.
+/// Kuma's limit on KDS messages in both directions (kuma-semantics 2.5); tonic's default is 4 MiB.
 pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 
 /// HTTP/2 keepalive ping interval. The global closes connections that ping more often
-/// than every 15 s (enforcement MinTime, kuma-facts 2.5), so stay well above it.
+/// than every 15 s (enforcement MinTime, kuma-semantics 2.5), so stay well above it.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How the connector reaches the global; cloned into every connection attempt.

@@ -2,7 +2,7 @@
 //!
 //! The first response of a type on a stream is its full state and replaces whatever the
 //! view held (so a reconnect drops what vanished meanwhile); later responses are deltas
-//! (kuma-facts 3.1, `pkg/kds/v2/store/sync.go`).
+//! (kuma-semantics 3.1, `pkg/kds/v2/store/sync.go`).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -433,7 +433,7 @@ fn merge(old: Option<Entry>, mut new: Entry) -> Entry {
     new
 }
 
-/// Splits a delta key `<name>.<mesh>` at the last dot (kuma-facts section 4). A trailing
+/// Splits a delta key `<name>.<mesh>` at the last dot (kuma-semantics section 4). A trailing
 /// dot means a global-scoped resource (`mesh = None`). A key without a dot is returned as
 /// a name with no mesh, since Kuma never sends one.
 pub fn split_delta_key(key: &str) -> (&str, Option<&str>) {

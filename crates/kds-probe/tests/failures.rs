@@ -31,7 +31,7 @@ async fn a_wrong_ca_is_fatal_and_says_why() {
     assert!(sim.recorded_requests().is_empty());
 }
 
-/// The CA:TRUE self-signed certificate works as its own CA file (kuma-facts 10.6).
+/// The CA:TRUE self-signed certificate works as its own CA file (kuma-semantics 10.6).
 #[tokio::test]
 async fn the_servers_own_certificate_works_as_ca_file() {
     let sim = sim(true, &[mtp("a", "Allow")]).await;

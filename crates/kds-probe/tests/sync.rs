@@ -143,7 +143,7 @@ async fn create_update_delete_reach_the_view() {
 }
 
 /// Every response is ACKed with its nonce on its stream, nothing is NACKed, and the
-/// probe identifies itself as section 5 of kuma-facts demands.
+/// probe identifies itself as section 5 of kuma-semantics demands.
 #[tokio::test]
 async fn every_response_is_acked_and_none_nacked() {
     let sim = sim(false, &[mtp("allow-all", "Allow"), mcb("cb", 1)]).await;

@@ -41,7 +41,7 @@ pub mod kuma {
     }
 }
 
-/// The inner Any type of every KDS resource (kuma-facts section 4).
+/// The inner Any type of every KDS resource (kuma-semantics section 4).
 pub const KUMA_RESOURCE_TYPE_URL: &str = "type.googleapis.com/kuma.mesh.v1alpha1.KumaResource";
 
 pub use envoy::{

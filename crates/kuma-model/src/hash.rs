@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn federate_guide_names() {
-        // kuma-facts 6.6: a Kubernetes global adds the namespace label to the hash input.
+        // kuma-semantics 6.6: a Kubernetes global adds the namespace label to the hash input.
         assert_eq!(
             hashed_name("default", "demo-app-to-redis", &["kuma-system"]),
             "demo-app-to-redis-48bc6d6w28bw7b44"

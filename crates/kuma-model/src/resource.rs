@@ -161,7 +161,7 @@ impl Resource {
         }
     }
 
-    /// The KDS delta key `<name>.<mesh>` (kuma-facts section 4).
+    /// The KDS delta key `<name>.<mesh>` (kuma-semantics section 4).
     pub fn delta_key(&self) -> String {
         format!("{}.{}", self.name, self.mesh_or_empty())
     }
@@ -233,7 +233,7 @@ impl Environment {
     }
 
     /// The core name a store of this kind gives a synced copy called `name`: a Kubernetes
-    /// store places hash-suffixed types in its system namespace (kuma-facts 6.4).
+    /// store places hash-suffixed types in its system namespace (kuma-semantics 6.4).
     fn stored_name(&self, rtype: ResourceType, name: String) -> String {
         match self.system_namespace() {
             Some(ns) if !rtype.info().skip_kds_hash && rtype.info().k8s_namespaced() => {
@@ -278,7 +278,7 @@ pub fn pin_zone_fields(r: &mut Resource, zone: &str) {
     }
 }
 
-/// The name the global puts on the wire for `r` (mappers of kuma-facts 6.1), for a zone
+/// The name the global puts on the wire for `r` (mappers of kuma-semantics 6.1), for a zone
 /// that advertised `hash-suffix`.
 pub fn wire_name_global_to_zone(r: &Resource, global: &Environment) -> String {
     let name = match global.system_namespace() {
@@ -301,7 +301,7 @@ pub fn expected_name_in_zone(r: &Resource, global: &Environment, zone: &Environm
     zone.stored_name(r.rtype, wire_name_global_to_zone(r, global))
 }
 
-/// The core name a zone's own `r` carries on the global (kuma-facts 6.5): always hashed
+/// The core name a zone's own `r` carries on the global (kuma-semantics 6.5): always hashed
 /// with the zone and namespace.
 pub fn expected_name_on_global(
     r: &Resource,
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn worked_example_kubernetes_global() {
-        // kuma-facts 6.6: created on a Kubernetes global in kuma-system.
+        // kuma-semantics 6.6: created on a Kubernetes global in kuma-system.
         let r = mcb("demo-app-to-redis.kuma-system")
             .with_label(labels::MESH, "default")
             .with_label(labels::NAMESPACE, "kuma-system")

@@ -34,7 +34,7 @@ pub enum Scope {
     Global,
 }
 
-/// How the spec travels inside `KumaResource.spec` (kuma-facts section 4).
+/// How the spec travels inside `KumaResource.spec` (kuma-semantics section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpecEncoding {
     /// Go-struct types: an Any with an empty `type_url` holding Go `encoding/json` bytes.
@@ -325,7 +325,7 @@ const fn skip_hash(mut t: TypeInfo) -> TypeInfo {
     t
 }
 
-/// Every type of kuma-facts section 3.3, in a stable order (it numbers [`ResourceType`]).
+/// Every type of kuma-semantics section 3.3, in a stable order (it numbers [`ResourceType`]).
 pub static TYPES: &[TypeInfo] = &[
     // Mesh* targetRef policies: global -> zone, zone -> global, and across zones.
     policy("MeshAccessLog", "meshaccesslogs", "mal", true),

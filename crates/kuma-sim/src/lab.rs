@@ -38,7 +38,7 @@ use crate::{
     zone::{ZoneConfig, ZoneControlPlane, ZoneFaults, ZoneStore, created_on_zone},
 };
 
-/// Base ports of the well-known plan (kuma-facts 7.2); zone N adds N*10000.
+/// Base ports of the well-known plan (kuma-semantics 7.2); zone N adds N*10000.
 const REST_PORT: u16 = 5681;
 const KDS_PORT: u16 = 5685;
 const KUBERNETES_API_PORT: u16 = 6443;

@@ -1,8 +1,8 @@
 //! A simulated Kuma multi-zone deployment: a global and zones that sync over real KDS
-//! (gRPC, TLS, both directions) the way Kuma v2.14.3 does (kuma-facts sections 2 to 7),
+//! (gRPC, TLS, both directions) the way Kuma v2.14.3 does (kuma-semantics sections 2 to 7),
 //! each with Kuma's REST API and, when Kubernetes-flavoured, a Kubernetes-style API, plus
 //! fault knobs for what real control planes only show on a bad day. kuma-cp cannot run on
-//! this project's machines (kuma-facts 10.9), so every end-to-end test of the workspace
+//! this project's machines (kuma-semantics 10.9), so every end-to-end test of the workspace
 //! and `kuma-sync demo` run against this.
 //!
 //! # Layout
@@ -24,11 +24,11 @@
 //!
 //! # Deviations from Kuma, on purpose
 //! - Specs of proto-based types are sent as JSON bytes under the proto's `type_url`: the
-//!   simulator has no generated messages for them (kuma-facts 4). Clients treat them as opaque.
+//!   simulator has no generated messages for them (kuma-semantics 4). Clients treat them as opaque.
 //! - `Resource.version` is a hex xxh3-128 of the resource, not SHA-256; it is opaque to clients.
 //! - A `GlobalToZoneSync` stream without `client-id` ends with `InvalidArgument` (Kuma
 //!   returns a plain error, which grpc-go sends as `Unknown`); a first request without
-//!   `node.id` ends with `InvalidArgument` (Kuma would likely panic, kuma-facts 10.2).
+//!   `node.id` ends with `InvalidArgument` (Kuma would likely panic, kuma-semantics 10.2).
 //! - Zone-token signing keys are renamed to their public name but keep their spec.
 //! - No keepalive ping-rate enforcement (grpc-go's `too_many_pings` GOAWAY).
 

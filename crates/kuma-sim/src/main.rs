@@ -72,7 +72,7 @@ fn load(args: &Args) -> anyhow::Result<Scenario> {
 }
 
 async fn run(scenario: Scenario) -> anyhow::Result<()> {
-    // One crypto provider for every TLS user in the process (kuma-facts 10.6 clients).
+    // One crypto provider for every TLS user in the process (kuma-semantics 10.6 clients).
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Installed before "ready" is printed, so a SIGTERM right after it stops cleanly.
     use tokio::signal::unix::{SignalKind, signal};

@@ -1,7 +1,7 @@
 //! The simulated global's resource store and its zone records.
 //!
 //! Resources are what a test puts on the global; zone records are what Kuma keeps as the
-//! `Zone` and `ZoneInsight` resources (kuma-facts 5 and 8). They live together because a
+//! `Zone` and `ZoneInsight` resources (kuma-semantics 5 and 8). They live together because a
 //! zone's `enabled` flag changes what the other zones are sent (`GlobalProvidedFilter`).
 
 use std::{
@@ -21,7 +21,7 @@ pub const SUBSCRIPTION_LIMIT: usize = 10;
 
 /// The global's resources, keyed as a control plane stores them, plus its zones.
 pub struct GlobalStore {
-    /// Universal or Kubernetes: changes the names the global puts on the wire (kuma-facts 6.1).
+    /// Universal or Kubernetes: changes the names the global puts on the wire (kuma-semantics 6.1).
     environment: Environment,
     state: Mutex<State>,
     /// Bumped on every change that can alter what a zone is sent (resources, zone
@@ -219,7 +219,7 @@ impl GlobalStore {
     }
 
     /// A health check refreshes the zone's time only when the zone exists: Kuma's upsert of
-    /// a missing ZoneInsight fails NotFound and is swallowed (kuma-facts 2.5).
+    /// a missing ZoneInsight fails NotFound and is swallowed (kuma-semantics 2.5).
     pub(crate) fn record_health_check(&self, zone: &str) -> bool {
         match self.lock().zones.get_mut(zone) {
             Some(record) => {

@@ -1,5 +1,5 @@
 //! A self-signed server certificate shaped like the one Kuma's global generates when no
-//! certificate is configured (kuma-facts 2.4, `pkg/tls/cert.go`): empty subject, CA:TRUE,
+//! certificate is configured (kuma-semantics 2.4, `pkg/tls/cert.go`): empty subject, CA:TRUE,
 //! EKU serverAuth, SANs for the given hosts.
 //!
 //! Kuma's key is RSA-2048; rcgen with the `ring` backend can only generate ECDSA keys, so

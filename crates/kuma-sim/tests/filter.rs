@@ -1,4 +1,4 @@
-//! What each zone is sent: `GlobalProvidedFilter` (kuma-facts 3.3) end to end.
+//! What each zone is sent: `GlobalProvidedFilter` (kuma-semantics 3.3) end to end.
 
 mod common;
 

@@ -82,7 +82,7 @@ async fn guide_policy_reaches_both_zones_from_a_universal_global() {
 }
 
 /// With a Kubernetes global the policy lives in `kuma-system` there and zones get the
-/// kuma-facts 6.6 names.
+/// kuma-semantics 6.6 names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guide_policy_from_a_kubernetes_global_has_the_worked_example_names() {
     let lab = converged_lab(federate_with_global(Environment::kubernetes())).await;
@@ -105,7 +105,7 @@ async fn guide_policy_from_a_kubernetes_global_has_the_worked_example_names() {
         WAIT,
     )
     .await
-    .expect("kuma-facts 6.6 names in both zones");
+    .expect("kuma-semantics 6.6 names in both zones");
     let copy = universal
         .get(&mcb_key("demo-app-to-redis-48bc6d6w28bw7b44"))
         .expect("present");

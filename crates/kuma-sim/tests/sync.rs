@@ -1,4 +1,4 @@
-//! `GlobalToZoneSync` as kuma-facts 3.1 describes it, driven by the generated client.
+//! `GlobalToZoneSync` as kuma-semantics 3.1 describes it, driven by the generated client.
 
 mod common;
 
@@ -56,7 +56,7 @@ async fn initial_full_sync_of_several_types() {
     assert_eq!(mcb_kr.meta.as_ref().map(|m| m.version.as_str()), Some(""));
 }
 
-/// The worked example of kuma-facts 6.6 on a universal global.
+/// The worked example of kuma-semantics 6.6 on a universal global.
 #[tokio::test]
 async fn universal_global_hashes_names_and_labels_copies() {
     let (store, handle) = start(Environment::Universal).await;
@@ -79,7 +79,7 @@ async fn universal_global_hashes_names_and_labels_copies() {
     assert_eq!(labels(kr), expected);
 }
 
-/// The worked example of kuma-facts 6.6 on a Kubernetes global.
+/// The worked example of kuma-semantics 6.6 on a Kubernetes global.
 #[tokio::test]
 async fn kubernetes_global_hashes_with_namespace() {
     let (store, handle) = start(Environment::kubernetes()).await;

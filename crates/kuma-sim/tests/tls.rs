@@ -172,7 +172,7 @@ async fn serves_grpc_over_tls_with_alpn_h2() {
 }
 
 /// The certificate is CA:TRUE like Kuma's, so stock webpki verification refuses it as
-/// an end entity (kuma-facts 10.6): clients need a custom verifier.
+/// an end entity (kuma-semantics 10.6): clients need a custom verifier.
 #[tokio::test]
 async fn stock_webpki_rejects_the_ca_certificate() {
     let cfg = KdsServerConfig::with_generated_tls().expect("certificate generated");

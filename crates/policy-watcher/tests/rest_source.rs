@@ -244,3 +244,38 @@ fn a_ca_bundle_that_is_not_pem_is_a_config_error() {
     assert_eq!(err.metric_label(), "tls_config");
     assert!(!err.is_retryable());
 }
+
+/// A Kuma 3 API: `GET /` names a main-branch build, and the legacy types' paths answer
+/// 404. Those read as "none here"; a 404 for a type Kuma 3 still has is an error (a
+/// wrong URL must never read as an empty control plane).
+#[tokio::test]
+async fn a_kuma_3_api_reports_its_version_and_has_no_legacy_types() {
+    let mut routes = Routes::new();
+    routes.insert(
+        "/".into(),
+        (200, r#"{"hostname":"cp","tagline":"Kuma","version":"0.0.0-preview.v348b6528b","instanceId":"i","clusterId":"c","gui":"/gui"}"#.into()),
+    );
+    routes.insert(
+        "/meshtimeouts?size=1000".into(),
+        (
+            200,
+            format!(r#"{{"total":1,"items":[{}],"next":null}}"#, item("a", "default")),
+        ),
+    );
+    let fake = serve(routes, Duration::ZERO).await;
+    let api = api(fake.addr, HttpSettings::default());
+    let version = api.kuma_version().await.expect("index");
+    assert_eq!(
+        kuma_model::KumaLine::detect(&version).line,
+        kuma_model::KumaLine::V3
+    );
+    let legacy = ResourceType::from_name("TrafficPermission").unwrap();
+    let read = api.list_all(&[mt(), legacy]).await.expect("legacy 404 is none");
+    assert_eq!(read.len(), 1);
+    let retry = ResourceType::from_name("MeshRetry").unwrap();
+    let err = api
+        .list_all(&[mt(), retry])
+        .await
+        .expect_err("a current type's 404 is an error");
+    assert!(matches!(err, SourceError::Status { status: 404, .. }), "{err}");
+}

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The federate guide's MeshCircuitBreaker as a Kubernetes global holds it (kuma-facts 6.6).
+/// The federate guide's MeshCircuitBreaker as a Kubernetes global holds it (kuma-semantics 6.6).
 pub fn global_mcb(max_connections: u32) -> Resource {
     Resource::new(
         ResourceType::from_name("MeshCircuitBreaker").unwrap(),

@@ -12,7 +12,7 @@
 //! - watch parameters `watch`, `resourceVersion`, `timeoutSeconds`, `allowWatchBookmarks`,
 //!   `sendInitialEvents` (streaming lists, with the `k8s.io/initial-events-end` bookmark).
 //!
-//! Objects are mapped as Kuma's Kubernetes store keeps them ([`object`], kuma-facts 9).
+//! Objects are mapped as Kuma's Kubernetes store keeps them ([`object`], kuma-semantics 9).
 //! The store has no resource versions, so a [`journal`] diffs it on every change and
 //! numbers the changes; versions older than its history answer `410 Gone` (`Expired`):
 //! an HTTP 410 for lists, an in-stream `ERROR` event for watches, as the apiserver does.

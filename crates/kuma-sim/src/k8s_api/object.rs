@@ -1,5 +1,5 @@
 //! Core resources as the Kubernetes objects Kuma's Kubernetes store keeps
-//! (`pkg/plugins/resources/k8s/store.go`, `pkg/util/k8s/name_converter.go`, kuma-facts 9).
+//! (`pkg/plugins/resources/k8s/store.go`, `pkg/util/k8s/name_converter.go`, kuma-semantics 9).
 //!
 //! The mapping is the inverse of `kuma_model::read` for Kubernetes documents, so an
 //! object served here reads back as the resource it came from.
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn namespaced_policy_follows_the_worked_example() {
-        // kuma-facts 6.6, on a Kubernetes global.
+        // kuma-semantics 6.6, on a Kubernetes global.
         let _ = Environment::kubernetes();
         let r = Resource::new(
             rtype("MeshCircuitBreaker"),

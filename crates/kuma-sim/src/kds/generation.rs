@@ -1,6 +1,6 @@
 //! What the global sends one zone for one type: Kuma's `GlobalProvidedFilter`, its global
 //! mappers and its encoding (`pkg/kds/context/context.go`, `pkg/kds/util/resource.go`;
-//! kuma-facts 3.3, 4 and 6.1).
+//! kuma-semantics 3.3, 4 and 6.1).
 //!
 //! The functions are public so client tests can compute what a real global would send.
 
@@ -172,7 +172,7 @@ pub fn map_for_zone(r: &Resource, global: &Environment, zone: &ZoneView) -> Reso
     if let Environment::Kubernetes { .. } = global
         && out.label(labels::DISPLAY_NAME).is_none()
     {
-        // The Kubernetes store adds the display name on read (kuma-facts 6.3).
+        // The Kubernetes store adds the display name on read (kuma-semantics 6.3).
         let object_name = match r.rtype.info().k8s_namespaced() {
             true => r.name.rsplit_once('.').map_or(r.name.as_str(), |(n, _)| n),
             false => r.name.as_str(),
@@ -223,7 +223,7 @@ fn rename(r: &mut Resource, name: String) {
     r.name = name;
 }
 
-/// `KumaResource` for an already mapped resource (kuma-facts 4).
+/// `KumaResource` for an already mapped resource (kuma-semantics 4).
 ///
 /// Deviation: proto-based types carry JSON bytes under their proto `type_url`, since the
 /// simulator has no generated messages for them; clients treat those specs as opaque.

@@ -81,7 +81,7 @@ impl KdsSyncService for SyncService {
             && !is_dns_label(&client_id)
         {
             // A Kubernetes global stores the Zone as a cluster-scoped CR; creating it fails
-            // and Kuma ends the stream with this status (kuma-facts 5).
+            // and Kuma ends the stream with this status (kuma-semantics 5).
             tracing::warn!(%client_id, "zone name is not a DNS label; the Zone cannot be created");
             return Err(Status::internal("stream failed"));
         }
@@ -109,7 +109,7 @@ impl KdsSyncService for SyncService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    /// Reversed roles: the global requests, the zone responds (kuma-facts 3.2).
+    /// Reversed roles: the global requests, the zone responds (kuma-semantics 3.2).
     async fn zone_to_global_sync(
         &self,
         request: Request<Streaming<DeltaDiscoveryResponse>>,

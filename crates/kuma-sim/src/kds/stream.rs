@@ -1,5 +1,5 @@
 //! One `GlobalToZoneSync` stream: go-control-plane's delta server as Kuma runs it
-//! (kuma-facts 3.1).
+//! (kuma-semantics 3.1).
 //!
 //! Each request re-arms its type's one-shot watch; an armed type gets one response when
 //! what the zone should have differs from what this stream sent it (or at once, empty or
@@ -137,7 +137,7 @@ impl Session {
             return Err(Status::invalid_argument("type URL is required for ADS"));
         }
         if self.zone.is_none() {
-            // Kuma dereferences the first request's node (kuma-facts 10.2); without one it
+            // Kuma dereferences the first request's node (kuma-semantics 10.2); without one it
             // would fail the stream, so the simulator refuses it plainly.
             let node = request.node.as_ref().filter(|n| !n.id.is_empty());
             let Some(node) = node else {

@@ -1,4 +1,4 @@
-//! The global's side of `ZoneToGlobalSync` (kuma-facts 3.2, `pkg/kds/mux/zone_sync.go`,
+//! The global's side of `ZoneToGlobalSync` (kuma-semantics 3.2, `pkg/kds/mux/zone_sync.go`,
 //! `GlobalSyncCallback` in `pkg/kds/v2/store/sync.go`): the roles are reversed, so the
 //! global sends requests (one wildcard subscription per type zones provide, then an ACK or
 //! NACK per response) and the zone sends responses. What arrives is stored with

@@ -1,4 +1,4 @@
-//! What a new mesh gets on the global (kuma-facts 7.3, `pkg/defaults/mesh/*.go`): the
+//! What a new mesh gets on the global (kuma-semantics 7.3, `pkg/defaults/mesh/*.go`): the
 //! dataplane token signing key and four default policies, unless skipped.
 
 use kuma_model::{Environment, Resource, ResourceType, labels};

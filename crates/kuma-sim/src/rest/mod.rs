@@ -1,4 +1,4 @@
-//! Kuma's REST API (kuma-facts 7.4) over any simulated control plane's store: resources
+//! Kuma's REST API (kuma-semantics 7.4) over any simulated control plane's store: resources
 //! by mesh and across meshes with Kuma's paging, filters, origin rules and error bodies,
 //! the global's zones and zone insights, and the index, `/_resources` and `/config`.
 //! Plain HTTP/1.1 on hyper; bodies are JSON only.

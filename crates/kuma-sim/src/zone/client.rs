@@ -78,7 +78,7 @@ async fn session(shared: &ZoneShared) -> Error {
 }
 
 /// `client-id`, `features` and `version` on every call, as a Kuma zone sends them
-/// (kuma-facts 2.1).
+/// (kuma-semantics 2.1).
 pub(super) fn identify(md: &mut tonic::metadata::MetadataMap, zone: &str) -> Result<(), Error> {
     let id = MetadataValue::try_from(zone).map_err(|_| Error::InvalidName(zone.to_owned()))?;
     md.insert("client-id", id);
@@ -97,7 +97,7 @@ pub(super) fn sync_client(channel: Channel) -> KdsSyncServiceClient<Channel> {
         .accept_compressed(CompressionEncoding::Gzip)
 }
 
-/// `node` with the zone's id; the full metadata only on subscriptions (kuma-facts 2.2).
+/// `node` with the zone's id; the full metadata only on subscriptions (kuma-semantics 2.2).
 pub(crate) fn node(zone: &str, full: bool) -> Node {
     let metadata = full.then(|| {
         let values = features::ALL
@@ -299,7 +299,7 @@ fn apply(
 }
 
 /// A Kubernetes zone stores hash-suffixed namespaced types in its system namespace
-/// (`ZoneSyncCallback`'s `addNamespaceSuffix`, kuma-facts 6.4).
+/// (`ZoneSyncCallback`'s `addNamespaceSuffix`, kuma-semantics 6.4).
 pub(crate) fn stored_name(env: &Environment, rtype: ResourceType, name: String) -> String {
     match env {
         Environment::Kubernetes { system_namespace }

@@ -1,5 +1,5 @@
 //! A simulated zone control plane: its own store ([`ZoneStore`]), a KDS client that keeps
-//! it in sync with the global over real gRPC (both directions, kuma-facts 3), and fault
+//! it in sync with the global over real gRPC (both directions, kuma-semantics 3), and fault
 //! knobs ([`ZoneFaults`]) for the ways real zones break.
 //!
 //! The client is written here rather than as a hook in kds-probe's session: a zone must
@@ -280,7 +280,7 @@ impl std::fmt::Debug for ZoneControlPlane {
 }
 
 /// A resource created on the zone, as Kuma's label computation stores it
-/// (`pkg/core/resources/labels/compute.go`, kuma-facts 6.3): origin, zone and env labels
+/// (`pkg/core/resources/labels/compute.go`, kuma-semantics 6.3): origin, zone and env labels
 /// for types zones provide; on Kubernetes the core name `<name>.<namespace>`, the
 /// namespace and display-name labels, and the policy role.
 pub fn created_on_zone(mut r: Resource, zone: &str, env: &Environment) -> Resource {

@@ -1,5 +1,5 @@
 //! A zone control plane's resource store: its own resources plus the copies the global
-//! sends it, applied the way Kuma's `ZoneSyncCallback` applies them (kuma-facts 3.1, 6.4).
+//! sends it, applied the way Kuma's `ZoneSyncCallback` applies them (kuma-semantics 3.1, 6.4).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,7 +14,7 @@ use crate::store::ResourceStore;
 /// One zone's resources, keyed as the control plane stores them.
 pub struct ZoneStore {
     name: String,
-    /// Universal or Kubernetes: decides where synced copies land (kuma-facts 6.4).
+    /// Universal or Kubernetes: decides where synced copies land (kuma-semantics 6.4).
     environment: Environment,
     state: Mutex<State>,
     /// Bumped on every change readers can see (resources, hidden kinds).

@@ -1,6 +1,6 @@
-//! The zone's side of `ZoneToGlobalSync` (kuma-facts 3.2): the global requests each type
+//! The zone's side of `ZoneToGlobalSync` (kuma-semantics 3.2): the global requests each type
 //! zones provide, and the zone answers as a delta server with its own resources, mapped
-//! by Kuma's zone mappers (`pkg/kds/context/context.go`, kuma-facts 6.5). One response per
+//! by Kuma's zone mappers (`pkg/kds/context/context.go`, kuma-semantics 6.5). One response per
 //! request: the first is the full state, later ones carry changes and `removed_resources`.
 
 use std::collections::BTreeMap;

@@ -66,7 +66,7 @@ pub fn api_resource(kind: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kuma.io", "v1alpha1", kind), plural)
 }
 
-/// A MeshCircuitBreaker labelled as on a Kubernetes global (kuma-facts 6.6).
+/// A MeshCircuitBreaker labelled as on a Kubernetes global (kuma-semantics 6.6).
 pub fn mcb(name: &str, namespace: &str, max_connections: u64) -> Resource {
     let role = if namespace == "kuma-system" {
         "system"

@@ -1,4 +1,4 @@
-//! Kuma's REST API as a source (kuma-facts 7.4): every page of every checked type, read
+//! Kuma's REST API as a source (kuma-semantics 7.4): every page of every checked type, read
 //! with bounded concurrency. The API has no watch and no versions, so callers poll and
 //! fold each full read into the engine with [`crate::Engine::replace`].
 

@@ -82,7 +82,7 @@ pub fn copy_in_zone(src: &Resource, zone: &str) -> Resource {
     copy
 }
 
-/// A zone's own resource as Kuma labels it at creation (kuma-facts 6.3).
+/// A zone's own resource as Kuma labels it at creation (kuma-semantics 6.3).
 pub fn local_to(zone: &str, r: Resource) -> Resource {
     r.with_label(labels::ORIGIN, labels::ORIGIN_ZONE)
         .with_label(labels::ZONE, zone)
