@@ -53,6 +53,8 @@ struct Input {
 pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
     let opts = ReadOptions {
         skip_unknown_types: args.skip_unknown_types,
+        // A file is a whole control plane: a page with more after it is refused.
+        caller_follows_pages: false,
     };
     let mut zones: BTreeMap<String, Input> = BTreeMap::new();
     for z in &args.zones {

@@ -173,6 +173,18 @@ fn a_broken_file_exits_2_naming_file_and_document() {
 }
 
 #[test]
+fn a_rest_page_with_more_after_it_exits_2_naming_the_file() {
+    // `curl :5681/meshcircuitbreakers` on a busy control plane: the first 100 of 150.
+    let page = r#"{"total": 150, "items": [], "next": "http://127.0.0.1:5681/meshcircuitbreakers?offset=100"}"#;
+    let out = verify_with_zone1(page, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("zone-1.yaml: document 1"), "{err}");
+    assert!(err.contains("not the whole list"), "{err}");
+    assert!(stdout(&out).is_empty(), "no verdict on part of a control plane");
+}
+
+#[test]
 fn unreadable_files_and_bad_flags_exit_2() {
     let out = kuma_sync(&["verify", "--global", "no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(2));

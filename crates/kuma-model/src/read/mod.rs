@@ -32,11 +32,16 @@ use serde_json::{Map, Value};
 
 use crate::Resource;
 
-/// How to treat documents of a type kuma-sync does not know.
+/// How to read an input.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOptions {
     /// Skip unknown types with a warning instead of failing the whole input.
     pub skip_unknown_types: bool,
+    /// The input is one page of a list whose caller follows the paging itself (the REST
+    /// source). Otherwise a page that says more follows (`next`, a `total` above its
+    /// items, a Kubernetes `continue`) is an error: read as a whole control plane, it
+    /// would report every resource of the later pages missing.
+    pub caller_follows_pages: bool,
 }
 
 /// What a reader produced: every resource, or an error; never half of them silently.
@@ -144,8 +149,8 @@ fn read_document(
         ));
     };
     let entries = match detect(&map) {
-        Format::Kubernetes => kubernetes::read(map),
-        Format::List => rest::read(map),
+        Format::Kubernetes => kubernetes::read(map, opts.caller_follows_pages),
+        Format::List => rest::read(map, opts.caller_follows_pages),
         Format::Universal => Ok(Entry::single(universal::read(map))),
     }
     .map_err(|reason| place.error(None, reason))?;

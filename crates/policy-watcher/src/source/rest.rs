@@ -87,6 +87,8 @@ impl KumaApi {
                 text,
                 &ReadOptions {
                     skip_unknown_types: false,
+                    // `next` is followed below.
+                    caller_follows_pages: true,
                 },
             )
             .map_err(|e| SourceError::Decode {
