@@ -14,6 +14,10 @@ use crate::{
 #[derive(Debug, Serialize)]
 pub struct Document<'a> {
     pub converged: bool,
+    /// Why the comparison proves nothing (no zone, nothing on any side); `converged` is
+    /// then false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<&'static str>,
     pub zones: &'a [ZoneReport],
     pub unmonitored_zones: &'a [String],
     /// Seed-check problems first, then every copy that is not synced, sorted by zone,
@@ -30,6 +34,7 @@ impl<'a> Document<'a> {
     pub fn of(v: &'a Verdict) -> Self {
         Self {
             converged: v.converged(),
+            inconclusive: v.inconclusive(),
             zones: &v.report.zones,
             unmonitored_zones: &v.report.unmonitored_zones,
             discrepancies: v.seed.iter().chain(&v.report.discrepancies).collect(),
@@ -128,6 +133,8 @@ pub fn table(v: &Verdict) -> String {
         "{}",
         if doc.converged {
             format!("CONVERGED: {} zone(s)", doc.zones.len())
+        } else if let Some(why) = doc.inconclusive {
+            format!("NOT CONVERGED: {why}")
         } else {
             format!(
                 "NOT CONVERGED: {} discrepancy(ies), {} of {} zone(s) not converged",

@@ -38,8 +38,30 @@ pub struct Unreadable {
 }
 
 impl Verdict {
+    /// Converged only when every control plane was read, every zone is converged and
+    /// the comparison proved something: a verdict on what was never seen is no verdict.
     pub fn converged(&self) -> bool {
-        self.report.converged && self.seed.is_empty()
+        self.report.converged
+            && self.seed.is_empty()
+            && self.unreadable.is_empty()
+            && self.inconclusive().is_none()
+    }
+
+    /// Why the comparison proves nothing, whatever it found: no zone was checked, or
+    /// no side held a single resource of the checked types.
+    pub fn inconclusive(&self) -> Option<&'static str> {
+        if self.report.zones.is_empty() {
+            return Some("no zone was checked: name at least one zone (--zone, or zones: in --config)");
+        }
+        let compared: usize = self.report.zones.iter().flat_map(|z| z.counts.values()).sum();
+        let any_unknown = self
+            .report
+            .zones
+            .iter()
+            .any(|z| z.state == policy_watcher::ZoneState::Unknown);
+        (compared == 0 && self.seed.is_empty() && !any_unknown).then_some(
+            "nothing was compared: neither the global nor any zone holds a resource of the checked types",
+        )
     }
 }
 

@@ -175,13 +175,41 @@ fn a_broken_file_exits_2_naming_file_and_document() {
 #[test]
 fn a_rest_page_with_more_after_it_exits_2_naming_the_file() {
     // `curl :5681/meshcircuitbreakers` on a busy control plane: the first 100 of 150.
-    let page = r#"{"total": 150, "items": [], "next": "http://127.0.0.1:5681/meshcircuitbreakers?offset=100"}"#;
+    let page =
+        r#"{"total": 150, "items": [], "next": "http://127.0.0.1:5681/meshcircuitbreakers?offset=100"}"#;
     let out = verify_with_zone1(page, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(err.contains("zone-1.yaml: document 1"), "{err}");
     assert!(err.contains("not the whole list"), "{err}");
     assert!(stdout(&out).is_empty(), "no verdict on part of a control plane");
+}
+
+#[test]
+fn no_zone_or_nothing_on_any_side_is_not_a_proof() {
+    let out = kuma_sync(&["verify", "--global", "examples/federate/global.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("NOT CONVERGED: no zone was checked"),
+        "{}",
+        stdout(&out)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.yaml");
+    fs::write(&empty, "# nothing\n").expect("write");
+    let (g, z) = (empty.display().to_string(), format!("zone-1={}", empty.display()));
+    let out = kuma_sync(&["verify", "--global", &g, "--zone", &z, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["converged"], false, "{doc}");
+    assert!(
+        doc["inconclusive"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing was compared"),
+        "{doc}"
+    );
 }
 
 #[test]

@@ -109,6 +109,36 @@ async fn an_unreachable_zone_is_unknown_and_named() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_global_without_zones_is_never_converged() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // Unreachable, a token file that is not there, a CA that is not PEM.
+    let garbage_ca = dir.path().join("ca.pem");
+    std::fs::write(&garbage_ca, "not a certificate").unwrap();
+    let globals = [
+        format!("{{url: \"http://{closed}\"}}"),
+        format!("{{url: \"http://{closed}\", tokenFile: /no/such/token}}"),
+        format!("{{url: \"https://{closed}\", caFile: {}}}", garbage_ca.display()),
+    ];
+    for global in globals {
+        let config = dir.path().join("kuma-sync.yaml");
+        std::fs::write(&config, format!("global:\n  api: {global}\nzones: []\n")).unwrap();
+        let out = tokio::time::timeout(WAIT * 2, verify(&config, &["--timeout", "1s"]).wait_with_output())
+            .await
+            .expect("exits")
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{global}: {doc}");
+        assert_eq!(doc["converged"], false, "{global}: {doc}");
+        assert_eq!(doc["unreadable"][0]["cp"], "global", "{global}: {doc}");
+    }
+}
+
 #[tokio::test]
 async fn a_bad_config_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
