@@ -268,15 +268,15 @@ async fn start_source(
             let http = HttpClient::new(HttpSettings {
                 ca_pem,
                 token,
-                timeout: None,
+                ..Default::default()
             })?;
             let api = KumaApi::new(url, http)?;
-            Ok(Source::Poll(Box::new(PollTarget {
-                cp: cp.clone(),
+            Ok(Source::Poll(Box::new(PollTarget::new(
+                cp.clone(),
                 api,
                 types,
                 interval,
-            })))
+            ))))
         }
         SourceConfig::Kubernetes { kubeconfig, context } => Ok(Source::Kube(
             kube_source::client(kubeconfig.as_deref(), context.as_deref()).await?,
