@@ -22,7 +22,7 @@ async fn setup() -> Setup {
     std::fs::write(
         &config,
         format!(
-            "global:\n  api: {{url: \"{}\"}}\nzones:\n  - name: zone-1\n    api: {{url: \"{}\"}}\ntypes: [MeshCircuitBreaker]\nintervals: {{poll: 200ms}}\n",
+            "global:\n  api: {{url: \"{}\"}}\nzones:\n  - name: zone-1\n    api: {{url: \"{}\"}}\ntypes: [MeshCircuitBreaker]\nintervals: {{poll: 1s}}\n",
             lab.global_url, lab.zone_urls[0]
         ),
     )
