@@ -252,3 +252,37 @@ fn a_rest_page_with_more_after_it_is_not_a_whole_list() {
         1
     );
 }
+
+#[test]
+fn one_identity_twice_with_different_specs_is_an_error_naming_both() {
+    let text = "type: MeshRetry\nmesh: default\nname: r\nspec: {a: 1}\n---\n\
+                type: Mesh\nname: default\n---\n\
+                type: MeshRetry\nmesh: default\nname: r\nspec: {a: 2}\n";
+    let e = read_err(text);
+    assert_eq!((e.document, e.line), (3, 9), "{e}");
+    assert!(
+        e.reason
+            .contains("MeshRetry default/r is also document 1 (line 1)"),
+        "{e}"
+    );
+
+    // Inside one REST page too, naming the item.
+    let page = r#"{"items": [{"type": "MeshRetry", "mesh": "default", "name": "r", "spec": {"a": 1}},
+        {"type": "MeshRetry", "mesh": "default", "name": "r", "spec": {"a": 2}}]}"#;
+    let e = read_err(page);
+    assert!(
+        e.to_string()
+            .contains("item 2: MeshRetry default/r is also document 1 (line 1), item 1"),
+        "{e}"
+    );
+
+    // The same resource twice says one thing: read once.
+    let twice = "type: Mesh\nname: default\n---\ntype: Mesh\nname: default\n";
+    assert_eq!(
+        read_str("x", twice, &ReadOptions::default())
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
+}
