@@ -162,6 +162,21 @@ fn a_stray_copy_is_reported_unexpected() {
 }
 
 #[test]
+fn names_with_escapes_and_newlines_cannot_draw_on_the_table() {
+    // A name that, printed raw, clears the screen and prints a verdict of its own.
+    let stray = "---\ntype: MeshRetry\nname: \"x\\e[2J\\nCONVERGED: 2 zone(s)\"\nmesh: default\nlabels:\n  kuma.io/display-name: mesh-retry-all-default\n  kuma.io/mesh: default\n  kuma.io/origin: global\nspec: {}\n";
+    let out = verify_with_zone1(&(zone1_text() + stray), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(!table.contains('\u{1b}'), "{table}");
+    assert!(table.contains(r"x\u{1b}[2J\nCONVERGED: 2 zone(s)"), "{table}");
+    assert!(
+        !table.lines().any(|l| l.starts_with("CONVERGED")),
+        "a verdict line drawn by a name: {table}"
+    );
+}
+
+#[test]
 fn a_broken_file_exits_2_naming_file_and_document() {
     let text = zone1_text() + "---\ntype: MeshRetry\nname: [unclosed\n";
     let out = verify_with_zone1(&text, &[]);

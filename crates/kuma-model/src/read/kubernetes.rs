@@ -201,7 +201,7 @@ impl<'a> Meta<'a> {
                 ));
             }
         };
-        let name = fields::required_str(meta, "name", "metadata.name")?;
+        let name = fields::name(meta, "name", "metadata.name")?;
         let mut labels = fields::string_map(meta.get("labels"), "metadata.labels")?;
         let annotations = fields::string_map(meta.get("annotations"), "metadata.annotations")?;
         for key in ANNOTATION_LABELS {

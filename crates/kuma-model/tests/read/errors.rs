@@ -286,3 +286,26 @@ fn one_identity_twice_with_different_specs_is_an_error_naming_both() {
         1
     );
 }
+
+#[test]
+fn names_longer_than_kuma_allows_are_refused() {
+    let long = "a".repeat(254);
+    let e = read_err(&format!("type: Mesh\nname: {long}\n"));
+    assert!(
+        e.reason
+            .contains("`name` is 254 characters long, more than the 253"),
+        "{e}"
+    );
+    let e = read_err(&format!(
+        "apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata: {{name: {long}}}\n"
+    ));
+    assert!(e.reason.contains("`metadata.name` is 254 characters"), "{e}");
+    let fits = format!("type: Mesh\nname: {}\n", "a".repeat(253));
+    assert_eq!(
+        read_str("x", &fits, &ReadOptions::default())
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
+}
