@@ -208,7 +208,7 @@ fn authorized(app: &App, req: &Request<Incoming>) -> bool {
     else {
         return false;
     };
-    let Some(encoded) = value.strip_prefix("Basic ") else {
+    let Some(encoded) = basic_credentials(value) else {
         return false;
     };
     let Ok(decoded) = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim())
@@ -217,6 +217,13 @@ fn authorized(app: &App, req: &Request<Incoming>) -> bool {
     };
     let expected = format!("{user}:{pass}");
     constant_time_eq(&decoded, expected.as_bytes())
+}
+
+/// The credentials of a `Basic` Authorization value. The scheme name is
+/// case-insensitive (RFC 7617, 2; RFC 9110, 11.1): `basic` and `BASIC` are `Basic`.
+fn basic_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then_some(credentials)
 }
 
 /// Compares without an early exit, so response times do not leak how much of a guessed
@@ -387,6 +394,16 @@ mod tests {
             "the handshake still waits after twice its timeout"
         );
         server.abort();
+    }
+
+    #[test]
+    fn the_basic_scheme_is_case_insensitive() {
+        for value in ["Basic dTpw", "basic dTpw", "BASIC dTpw"] {
+            assert_eq!(basic_credentials(value), Some("dTpw"), "{value}");
+        }
+        assert_eq!(basic_credentials("Bearer dTpw"), None);
+        assert_eq!(basic_credentials("Basicx dTpw"), None);
+        assert_eq!(basic_credentials("Basic"), None);
     }
 
     #[test]
