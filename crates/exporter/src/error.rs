@@ -8,12 +8,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// An input file could not be read at all.
-    #[error("{}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The IO error is in the message, not a `source`: printed with its chain
+    /// (`{:#}`), it would say its reason twice.
+    #[error("{}: {error}", path.display())]
+    ReadFile { path: PathBuf, error: std::io::Error },
     /// An input file was read but a document in it is malformed.
     #[error(transparent)]
     Parse(#[from] kuma_model::read::ReadError),

@@ -27,21 +27,19 @@ use crate::{
 };
 
 /// Why `serve` could not start. Everything after start is logged and retried instead.
+/// Causes are part of each message rather than a `source`, so that a message printed
+/// with its chain does not say its reason twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The listen address is taken or not ours.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
     /// The metrics TLS certificate or key cannot be used.
     #[error("metrics TLS: {0}")]
-    Tls(#[source] std::io::Error),
+    Tls(std::io::Error),
     /// The KDS probe's configuration is wrong (a real zone's name, a Secret type, a bad CA).
     #[error("kds: {0}")]
-    Probe(#[source] kds_probe::Error),
+    Probe(kds_probe::Error),
     /// A metric could not be registered (two collectors with one name: a bug).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -50,7 +48,7 @@ pub enum ServeError {
 impl ServeError {
     /// Only a taken port may free itself; everything else is configuration.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ServeError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+        matches!(self, ServeError::Listen { error, .. } if error.kind() == std::io::ErrorKind::AddrInUse)
     }
 }
 
@@ -86,13 +84,13 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
     let server = if serve_http {
         let listener = TcpListener::bind(cfg.listen)
             .await
-            .map_err(|source| ServeError::Listen {
+            .map_err(|error| ServeError::Listen {
                 addr: cfg.listen,
-                source,
+                error,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        let local_addr = listener.local_addr().map_err(|error| ServeError::Listen {
             addr: cfg.listen,
-            source,
+            error,
         })?;
         let tls = match &cfg.tls {
             Some(t) => Some(server::tls_acceptor(&t.cert_file, &t.key_file).map_err(ServeError::Tls)?),

@@ -224,9 +224,9 @@ fn read_file(path: &Path, opts: &ReadOptions, warnings: &mut Vec<String>) -> Res
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(|source| Error::ReadFile {
+    fs::read_to_string(path).map_err(|error| Error::ReadFile {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

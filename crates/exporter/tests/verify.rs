@@ -232,6 +232,10 @@ fn unreadable_files_and_bad_flags_exit_2() {
     let out = kuma_sync(&["verify", "--global", "no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no/such/file.yaml"), "{}", stderr(&out));
+    // The reason once: "Is a directory: Is a directory" says nothing more.
+    let out = kuma_sync(&["verify", "--global", "examples"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).matches("directory").count(), 1, "{}", stderr(&out));
     let out = kuma_sync(&[FEDERATE, &["--types", "NoSuchType"]].concat());
     assert_eq!(out.status.code(), Some(2));
     assert!(
