@@ -2,13 +2,13 @@
 //! engine, and report.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap, hash_map::Entry},
     fs,
     path::{Path, PathBuf},
 };
 
 use kuma_model::{
-    CpRole, Environment, Resource, ResourceType,
+    CpRole, Environment, Resource, ResourceKey, ResourceType, fingerprint,
     read::{ReadOptions, read_str},
 };
 use policy_watcher::{Discrepancy, Engine, Report, Selection, Topology, ZoneSpec, seed::check_seed};
@@ -198,12 +198,34 @@ fn load(
     opts: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<Resource>, Environment), Error> {
-    let mut resources = Vec::new();
+    let mut resources: Vec<Resource> = Vec::new();
+    // Which file each resource came from: one file is checked by the reader itself,
+    // across files it is checked here.
+    let mut from: HashMap<ResourceKey, (usize, usize)> = HashMap::new();
     let mut looks_kubernetes = !files.is_empty();
-    for f in files {
+    for (file, f) in files.iter().enumerate() {
         let text = read_text(f)?;
         looks_kubernetes &= is_kubernetes(&text);
-        resources.extend(parse(f, &text, opts, warnings)?);
+        for r in parse(f, &text, opts, warnings)? {
+            match from.entry(r.key()) {
+                Entry::Vacant(slot) => {
+                    slot.insert((file, resources.len()));
+                    resources.push(r);
+                }
+                Entry::Occupied(slot) => {
+                    let (first, index) = *slot.get();
+                    let earlier = &resources[index];
+                    if fingerprint(&earlier.spec) != fingerprint(&r.spec) || earlier.labels != r.labels {
+                        let mesh = r.mesh.as_deref().map(|m| format!("{m}/")).unwrap_or_default();
+                        return Err(Error::Contradiction {
+                            what: format!("{} {mesh}{}", r.rtype, r.name),
+                            first: files[first].clone(),
+                            second: f.clone(),
+                        });
+                    }
+                }
+            }
+        }
     }
     let env = match env.unwrap_or(if looks_kubernetes {
         EnvArg::Kubernetes

@@ -228,6 +228,45 @@ fn no_zone_or_nothing_on_any_side_is_not_a_proof() {
 }
 
 #[test]
+fn one_resource_in_two_files_of_a_zone_with_different_specs_exits_2_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = |max: u32| {
+        format!(
+            "type: MeshRetry\nmesh: default\nname: r\nspec: {{to: [{{default: {{http: {{numRetries: {max}}}}}}}]}}\n"
+        )
+    };
+    let (a, b, same) = (
+        dir.path().join("a.yaml"),
+        dir.path().join("b.yaml"),
+        dir.path().join("same.yaml"),
+    );
+    fs::write(&a, doc(1)).expect("write");
+    fs::write(&b, doc(2)).expect("write");
+    fs::write(&same, doc(1)).expect("write");
+    let zone = |f: &Path| format!("zone-1={}", f.display());
+    let g = example("global.yaml");
+    let args = |second: &Path| {
+        let (za, zb) = (zone(&a), zone(second));
+        kuma_sync(&[
+            "verify",
+            "--global",
+            g.to_str().unwrap(),
+            "--zone",
+            &za,
+            "--zone",
+            &zb,
+        ])
+    };
+    let out = args(&b);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("b.yaml: MeshRetry default/r is also in"), "{err}");
+    assert!(err.contains("a.yaml"), "{err}");
+    // The same resource in two files says one thing.
+    assert_eq!(args(&same).status.code(), Some(1));
+}
+
+#[test]
 fn unreadable_files_and_bad_flags_exit_2() {
     let out = kuma_sync(&["verify", "--global", "no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(2));
