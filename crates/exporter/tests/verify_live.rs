@@ -139,6 +139,60 @@ async fn an_unreadable_global_without_zones_is_never_converged() {
     }
 }
 
+/// A global that answers every list with one item, a `total` of 10^12 and a `next`
+/// back to the URL it was asked: paging that never ends if followed.
+async fn looping_global() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let target = text.split(' ').nth(1).unwrap_or("/").to_owned();
+                let body = format!(r#"{{"total":1000000000000,"items":[],"next":"http://{addr}{target}"}}"#);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_whose_paging_never_ends_is_unreadable_not_converged() {
+    let addr = looping_global().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kuma-sync.yaml");
+    std::fs::write(
+        &config,
+        format!("global:\n  api: {{url: \"http://{addr}\"}}\nzones: []\n"),
+    )
+    .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, verify(&config, &["--timeout", "2s"]).wait_with_output())
+        .await
+        .expect("exits")
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert_eq!(doc["converged"], false, "{doc}");
+    assert_eq!(doc["unreadable"][0]["cp"], "global", "{doc}");
+    // Refused at once, by the bound on `total`, not followed until the timeout.
+    let error = doc["unreadable"][0]["error"].as_str().unwrap();
+    assert!(error.contains("too large"), "{doc}");
+}
+
 #[tokio::test]
 async fn a_bad_config_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
