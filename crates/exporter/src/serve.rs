@@ -140,26 +140,34 @@ async fn start_inner(cfg: ServeConfig, serve_http: bool) -> Result<Running, Serv
     );
     for (cp, c) in sources {
         let types = PollTarget::types_for(&cp, cfg.types.iter().copied());
-        let (monitor, interval, stopped) = (monitor.clone(), cfg.poll_interval, until_stopped());
+        let (monitor, interval) = (monitor.clone(), cfg.poll_interval);
+        let until_stopped = until_stopped.clone();
         tasks.spawn(async move {
-            let mut stopped = std::pin::pin!(stopped);
-            // A source that cannot start (a kubeconfig or CA Secret not mounted yet) leaves
-            // its control plane `unknown` and is retried; it never takes the others down.
+            let mut stopped = std::pin::pin!(until_stopped());
+            // The source runs in a task of its own so that a panic in it is seen: its
+            // control plane turns `unknown` with class `internal`, and it starts again,
+            // rather than leaving its last read on show for ever.
             loop {
-                match start_source(&cp, &c.source, types.clone(), interval).await {
-                    Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
-                    Ok(Source::Kube(client)) => {
-                        let types = kube_source::types_for(&cp, types.into_iter());
-                        return kube_source::watch(cp, client, types, monitor, stopped).await;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%cp, %error, "cannot start source; retrying");
+                let source = tokio::spawn(run_source(
+                    cp.clone(),
+                    c.source.clone(),
+                    types.clone(),
+                    interval,
+                    monitor.clone(),
+                    until_stopped(),
+                ));
+                match source.await {
+                    Err(e) if e.is_panic() => {
+                        let error = SourceError::Stopped(panic_message(e.into_panic()));
+                        tracing::error!(%cp, %error, "source stopped; starting it again");
                         monitor.failed(&cp, &error);
                     }
+                    // Stopped, or cancelled with the rest.
+                    _ => return,
                 }
                 tokio::select! {
                     _ = &mut stopped => return,
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(interval.max(SOURCE_RESTART_PAUSE)) => {}
                 }
             }
         });
@@ -233,6 +241,50 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> Result
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
+}
+
+/// The least pause before a source that panicked starts again.
+const SOURCE_RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads `cp` until `stopped`. A source that cannot start (a kubeconfig or CA Secret
+/// not mounted yet) leaves its control plane `unknown` and is retried; it never takes
+/// the others down.
+async fn run_source(
+    cp: CpRole,
+    source: SourceConfig,
+    types: Vec<ResourceType>,
+    interval: std::time::Duration,
+    monitor: Arc<Monitor>,
+    stopped: impl Future<Output = ()>,
+) {
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        match start_source(&cp, &source, types.clone(), interval).await {
+            Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
+            Ok(Source::Kube(client)) => {
+                let types = kube_source::types_for(&cp, types.into_iter());
+                return kube_source::watch(cp, client, types, monitor, stopped).await;
+            }
+            Err(error) => {
+                tracing::warn!(%cp, %error, "cannot start source; retrying");
+                monitor.failed(&cp, &error);
+            }
+        }
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "a panic".to_owned(), |s| (*s).to_owned()),
+    }
 }
 
 enum Source {

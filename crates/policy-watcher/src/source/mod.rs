@@ -45,6 +45,9 @@ pub enum SourceError {
     /// A `next` link that loops or leads off the control plane's address.
     #[error("{url}: paging: {reason}")]
     Paging { url: String, reason: String },
+    /// The source itself failed (a panic, a bug): it is started again.
+    #[error("the source stopped: {0}")]
+    Stopped(String),
     /// A whole read (every page of every type) did not finish in time, though each
     /// answer may have: the control plane is `unknown`, not its last read for ever.
     #[error("reading {url} did not finish within {deadline:?}")]
@@ -63,7 +66,8 @@ impl SourceError {
             | SourceError::Timeout { .. }
             | SourceError::Decode { .. }
             | SourceError::Watch { .. }
-            | SourceError::ReadDeadline { .. } => true,
+            | SourceError::ReadDeadline { .. }
+            | SourceError::Stopped(_) => true,
             // What the server sends, not a passing fault: the same read hits it again.
             SourceError::TooLarge { .. } | SourceError::Paging { .. } => false,
             SourceError::Status { status, .. } => !matches!(status, 400 | 401 | 403 | 404),
@@ -87,6 +91,7 @@ impl SourceError {
             SourceError::TooLarge { .. } => "too_large",
             SourceError::Paging { .. } => "paging",
             SourceError::ReadDeadline { .. } => "timeout",
+            SourceError::Stopped(_) => "internal",
         }
     }
 }
