@@ -232,11 +232,13 @@ impl ServeConfig {
         let poll_interval = duration(
             intervals.poll.as_deref(),
             Duration::from_secs(10),
+            POLL_RANGE,
             "intervals.poll",
         )?;
         let stall_threshold = duration(
             intervals.stall_threshold.as_deref(),
             Duration::from_secs(60),
+            STALL_THRESHOLD_RANGE,
             "intervals.stallThreshold",
         )?;
         let (tls, basic_auth) = match file.metrics {
@@ -245,6 +247,9 @@ impl ServeConfig {
                 let auth = match m.basic_auth {
                     None => None,
                     Some(a) => {
+                        if a.username.trim().is_empty() {
+                            return Err(ConfigError("metrics.basicAuth.username is empty".into()));
+                        }
                         let password = match (a.password, a.password_file) {
                             (Some(p), None) => p,
                             (None, Some(f)) => read_secret(&base.join(f), "metrics.basicAuth.passwordFile")?,
@@ -254,6 +259,12 @@ impl ServeConfig {
                                 ));
                             }
                         };
+                        // An empty password lets anyone who guesses the user in.
+                        if password.trim().is_empty() {
+                            return Err(ConfigError(
+                                "metrics.basicAuth: the password is empty or only whitespace".into(),
+                            ));
+                        }
                         Some((a.username, password))
                     }
                 };
@@ -307,6 +318,20 @@ fn cp(
                     a.url
                 )));
             }
+            // A URL that does not parse would fail every read, each one logged: refuse it
+            // here, once, with the reason.
+            match a.url.parse::<hyper::Uri>() {
+                Ok(uri) if uri.authority().is_some_and(|au| !au.host().is_empty()) => {}
+                Ok(_) => {
+                    return Err(ConfigError(format!("{what}: api.url {:?} has no host", a.url)));
+                }
+                Err(e) => {
+                    return Err(ConfigError(format!(
+                        "{what}: api.url {:?} is not a URL: {e}",
+                        a.url
+                    )));
+                }
+            }
             if a.token.is_some() && a.token_file.is_some() {
                 return Err(ConfigError(format!("{what}: give token or tokenFile, not both")));
             }
@@ -359,13 +384,44 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn duration(s: Option<&str>, default: Duration, what: &str) -> Result<Duration, ConfigError> {
+/// What `intervals.poll` may be: each poll reads every page of every type, so below a
+/// second it hammers the API server shared with the GUI and kumactl; above an hour the
+/// verdict is too old to alert on.
+const POLL_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+/// What `intervals.stallThreshold` may be: below a second every KDS round trip is a
+/// stall; above a day a stall is never seen.
+const STALL_THRESHOLD_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+
+fn duration(
+    s: Option<&str>,
+    default: Duration,
+    (min, max): (Duration, Duration),
+    what: &str,
+) -> Result<Duration, ConfigError> {
     let Some(s) = s else { return Ok(default) };
-    match go_duration_nanos(s) {
-        Some(n) if n > 0 => Ok(Duration::from_nanos(n as u64)),
-        _ => Err(ConfigError(format!(
-            "{what} {s:?} is not a positive duration like 10s or 1m"
-        ))),
+    // Checked before narrowing: `18446744073709551616ns` must not wrap to zero.
+    let nanos = go_duration_nanos(s)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError(format!("{what} {s:?} is not a positive duration like 10s or 1m")))?;
+    let d = Duration::from_nanos(nanos);
+    if d < min || d > max {
+        return Err(ConfigError(format!(
+            "{what} {s:?} is out of range: between {} and {}",
+            go_duration(min),
+            go_duration(max)
+        )));
+    }
+    Ok(d)
+}
+
+/// `1s`, `1h0m0s`: how a user wrote it in the file.
+fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -436,6 +492,31 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_password_file_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for content in ["", "  \n\t\n"] {
+            std::fs::write(dir.path().join("pw"), content).unwrap();
+            let file: FileConfig = serde_saphyr::from_str(
+                "global: {api: {url: \"http://g\"}}\nmetrics: {basicAuth: {username: u, passwordFile: pw}}\n",
+            )
+            .unwrap();
+            let err = ServeConfig::from_file(file, dir.path()).unwrap_err().to_string();
+            assert!(err.contains("password is empty"), "{content:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_at_the_edges_of_their_range_are_accepted() {
+        for (poll, expected) in [("1s", 1), ("1h", 3600), ("59m60s", 3600)] {
+            let c = parse(&format!(
+                "global: {{api: {{url: \"http://g\"}}}}\nintervals: {{poll: {poll}}}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.poll_interval, Duration::from_secs(expected), "{poll}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_one_clear_line() {
         for (yaml, expected) in [
             ("global: {api: {url: x}}\n", "must start with http://"),
@@ -465,6 +546,31 @@ mod tests {
                 "not both",
             ),
             ("global: {api: {url: \"http://g\"}}\ncolour: blue\n", "colour"),
+            ("global: {api: {url: \"http://[::1\"}}\n", "is not a URL"),
+            (
+                "global: {api: {url: \"http://g\"}}\nintervals: {poll: 18446744073709551616ns}\n",
+                "not a positive duration",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nintervals: {poll: 1ns}\n",
+                "out of range: between 1s and 1h0m0s",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nintervals: {poll: 2h}\n",
+                "out of range",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nintervals: {stallThreshold: 100ms}\n",
+                "out of range",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nmetrics: {basicAuth: {username: \"\", password: p}}\n",
+                "username is empty",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nmetrics: {basicAuth: {username: u, password: \" \"}}\n",
+                "password is empty",
+            ),
         ] {
             let err = parse(yaml).unwrap_err().to_string();
             assert!(err.contains(expected), "{yaml:?}: {err}");

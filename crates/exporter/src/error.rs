@@ -8,15 +8,25 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// An input file could not be read at all.
-    #[error("{}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The IO error is in the message, not a `source`: printed with its chain
+    /// (`{:#}`), it would say its reason twice.
+    #[error("{}: {error}", path.display())]
+    ReadFile { path: PathBuf, error: std::io::Error },
     /// An input file was read but a document in it is malformed.
     #[error(transparent)]
     Parse(#[from] kuma_model::read::ReadError),
+    /// One resource in two files of one control plane, with different specs or labels:
+    /// neither can be taken as what the control plane holds.
+    #[error(
+        "{}: {what} is also in {}, with a different spec or labels: one control plane's files must say one thing",
+        second.display(),
+        first.display()
+    )]
+    Contradiction {
+        what: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
     /// Writing the report failed (a closed pipe, a full disk).
     #[error("writing output: {0}")]
     Output(String),

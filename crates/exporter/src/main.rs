@@ -72,11 +72,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let rt = tokio::runtime::Runtime::new()?;
             match rt.block_on(serve::run(cfg, shutdown::signal())) {
                 Ok(()) => Ok(exit::CONVERGED),
-                Err(e) if !e.is_retryable() => {
+                // A taken port too: what `serve` was told to do cannot be done as told.
+                // One line and 64, as the README and the runbook say.
+                Err(e) => {
                     eprintln!("kuma-sync: {e}");
                     Ok(exit::BAD_CONFIG)
                 }
-                Err(e) => Err(e.into()),
             }
         }
         Command::Demo(args) => {

@@ -16,6 +16,10 @@ pub struct Document<'a> {
     pub converged: bool,
     /// The Kuma line whose sync rules were applied: `2.x` or `3.x`.
     pub kuma_version: kuma_model::KumaLine,
+    /// Why the comparison proves nothing (no zone, nothing on any side); `converged` is
+    /// then false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<&'static str>,
     pub zones: &'a [ZoneReport],
     pub unmonitored_zones: &'a [String],
     /// Zones on the global that are kuma-sync's own KDS probe.
@@ -36,6 +40,7 @@ impl<'a> Document<'a> {
         Self {
             converged: v.converged(),
             kuma_version: v.kuma,
+            inconclusive: v.inconclusive(),
             zones: &v.report.zones,
             unmonitored_zones: &v.report.unmonitored_zones,
             probe_zones: &v.report.probe_zones,
@@ -61,7 +66,7 @@ pub fn table(v: &Verdict) -> String {
     let doc = Document::of(v);
     let mut out = String::new();
     for w in doc.warnings {
-        let _ = writeln!(out, "warning: {w}");
+        let _ = writeln!(out, "warning: {}", shown(w));
     }
     if doc.discrepancies.is_empty() {
         out.push_str("No discrepancies.\n");
@@ -72,12 +77,12 @@ pub fn table(v: &Verdict) -> String {
             .iter()
             .map(|d| {
                 [
-                    d.zone.clone(),
+                    shown(&d.zone),
                     d.rtype.to_string(),
-                    d.mesh.clone().unwrap_or_else(|| "-".into()),
-                    d.name.clone(),
+                    d.mesh.as_deref().map_or_else(|| "-".into(), shown),
+                    shown(&d.name),
                     d.state.as_str().to_owned(),
-                    d.detail.clone(),
+                    shown(&d.detail),
                 ]
             })
             .collect();
@@ -106,16 +111,16 @@ pub fn table(v: &Verdict) -> String {
             ZoneState::Unknown => "the zone or the global could not be read".to_owned(),
             _ => counts(z),
         };
-        let _ = writeln!(out, "{}: {} ({detail})", z.zone, z.state.as_str());
+        let _ = writeln!(out, "{}: {} ({detail})", shown(&z.zone), z.state.as_str());
     }
     for u in doc.unreadable {
-        let _ = writeln!(out, "cannot read {}: {}", u.cp, u.error);
+        let _ = writeln!(out, "cannot read {}: {}", shown(&u.cp), shown(&u.error));
     }
     if !doc.unmonitored_zones.is_empty() {
         let _ = writeln!(
             out,
             "unmonitored zones known to the global: {}",
-            doc.unmonitored_zones.join(", ")
+            shown(&doc.unmonitored_zones.join(", "))
         );
     }
     if !v.seed.is_empty() {
@@ -135,6 +140,8 @@ pub fn table(v: &Verdict) -> String {
         "{}",
         if doc.converged {
             format!("CONVERGED: {} zone(s)", doc.zones.len())
+        } else if let Some(why) = doc.inconclusive {
+            format!("NOT CONVERGED: {why}")
         } else {
             format!(
                 "NOT CONVERGED: {} discrepancy(ies), {} of {} zone(s) not converged",
@@ -145,6 +152,29 @@ pub fn table(v: &Verdict) -> String {
         }
     );
     out
+}
+
+/// `s` as a terminal shows it safely: names and messages come from control planes and
+/// files, and a raw escape sequence or newline in one could redraw the table or print a
+/// verdict line of its own. Control and bidirectional-formatting characters are written
+/// as Rust escapes (`\u{1b}`, `\n`); everything else as it is.
+pub fn shown(s: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn counts(z: &ZoneReport) -> String {
@@ -161,5 +191,18 @@ fn counts(z: &ZoneReport) -> String {
         "nothing to sync".to_owned()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(shown("demo-app.kuma-system"), "demo-app.kuma-system");
+        assert_eq!(shown("a\u{1b}[31mb\nc\rd"), r"a\u{1b}[31mb\nc\rd");
+        assert_eq!(shown("x\u{202e}y"), r"x\u{202e}y");
+        assert_eq!(shown("zoné-ü"), "zoné-ü");
     }
 }

@@ -27,21 +27,19 @@ use crate::{
 };
 
 /// Why `serve` could not start. Everything after start is logged and retried instead.
+/// Causes are part of each message rather than a `source`, so that a message printed
+/// with its chain does not say its reason twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The listen address is taken or not ours.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
     /// The metrics TLS certificate or key cannot be used.
     #[error("metrics TLS: {0}")]
-    Tls(#[source] std::io::Error),
+    Tls(std::io::Error),
     /// The KDS probe's configuration is wrong (a real zone's name, a Secret type, a bad CA).
     #[error("kds: {0}")]
-    Probe(#[source] kds_probe::Error),
+    Probe(kds_probe::Error),
     /// A metric could not be registered (two collectors with one name: a bug).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -50,7 +48,7 @@ pub enum ServeError {
 impl ServeError {
     /// Only a taken port may free itself; everything else is configuration.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ServeError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+        matches!(self, ServeError::Listen { error, .. } if error.kind() == std::io::ErrorKind::AddrInUse)
     }
 }
 
@@ -92,13 +90,13 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
     let server = if serve_http {
         let listener = TcpListener::bind(cfg.listen)
             .await
-            .map_err(|source| ServeError::Listen {
+            .map_err(|error| ServeError::Listen {
                 addr: cfg.listen,
-                source,
+                error,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        let local_addr = listener.local_addr().map_err(|error| ServeError::Listen {
             addr: cfg.listen,
-            source,
+            error,
         })?;
         let tls = match &cfg.tls {
             Some(t) => Some(server::tls_acceptor(&t.cert_file, &t.key_file).map_err(ServeError::Tls)?),
@@ -149,26 +147,34 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
     );
     for (cp, c) in sources {
         let types = PollTarget::types_for(&cp, cfg.types.iter().copied());
-        let (monitor, interval, stopped) = (monitor.clone(), cfg.poll_interval, until_stopped());
+        let (monitor, interval) = (monitor.clone(), cfg.poll_interval);
+        let until_stopped = until_stopped.clone();
         tasks.spawn(async move {
-            let mut stopped = std::pin::pin!(stopped);
-            // A source that cannot start (a kubeconfig or CA Secret not mounted yet) leaves
-            // its control plane `unknown` and is retried; it never takes the others down.
+            let mut stopped = std::pin::pin!(until_stopped());
+            // The source runs in a task of its own so that a panic in it is seen: its
+            // control plane turns `unknown` with class `internal`, and it starts again,
+            // rather than leaving its last read on show for ever.
             loop {
-                match start_source(&cp, &c.source, types.clone(), interval).await {
-                    Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
-                    Ok(Source::Kube(client)) => {
-                        let types = kube_source::types_for(&cp, types.into_iter());
-                        return kube_source::watch(cp, client, types, monitor, stopped).await;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%cp, %error, "cannot start source; retrying");
+                let source = tokio::spawn(run_source(
+                    cp.clone(),
+                    c.source.clone(),
+                    types.clone(),
+                    interval,
+                    monitor.clone(),
+                    until_stopped(),
+                ));
+                match source.await {
+                    Err(e) if e.is_panic() => {
+                        let error = SourceError::Stopped(panic_message(e.into_panic()));
+                        tracing::error!(%cp, %error, "source stopped; starting it again");
                         monitor.failed(&cp, &error);
                     }
+                    // Stopped, or cancelled with the rest.
+                    _ => return,
                 }
                 tokio::select! {
                     _ = &mut stopped => return,
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(interval.max(SOURCE_RESTART_PAUSE)) => {}
                 }
             }
         });
@@ -276,6 +282,50 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> Result
     Ok(())
 }
 
+/// The least pause before a source that panicked starts again.
+const SOURCE_RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads `cp` until `stopped`. A source that cannot start (a kubeconfig or CA Secret
+/// not mounted yet) leaves its control plane `unknown` and is retried; it never takes
+/// the others down.
+async fn run_source(
+    cp: CpRole,
+    source: SourceConfig,
+    types: Vec<ResourceType>,
+    interval: std::time::Duration,
+    monitor: Arc<Monitor>,
+    stopped: impl Future<Output = ()>,
+) {
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        match start_source(&cp, &source, types.clone(), interval).await {
+            Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
+            Ok(Source::Kube(client)) => {
+                let types = kube_source::types_for(&cp, types.into_iter());
+                return kube_source::watch(cp, client, types, monitor, stopped).await;
+            }
+            Err(error) => {
+                tracing::warn!(%cp, %error, "cannot start source; retrying");
+                monitor.failed(&cp, &error);
+            }
+        }
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "a panic".to_owned(), |s| (*s).to_owned()),
+    }
+}
+
 enum Source {
     Poll(Box<PollTarget>),
     Kube(kube::Client),
@@ -307,15 +357,15 @@ async fn start_source(
             let http = HttpClient::new(HttpSettings {
                 ca_pem,
                 token,
-                timeout: None,
+                ..Default::default()
             })?;
             let api = KumaApi::new(url, http)?;
-            Ok(Source::Poll(Box::new(PollTarget {
-                cp: cp.clone(),
+            Ok(Source::Poll(Box::new(PollTarget::new(
+                cp.clone(),
                 api,
                 types,
                 interval,
-            })))
+            ))))
         }
         SourceConfig::Kubernetes { kubeconfig, context } => Ok(Source::Kube(
             kube_source::client(kubeconfig.as_deref(), context.as_deref()).await?,

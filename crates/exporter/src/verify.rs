@@ -2,13 +2,13 @@
 //! engine, and report.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap, hash_map::Entry},
     fs,
     path::{Path, PathBuf},
 };
 
 use kuma_model::{
-    CpRole, Environment, KumaLine, Resource, ResourceType,
+    CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType, fingerprint,
     read::{ReadOptions, read_str},
     version::export_header_version,
 };
@@ -41,8 +41,30 @@ pub struct Unreadable {
 }
 
 impl Verdict {
+    /// Converged only when every control plane was read, every zone is converged and
+    /// the comparison proved something: a verdict on what was never seen is no verdict.
     pub fn converged(&self) -> bool {
-        self.report.converged && self.seed.is_empty()
+        self.report.converged
+            && self.seed.is_empty()
+            && self.unreadable.is_empty()
+            && self.inconclusive().is_none()
+    }
+
+    /// Why the comparison proves nothing, whatever it found: no zone was checked, or
+    /// no side held a single resource of the checked types.
+    pub fn inconclusive(&self) -> Option<&'static str> {
+        if self.report.zones.is_empty() {
+            return Some("no zone was checked: name at least one zone (--zone, or zones: in --config)");
+        }
+        let compared: usize = self.report.zones.iter().flat_map(|z| z.counts.values()).sum();
+        let any_unknown = self
+            .report
+            .zones
+            .iter()
+            .any(|z| z.state == policy_watcher::ZoneState::Unknown);
+        (compared == 0 && self.seed.is_empty() && !any_unknown).then_some(
+            "nothing was compared: neither the global nor any zone holds a resource of the checked types",
+        )
     }
 }
 
@@ -56,6 +78,8 @@ struct Input {
 pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
     let opts = ReadOptions {
         skip_unknown_types: args.skip_unknown_types,
+        // A file is a whole control plane: a page with more after it is refused.
+        caller_follows_pages: false,
     };
     let mut zones: BTreeMap<String, Input> = BTreeMap::new();
     for z in &args.zones {
@@ -201,14 +225,36 @@ fn load(
     opts: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Loaded, Error> {
-    let mut resources = Vec::new();
+    let mut resources: Vec<Resource> = Vec::new();
+    // Which file each resource came from: one file is checked by the reader itself,
+    // across files it is checked here.
+    let mut from: HashMap<ResourceKey, (usize, usize)> = HashMap::new();
     let mut looks_kubernetes = !files.is_empty();
     let mut version = None;
-    for f in files {
+    for (file, f) in files.iter().enumerate() {
         let text = read_text(f)?;
         looks_kubernetes &= is_kubernetes(&text);
         version = version.or_else(|| export_header_version(&text).map(str::to_owned));
-        resources.extend(parse(f, &text, opts, warnings)?);
+        for r in parse(f, &text, opts, warnings)? {
+            match from.entry(r.key()) {
+                Entry::Vacant(slot) => {
+                    slot.insert((file, resources.len()));
+                    resources.push(r);
+                }
+                Entry::Occupied(slot) => {
+                    let (first, index) = *slot.get();
+                    let earlier = &resources[index];
+                    if fingerprint(&earlier.spec) != fingerprint(&r.spec) || earlier.labels != r.labels {
+                        let mesh = r.mesh.as_deref().map(|m| format!("{m}/")).unwrap_or_default();
+                        return Err(Error::Contradiction {
+                            what: format!("{} {mesh}{}", r.rtype, r.name),
+                            first: files[first].clone(),
+                            second: f.clone(),
+                        });
+                    }
+                }
+            }
+        }
     }
     let env = match env.unwrap_or(if looks_kubernetes {
         EnvArg::Kubernetes
@@ -233,9 +279,9 @@ fn read_file(path: &Path, opts: &ReadOptions, warnings: &mut Vec<String>) -> Res
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(|source| Error::ReadFile {
+    fs::read_to_string(path).map_err(|error| Error::ReadFile {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

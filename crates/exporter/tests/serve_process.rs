@@ -31,6 +31,25 @@ async fn a_bad_configuration_exits_64_with_one_line() {
 }
 
 #[tokio::test]
+async fn a_port_in_use_exits_64_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kuma-sync.yaml");
+    std::fs::write(&config, "global: {api: {url: \"http://127.0.0.1:1\"}}\n").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = tokio::time::timeout(WAIT, serve(&config, &addr).wait_with_output())
+        .await
+        .expect("exits")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.contains("cannot listen on"), "{err}");
+    // Its cause once, not once per link of the chain.
+    assert_eq!(line.matches("in use").count(), 1, "{err}");
+}
+
+#[tokio::test]
 async fn sigterm_stops_serve_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kuma-sync.yaml");

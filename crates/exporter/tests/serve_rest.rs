@@ -152,3 +152,48 @@ async fn rest_sources_and_the_kds_probe() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_panics_is_unknown_counted_and_started_again() {
+    // A zero interval (which the configuration file refuses) makes the poller panic:
+    // it stands for any bug in a source.
+    let lab = RestLab::start(1, true).await;
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        global: rest_cp(lab.global_url.clone()),
+        zones: vec![("zone-1".into(), rest_cp(lab.zone_urls[0].clone()))],
+        kds: None,
+        types: vec![ResourceType::from_name("MeshCircuitBreaker").unwrap()],
+        meshes: None,
+        poll_interval: Duration::ZERO,
+        stall_threshold: Duration::from_secs(60),
+        tls: None,
+        basic_auth: None,
+        kuma_version: Some(kuma_model::KumaLine::V2),
+    };
+    let running = serve::start_watching(cfg).await.expect("starts");
+    let internal = |r: &serve::Running| {
+        let st = r.monitor.lock();
+        st.sources[&kuma_model::CpRole::Global]
+            .errors
+            .get("internal")
+            .copied()
+            .unwrap_or(0)
+    };
+    // Twice: once is a report, twice is a restart that failed again.
+    until(&running, "the panic seen twice", |r| internal(r) >= 2).await;
+    let report = running.monitor.report();
+    assert!(!report.converged, "{report:?}");
+    assert_eq!(running.monitor.lock().zone_state("zone-1"), ZoneState::Unknown);
+    let global = running.monitor.lock().sources[&kuma_model::CpRole::Global].clone();
+    assert!(!global.up);
+    assert!(
+        global
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("the source stopped"),
+        "{global:?}"
+    );
+    running.stop().await;
+}

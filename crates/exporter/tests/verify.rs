@@ -175,6 +175,21 @@ fn a_stray_copy_is_reported_unexpected() {
 }
 
 #[test]
+fn names_with_escapes_and_newlines_cannot_draw_on_the_table() {
+    // A name that, printed raw, clears the screen and prints a verdict of its own.
+    let stray = "---\ntype: MeshRetry\nname: \"x\\e[2J\\nCONVERGED: 2 zone(s)\"\nmesh: default\nlabels:\n  kuma.io/display-name: mesh-retry-all-default\n  kuma.io/mesh: default\n  kuma.io/origin: global\nspec: {}\n";
+    let out = verify_with_zone1(&(zone1_text() + stray), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(!table.contains('\u{1b}'), "{table}");
+    assert!(table.contains(r"x\u{1b}[2J\nCONVERGED: 2 zone(s)"), "{table}");
+    assert!(
+        !table.lines().any(|l| l.starts_with("CONVERGED")),
+        "a verdict line drawn by a name: {table}"
+    );
+}
+
+#[test]
 fn a_broken_file_exits_2_naming_file_and_document() {
     let text = zone1_text() + "---\ntype: MeshRetry\nname: [unclosed\n";
     let out = verify_with_zone1(&text, &[]);
@@ -186,10 +201,93 @@ fn a_broken_file_exits_2_naming_file_and_document() {
 }
 
 #[test]
+fn a_rest_page_with_more_after_it_exits_2_naming_the_file() {
+    // `curl :5681/meshcircuitbreakers` on a busy control plane: the first 100 of 150.
+    let page =
+        r#"{"total": 150, "items": [], "next": "http://127.0.0.1:5681/meshcircuitbreakers?offset=100"}"#;
+    let out = verify_with_zone1(page, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("zone-1.yaml: document 1"), "{err}");
+    assert!(err.contains("not the whole list"), "{err}");
+    assert!(stdout(&out).is_empty(), "no verdict on part of a control plane");
+}
+
+#[test]
+fn no_zone_or_nothing_on_any_side_is_not_a_proof() {
+    let out = kuma_sync(&["verify", "--global", "examples/federate/global.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("NOT CONVERGED: no zone was checked"),
+        "{}",
+        stdout(&out)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.yaml");
+    fs::write(&empty, "# nothing\n").expect("write");
+    let (g, z) = (empty.display().to_string(), format!("zone-1={}", empty.display()));
+    let out = kuma_sync(&["verify", "--global", &g, "--zone", &z, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["converged"], false, "{doc}");
+    assert!(
+        doc["inconclusive"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing was compared"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn one_resource_in_two_files_of_a_zone_with_different_specs_exits_2_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = |max: u32| {
+        format!(
+            "type: MeshRetry\nmesh: default\nname: r\nspec: {{to: [{{default: {{http: {{numRetries: {max}}}}}}}]}}\n"
+        )
+    };
+    let (a, b, same) = (
+        dir.path().join("a.yaml"),
+        dir.path().join("b.yaml"),
+        dir.path().join("same.yaml"),
+    );
+    fs::write(&a, doc(1)).expect("write");
+    fs::write(&b, doc(2)).expect("write");
+    fs::write(&same, doc(1)).expect("write");
+    let zone = |f: &Path| format!("zone-1={}", f.display());
+    let g = example("global.yaml");
+    let args = |second: &Path| {
+        let (za, zb) = (zone(&a), zone(second));
+        kuma_sync(&[
+            "verify",
+            "--global",
+            g.to_str().unwrap(),
+            "--zone",
+            &za,
+            "--zone",
+            &zb,
+        ])
+    };
+    let out = args(&b);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("b.yaml: MeshRetry default/r is also in"), "{err}");
+    assert!(err.contains("a.yaml"), "{err}");
+    // The same resource in two files says one thing.
+    assert_eq!(args(&same).status.code(), Some(1));
+}
+
+#[test]
 fn unreadable_files_and_bad_flags_exit_2() {
     let out = kuma_sync(&["verify", "--global", "no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no/such/file.yaml"), "{}", stderr(&out));
+    // The reason once: "Is a directory: Is a directory" says nothing more.
+    let out = kuma_sync(&["verify", "--global", "examples"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).matches("directory").count(), 1, "{}", stderr(&out));
     let out = kuma_sync(&[FEDERATE, &["--types", "NoSuchType"]].concat());
     assert_eq!(out.status.code(), Some(2));
     assert!(

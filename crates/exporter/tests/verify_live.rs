@@ -22,7 +22,7 @@ async fn setup() -> Setup {
     std::fs::write(
         &config,
         format!(
-            "global:\n  api: {{url: \"{}\"}}\nzones:\n  - name: zone-1\n    api: {{url: \"{}\"}}\ntypes: [MeshCircuitBreaker]\nintervals: {{poll: 200ms}}\n",
+            "global:\n  api: {{url: \"{}\"}}\nzones:\n  - name: zone-1\n    api: {{url: \"{}\"}}\ntypes: [MeshCircuitBreaker]\nintervals: {{poll: 1s}}\n",
             lab.global_url, lab.zone_urls[0]
         ),
     )
@@ -107,6 +107,90 @@ async fn an_unreachable_zone_is_unknown_and_named() {
             .contains("cannot reach"),
         "{doc}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_global_without_zones_is_never_converged() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // Unreachable, a token file that is not there, a CA that is not PEM.
+    let garbage_ca = dir.path().join("ca.pem");
+    std::fs::write(&garbage_ca, "not a certificate").unwrap();
+    let globals = [
+        format!("{{url: \"http://{closed}\"}}"),
+        format!("{{url: \"http://{closed}\", tokenFile: /no/such/token}}"),
+        format!("{{url: \"https://{closed}\", caFile: {}}}", garbage_ca.display()),
+    ];
+    for global in globals {
+        let config = dir.path().join("kuma-sync.yaml");
+        std::fs::write(&config, format!("global:\n  api: {global}\nzones: []\n")).unwrap();
+        let out = tokio::time::timeout(WAIT * 2, verify(&config, &["--timeout", "1s"]).wait_with_output())
+            .await
+            .expect("exits")
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{global}: {doc}");
+        assert_eq!(doc["converged"], false, "{global}: {doc}");
+        assert_eq!(doc["unreadable"][0]["cp"], "global", "{global}: {doc}");
+    }
+}
+
+/// A global that answers every list with one item, a `total` of 10^12 and a `next`
+/// back to the URL it was asked: paging that never ends if followed.
+async fn looping_global() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let target = text.split(' ').nth(1).unwrap_or("/").to_owned();
+                let body = format!(r#"{{"total":1000000000000,"items":[],"next":"http://{addr}{target}"}}"#);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_whose_paging_never_ends_is_unreadable_not_converged() {
+    let addr = looping_global().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kuma-sync.yaml");
+    std::fs::write(
+        &config,
+        format!("global:\n  api: {{url: \"http://{addr}\"}}\nzones: []\n"),
+    )
+    .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, verify(&config, &["--timeout", "2s"]).wait_with_output())
+        .await
+        .expect("exits")
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert_eq!(doc["converged"], false, "{doc}");
+    assert_eq!(doc["unreadable"][0]["cp"], "global", "{doc}");
+    // Refused at once, by the bound on `total`, not followed until the timeout.
+    let error = doc["unreadable"][0]["error"].as_str().unwrap();
+    assert!(error.contains("too large"), "{doc}");
 }
 
 #[tokio::test]

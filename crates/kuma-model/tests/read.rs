@@ -427,6 +427,7 @@ fn unknown_items_of_a_rest_page_are_skipped_when_asked() {
         page,
         &ReadOptions {
             skip_unknown_types: true,
+            ..Default::default()
         },
     )
     .unwrap();

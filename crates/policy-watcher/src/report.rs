@@ -14,7 +14,8 @@ use crate::converge::{Cause, Direction, Engine, Finding, SlotKey, State, ZoneSta
 /// The whole verdict. Its JSON form is stable (see the README's "Output" section).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// True when every monitored zone is converged.
+    /// True when there is at least one zone and every one is converged: no zone at all
+    /// proves nothing.
     pub converged: bool,
     pub zones: Vec<ZoneReport>,
     /// Zones the global knows (Zone resources) that are not monitored.
@@ -106,7 +107,7 @@ impl Report {
             .cloned()
             .collect();
         Report {
-            converged: zones.iter().all(|z| z.state == ZoneState::Converged),
+            converged: !zones.is_empty() && zones.iter().all(|z| z.state == ZoneState::Converged),
             zones,
             unmonitored_zones,
             probe_zones: Vec::new(),

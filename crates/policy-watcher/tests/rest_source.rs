@@ -205,7 +205,8 @@ async fn a_next_link_that_never_ends_is_refused() {
         .list(mt())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("more pages than total"), "{err}");
+    assert!(err.to_string().contains("the pages loop"), "{err}");
+    assert_eq!(err.metric_label(), "paging");
 }
 
 #[tokio::test]

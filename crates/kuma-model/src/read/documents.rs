@@ -96,10 +96,16 @@ pub(super) fn parse(piece: &Piece<'_>) -> Result<Vec<Value>, String> {
     let looks_like_json = !piece.marker_content && content.starts_with(['{', '[']);
     let json_error = if looks_like_json {
         match serde_json::Deserializer::from_str(content)
-            .into_iter::<Value>()
+            .into_iter::<Strict>()
             .collect::<Result<Vec<_>, _>>()
         {
-            Ok(values) => return Ok(values.into_iter().filter(|v| !v.is_null()).collect()),
+            Ok(values) => {
+                return Ok(values
+                    .into_iter()
+                    .map(|Strict(v)| v)
+                    .filter(|v| !v.is_null())
+                    .collect());
+            }
             Err(e) => Some(e),
         }
     } else {
@@ -113,13 +119,88 @@ pub(super) fn parse(piece: &Piece<'_>) -> Result<Vec<Value>, String> {
         // Flow-style YAML also starts with `{`; only JSON-looking text gets JSON's error.
         (Err(_), Some(e)) if looks_like_json_object_or_array(content) => {
             let line = piece.content_line + e.line().saturating_sub(1);
+            // A repeated key is well-formed JSON, but not a syntax a reader may guess at.
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "JSON error",
+                _ => "JSON syntax error",
+            };
             Err(format!(
-                "JSON syntax error at line {line}, column {}: {}",
+                "{what} at line {line}, column {}: {}",
                 e.column(),
                 json_message(&e)
             ))
         }
         (Err(e), _) => Err(yaml_reason(&e, piece.first_line)),
+    }
+}
+
+/// A JSON value whose objects never repeat a key. serde_json keeps the last of two
+/// silently, while YAML refuses them: a document must not mean one thing to kuma-sync and
+/// another to the tool that wrote it, so JSON is held to YAML's rule.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            // Before its value, so the error points at the key.
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            let Strict(value) = map.next_value()?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -220,6 +301,19 @@ mod tests {
         let pieces = split("# comment\n{\"a\": 1,\n \"b\" 2}\n");
         let err = parse(&pieces[0]).unwrap_err();
         assert_eq!(err, "JSON syntax error at line 3, column 6: expected `:`");
+    }
+
+    #[test]
+    fn a_repeated_json_key_is_an_error_like_a_repeated_yaml_key() {
+        let err = parse(&split("{\"spec\": {\"a\": 1,\n \"a\": 2}}\n")[0]).unwrap_err();
+        assert_eq!(err, "JSON error at line 2, column 4: duplicate key `a`");
+        assert!(
+            parse(&split("a: 1\na: 2\n")[0])
+                .unwrap_err()
+                .contains("duplicate")
+        );
+        // The same key in two objects is no repeat.
+        assert_eq!(parse(&split("[{\"a\": 1}, {\"a\": 2}]")[0]).unwrap().len(), 1);
     }
 
     #[test]

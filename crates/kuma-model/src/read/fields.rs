@@ -47,6 +47,22 @@ pub(super) fn required_str<'a>(
     }
 }
 
+/// The longest name Kuma accepts, as Kubernetes: a DNS subdomain's 253 characters.
+pub(super) const MAX_NAME_CHARS: usize = 253;
+
+/// A resource's name: non-empty and no longer than Kuma allows. A longer one cannot be
+/// on any control plane, so the input is not what it claims to be.
+pub(super) fn name<'a>(map: &'a Map<String, Value>, key: &str, shown: &str) -> Result<&'a str, String> {
+    let name = required_str(map, key, shown)?;
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(format!(
+            "`{shown}` is {chars} characters long, more than the {MAX_NAME_CHARS} Kuma allows"
+        ));
+    }
+    Ok(name)
+}
+
 /// A mapping of strings (labels, annotations); absent or null is empty.
 pub(super) fn string_map(value: Option<&Value>, shown: &str) -> Result<BTreeMap<String, String>, String> {
     match value {

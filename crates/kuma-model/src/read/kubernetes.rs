@@ -29,11 +29,23 @@ const ANNOTATION_LABELS: &[&str] = &[
     "kuma.io/workload",
 ];
 
-/// Reads one object, or every item of a `List` / `<Kind>List`.
-pub(super) fn read(mut map: Map<String, Value>) -> Result<Vec<Entry>, String> {
+/// Reads one object, or every item of a `List` / `<Kind>List`; unless
+/// `caller_follows_pages`, a list chunk with a `metadata.continue` token is refused.
+pub(super) fn read(mut map: Map<String, Value>, caller_follows_pages: bool) -> Result<Vec<Entry>, String> {
     let kind = fields::required_str(&map, "kind", "kind")?;
     if !kind.ends_with("List") {
         return Ok(Entry::single(object(&map, None)));
+    }
+    if !caller_follows_pages
+        && let Some(Value::Object(meta)) = map.get("metadata")
+        && fields::optional_str(meta, "continue", "metadata.continue")?.is_some()
+    {
+        // `kubectl get --chunk-size` output joins its chunks; a raw API chunk does not.
+        return Err(
+            "a Kubernetes list chunk with a `metadata.continue` token: it is one \
+            chunk, not the whole list; use `kubectl get -o yaml`, which reads every chunk"
+                .to_owned(),
+        );
     }
     // `kubectl get --raw` lists of one kind leave `kind` and `apiVersion` off their items.
     let defaults = match kind.strip_suffix("List") {
@@ -189,7 +201,7 @@ impl<'a> Meta<'a> {
                 ));
             }
         };
-        let name = fields::required_str(meta, "name", "metadata.name")?;
+        let name = fields::name(meta, "name", "metadata.name")?;
         let mut labels = fields::string_map(meta.get("labels"), "metadata.labels")?;
         let annotations = fields::string_map(meta.get("annotations"), "metadata.annotations")?;
         for key in ANNOTATION_LABELS {

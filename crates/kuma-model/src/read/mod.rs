@@ -28,15 +28,22 @@ mod kubernetes;
 mod rest;
 mod universal;
 
+use std::collections::{HashMap, hash_map::Entry as Slot};
+
 use serde_json::{Map, Value};
 
-use crate::Resource;
+use crate::{Resource, ResourceKey, fingerprint};
 
-/// How to treat documents of a type kuma-sync does not know.
+/// How to read an input.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOptions {
     /// Skip unknown types with a warning instead of failing the whole input.
     pub skip_unknown_types: bool,
+    /// The input is one page of a list whose caller follows the paging itself (the REST
+    /// source). Otherwise a page that says more follows (`next`, a `total` above its
+    /// items, a Kubernetes `continue`) is an error: read as a whole control plane, it
+    /// would report every resource of the later pages missing.
+    pub caller_follows_pages: bool,
 }
 
 /// What a reader produced: every resource, or an error; never half of them silently.
@@ -66,6 +73,7 @@ pub struct ReadError {
 /// Reads every document in `text`, detecting its format.
 pub fn read_str(source_name: &str, text: &str, opts: &ReadOptions) -> Result<Loaded, ReadError> {
     let mut loaded = Loaded::default();
+    let mut seen = Seen::default();
     let mut document = 0;
     for piece in documents::split(text).iter().filter(|p| !p.is_empty()) {
         let place = |document| Place {
@@ -76,10 +84,54 @@ pub fn read_str(source_name: &str, text: &str, opts: &ReadOptions) -> Result<Loa
         let values = documents::parse(piece).map_err(|reason| place(document + 1).error(None, reason))?;
         for value in values {
             document += 1;
-            read_document(&place(document), value, opts, &mut loaded)?;
+            read_document(&place(document), value, opts, &mut loaded, &mut seen)?;
         }
     }
     Ok(loaded)
+}
+
+/// Where each resource of the input was read, by identity, to catch one given twice.
+#[derive(Default)]
+struct Seen {
+    /// Its index in [`Loaded::resources`] and where it was written.
+    at: HashMap<ResourceKey, (usize, String)>,
+}
+
+impl Seen {
+    /// Adds `r`, read at `place` (and `item`), unless the input already holds it. The
+    /// same resource twice (an export concatenated with a `kumactl get`) is read once;
+    /// twice with different contents, neither can be taken as the control plane's.
+    fn add(
+        &mut self,
+        place: &Place<'_>,
+        item: Option<usize>,
+        r: Resource,
+        loaded: &mut Loaded,
+    ) -> Result<(), ReadError> {
+        match self.at.entry(r.key()) {
+            Slot::Vacant(slot) => {
+                slot.insert((loaded.resources.len(), place.position(item)));
+                loaded.resources.push(r);
+                Ok(())
+            }
+            Slot::Occupied(slot) => {
+                let (index, first) = slot.get();
+                let earlier = &loaded.resources[*index];
+                if fingerprint(&earlier.spec) == fingerprint(&r.spec) && earlier.labels == r.labels {
+                    return Ok(());
+                }
+                let mesh = r.mesh.as_deref().map(|m| format!("{m}/")).unwrap_or_default();
+                Err(place.error(
+                    item,
+                    format!(
+                        "{} {mesh}{} is also {first}, with a different spec or labels: \
+                         one input must say one thing",
+                        r.rtype, r.name
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 /// Where a document sits in the input, for errors and warnings.
@@ -101,6 +153,12 @@ impl Place<'_> {
             line: self.line,
             reason,
         }
+    }
+
+    /// "document 3 (line 12)", "document 1 (line 1), item 4".
+    fn position(&self, item: Option<usize>) -> String {
+        let item = item.map(|i| format!(", item {i}")).unwrap_or_default();
+        format!("document {} (line {}){item}", self.document, self.line)
     }
 
     fn warning(&self, item: Option<usize>, what: &str) -> String {
@@ -136,6 +194,7 @@ fn read_document(
     value: Value,
     opts: &ReadOptions,
     loaded: &mut Loaded,
+    seen: &mut Seen,
 ) -> Result<(), ReadError> {
     let Value::Object(map) = value else {
         return Err(place.error(
@@ -144,14 +203,14 @@ fn read_document(
         ));
     };
     let entries = match detect(&map) {
-        Format::Kubernetes => kubernetes::read(map),
-        Format::List => rest::read(map),
+        Format::Kubernetes => kubernetes::read(map, opts.caller_follows_pages),
+        Format::List => rest::read(map, opts.caller_follows_pages),
         Format::Universal => Ok(Entry::single(universal::read(map))),
     }
     .map_err(|reason| place.error(None, reason))?;
     for Entry { item, outcome } in entries {
         match outcome.map_err(|reason| place.error(item, reason))? {
-            Outcome::Resource(r) => loaded.resources.push(*r),
+            Outcome::Resource(r) => seen.add(place, item, *r, loaded)?,
             Outcome::Unknown(what) if opts.skip_unknown_types => {
                 loaded.warnings.push(place.warning(item, &what))
             }

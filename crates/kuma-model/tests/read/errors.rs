@@ -96,6 +96,7 @@ metadata: {name: webhook-tls, namespace: kuma-system}
 ";
     let opts = ReadOptions {
         skip_unknown_types: true,
+        ..Default::default()
     };
     let loaded = read_str("mixed.yaml", text, &opts).unwrap();
     assert_eq!(summary(&loaded), vec![("Mesh".to_owned(), "default".to_owned())]);
@@ -217,4 +218,94 @@ fn a_list_with_one_bad_item_fails_whole() {
     )
     .unwrap_err();
     assert_eq!(e.reason, "item 2: not a mapping (found a string)");
+}
+
+#[test]
+fn a_rest_page_with_more_after_it_is_not_a_whole_list() {
+    let item = r#"{"type": "MeshRetry", "mesh": "default", "name": "a", "spec": {}}"#;
+    let next = format!(r#"{{"total": 1, "items": [{item}], "next": "http://cp:5681/meshretries?offset=1"}}"#);
+    let e = read_err(&next);
+    assert!(e.reason.contains("`next` link"), "{e}");
+    assert!(e.reason.contains("not the whole list"), "{e}");
+    assert!(e.to_string().starts_with("bad.yaml: document 1"), "{e}");
+
+    let short = format!(r#"{{"total": 150, "items": [{item}], "next": null}}"#);
+    let e = read_err(&short);
+    assert!(e.reason.contains("1 item(s) out of a `total` of 150"), "{e}");
+
+    let chunk = "apiVersion: v1\nkind: List\nmetadata: {continue: abc}\nitems: []\n";
+    assert!(read_err(chunk).reason.contains("`metadata.continue`"));
+
+    // The REST source follows `next` itself and reads each page as it comes.
+    let paged = ReadOptions {
+        caller_follows_pages: true,
+        ..Default::default()
+    };
+    assert_eq!(read_str("page", &next, &paged).unwrap().resources.len(), 1);
+    // The last page, and a whole list, are fine.
+    let whole = format!(r#"{{"total": 1, "items": [{item}], "next": null}}"#);
+    assert_eq!(
+        read_str("page", &whole, &ReadOptions::default())
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn one_identity_twice_with_different_specs_is_an_error_naming_both() {
+    let text = "type: MeshRetry\nmesh: default\nname: r\nspec: {a: 1}\n---\n\
+                type: Mesh\nname: default\n---\n\
+                type: MeshRetry\nmesh: default\nname: r\nspec: {a: 2}\n";
+    let e = read_err(text);
+    assert_eq!((e.document, e.line), (3, 9), "{e}");
+    assert!(
+        e.reason
+            .contains("MeshRetry default/r is also document 1 (line 1)"),
+        "{e}"
+    );
+
+    // Inside one REST page too, naming the item.
+    let page = r#"{"items": [{"type": "MeshRetry", "mesh": "default", "name": "r", "spec": {"a": 1}},
+        {"type": "MeshRetry", "mesh": "default", "name": "r", "spec": {"a": 2}}]}"#;
+    let e = read_err(page);
+    assert!(
+        e.to_string()
+            .contains("item 2: MeshRetry default/r is also document 1 (line 1), item 1"),
+        "{e}"
+    );
+
+    // The same resource twice says one thing: read once.
+    let twice = "type: Mesh\nname: default\n---\ntype: Mesh\nname: default\n";
+    assert_eq!(
+        read_str("x", twice, &ReadOptions::default())
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn names_longer_than_kuma_allows_are_refused() {
+    let long = "a".repeat(254);
+    let e = read_err(&format!("type: Mesh\nname: {long}\n"));
+    assert!(
+        e.reason
+            .contains("`name` is 254 characters long, more than the 253"),
+        "{e}"
+    );
+    let e = read_err(&format!(
+        "apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata: {{name: {long}}}\n"
+    ));
+    assert!(e.reason.contains("`metadata.name` is 254 characters"), "{e}");
+    let fits = format!("type: Mesh\nname: {}\n", "a".repeat(253));
+    assert_eq!(
+        read_str("x", &fits, &ReadOptions::default())
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
 }

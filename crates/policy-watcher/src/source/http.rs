@@ -17,7 +17,7 @@ use super::SourceError;
 
 /// Answers larger than this are refused rather than buffered: a Kuma list page of 1000
 /// policies is a few MiB.
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// How to reach one control plane's API.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,8 @@ pub struct HttpSettings {
     pub token: Option<String>,
     /// Deadline for one request, body included.
     pub timeout: Option<Duration>,
+    /// Largest body accepted; [`MAX_BODY_BYTES`] when unset.
+    pub max_body_bytes: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -35,6 +37,7 @@ pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     token: Option<Arc<str>>,
     timeout: Duration,
+    max_body_bytes: usize,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -76,6 +79,7 @@ impl HttpClient {
             client: Client::builder(TokioExecutor::new()).build(connector),
             token: settings.token.map(Arc::from),
             timeout: settings.timeout.unwrap_or(Duration::from_secs(10)),
+            max_body_bytes: settings.max_body_bytes.unwrap_or(MAX_BODY_BYTES),
         })
     }
 
@@ -102,12 +106,21 @@ impl HttpClient {
                     reason: error_chain(&e),
                 })?;
             let status = resp.status();
-            let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY_BYTES)
+            let body = http_body_util::Limited::new(resp.into_body(), self.max_body_bytes)
                 .collect()
                 .await
-                .map_err(|e| SourceError::Unreachable {
-                    url: url.to_owned(),
-                    reason: e.to_string(),
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        SourceError::TooLarge {
+                            url: url.to_owned(),
+                            reason: format!("the answer is over {} bytes", self.max_body_bytes),
+                        }
+                    } else {
+                        SourceError::Unreachable {
+                            url: url.to_owned(),
+                            reason: error_chain(&*e),
+                        }
+                    }
                 })?
                 .to_bytes();
             if !status.is_success() {

@@ -40,6 +40,23 @@ pub enum SourceError {
     /// A Kubernetes watch failed (the watcher retries with backoff).
     #[error("watching {what}: {reason}")]
     Watch { what: String, reason: String },
+    /// An answer, or a whole read, beyond a bound kuma-sync sets (body bytes, pages,
+    /// items): refused rather than buffered without end.
+    #[error("{url}: refused, too large: {reason}")]
+    TooLarge { url: String, reason: String },
+    /// A `next` link that loops or leads off the control plane's address.
+    #[error("{url}: paging: {reason}")]
+    Paging { url: String, reason: String },
+    /// The source itself failed (a panic, a bug): it is started again.
+    #[error("the source stopped: {0}")]
+    Stopped(String),
+    /// A whole read (every page of every type) did not finish in time, though each
+    /// answer may have: the control plane is `unknown`, not its last read for ever.
+    #[error("reading {url} did not finish within {deadline:?}")]
+    ReadDeadline {
+        url: String,
+        deadline: std::time::Duration,
+    },
 }
 
 impl SourceError {
@@ -50,7 +67,11 @@ impl SourceError {
             SourceError::Unreachable { .. }
             | SourceError::Timeout { .. }
             | SourceError::Decode { .. }
-            | SourceError::Watch { .. } => true,
+            | SourceError::Watch { .. }
+            | SourceError::ReadDeadline { .. }
+            | SourceError::Stopped(_) => true,
+            // What the server sends, not a passing fault: the same read hits it again.
+            SourceError::TooLarge { .. } | SourceError::Paging { .. } => false,
             SourceError::Status { status, .. } => !matches!(status, 400 | 401 | 403 | 404),
             SourceError::TlsConfig(_) | SourceError::Config(_) => false,
         }
@@ -69,6 +90,10 @@ impl SourceError {
             SourceError::TlsConfig(_) => "tls_config",
             SourceError::Config(_) => "config",
             SourceError::Watch { .. } => "watch",
+            SourceError::TooLarge { .. } => "too_large",
+            SourceError::Paging { .. } => "paging",
+            SourceError::ReadDeadline { .. } => "timeout",
+            SourceError::Stopped(_) => "internal",
         }
     }
 }

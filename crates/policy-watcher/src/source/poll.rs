@@ -9,6 +9,14 @@ use kuma_model::{CpRole, Resource, ResourceType};
 use super::{SourceError, insight::ZoneInsight, rest::KumaApi};
 use crate::monitor::Monitor;
 
+/// A read still unfinished after this many poll intervals is abandoned and its control
+/// plane turns `unknown`: its last complete read is never shown as current for longer
+/// than an interval plus this deadline.
+pub const READ_DEADLINE_INTERVALS: u32 = 3;
+/// The least time a read is given, so that a large control plane polled often can still
+/// be read at all.
+pub const MIN_READ_DEADLINE: Duration = Duration::from_secs(30);
+
 /// What to read from one control plane, and how often.
 #[derive(Debug, Clone)]
 pub struct PollTarget {
@@ -16,9 +24,25 @@ pub struct PollTarget {
     pub api: KumaApi,
     pub types: Vec<ResourceType>,
     pub interval: Duration,
+    /// Time for one whole read (every page of every type, and the insights).
+    pub read_deadline: Duration,
 }
 
 impl PollTarget {
+    /// A target whose reads get [`READ_DEADLINE_INTERVALS`] intervals, at least
+    /// [`MIN_READ_DEADLINE`].
+    pub fn new(cp: CpRole, api: KumaApi, types: Vec<ResourceType>, interval: Duration) -> Self {
+        Self {
+            cp,
+            api,
+            types,
+            interval,
+            read_deadline: interval
+                .saturating_mul(READ_DEADLINE_INTERVALS)
+                .max(MIN_READ_DEADLINE),
+        }
+    }
+
     /// The types to read on `cp`: the checked ones, plus Zone on the global (to know
     /// which zones exist and which are disabled).
     pub fn types_for(cp: &CpRole, checked: impl Iterator<Item = ResourceType>) -> Vec<ResourceType> {
@@ -47,7 +71,12 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
         let started = Timestamp::now();
         let read = tokio::select! {
             _ = &mut shutdown => return,
-            read = read(&target) => read,
+            read = tokio::time::timeout(target.read_deadline, read(&target)) => {
+                read.unwrap_or_else(|_| Err(SourceError::ReadDeadline {
+                    url: target.api.base().to_owned(),
+                    deadline: target.read_deadline,
+                }))
+            }
         };
         match read {
             Ok((resources, insights)) => {

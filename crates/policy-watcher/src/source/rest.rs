@@ -2,6 +2,11 @@
 //! with bounded concurrency. The API has no watch and no versions, so callers poll and
 //! fold each full read into the engine with [`crate::Engine::replace`].
 
+use std::{
+    collections::HashSet,
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+};
+
 use futures::{StreamExt, TryStreamExt, stream};
 use kuma_model::{
     KumaLine, Resource, ResourceType,
@@ -13,14 +18,85 @@ use super::{SourceError, http::HttpClient};
 /// Kuma's maximum page size: fewest round trips.
 const PAGE_SIZE: usize = 1000;
 
+/// Bounds of one read of a control plane (every page of every type). A server decides
+/// what it sends, not how much kuma-sync takes: past any bound the read fails instead of
+/// growing. `total` is never trusted to size anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Pages of one type. Kuma's pages hold up to 1000 items, so the default reads
+    /// 10 million items of a type at Kuma's page size, or a million at 100 a page.
+    pub max_pages: usize,
+    /// Items of every type together: 100 times a large control plane's 10,000 policies.
+    pub max_items: usize,
+    /// Bytes of every page body together; each body is also capped by the HTTP client.
+    pub max_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_pages: 10_000,
+            max_items: 1_000_000,
+            max_bytes: 2 << 30,
+        }
+    }
+}
+
+/// What one read has used of its [`ReadLimits`], shared by the types read at once.
+struct Budget {
+    limits: ReadLimits,
+    items: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl Budget {
+    fn new(limits: ReadLimits) -> Self {
+        Self {
+            limits,
+            items: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn spend_bytes(&self, url: &str, n: usize) -> Result<(), SourceError> {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let used = self.bytes.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if used > self.limits.max_bytes {
+            return Err(SourceError::TooLarge {
+                url: url.to_owned(),
+                reason: format!(
+                    "the read's pages hold more than {} bytes together",
+                    self.limits.max_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn spend_items(&self, url: &str, n: usize) -> Result<(), SourceError> {
+        let used = self.items.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if used > self.limits.max_items {
+            return Err(SourceError::TooLarge {
+                url: url.to_owned(),
+                reason: format!("more than {} items in one read", self.limits.max_items),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// One control plane's REST API.
 #[derive(Debug, Clone)]
 pub struct KumaApi {
     /// `scheme://host:port` plus any path prefix, without a trailing slash.
     base: String,
+    /// `base`, parsed: every URL this API requests must have its scheme and authority,
+    /// so the token is never sent anywhere else.
+    origin: http::Uri,
     http: HttpClient,
     /// Types read at once; Kuma's API server is shared with the GUI and kumactl.
     concurrency: usize,
+    limits: ReadLimits,
 }
 
 impl KumaApi {
@@ -31,15 +107,30 @@ impl KumaApi {
                 "Kuma API URL {base:?} must start with http:// or https://"
             )));
         }
+        let origin: http::Uri = base
+            .parse()
+            .map_err(|e| SourceError::Config(format!("Kuma API URL {base:?} is not a URL: {e}")))?;
+        if origin.authority().is_none_or(|a| a.host().is_empty()) || origin.query().is_some() {
+            return Err(SourceError::Config(format!(
+                "Kuma API URL {base:?} needs a host and no query"
+            )));
+        }
         Ok(Self {
             base,
+            origin,
             http,
             concurrency: 4,
+            limits: ReadLimits::default(),
         })
     }
 
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: ReadLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -54,8 +145,9 @@ impl KumaApi {
     /// Every resource of every type in `types`, or the first error: a partial read would
     /// report what it missed as missing.
     pub async fn list_all(&self, types: &[ResourceType]) -> Result<Vec<Resource>, SourceError> {
+        let budget = Budget::new(self.limits);
         let lists: Vec<Vec<Resource>> = stream::iter(types.iter().copied())
-            .map(|t| self.list_served(t))
+            .map(|t| self.list_served(t, &budget))
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
@@ -65,8 +157,8 @@ impl KumaApi {
     /// [`KumaApi::list`], where a type Kuma 3 removed answers 404 on a Kuma 3 control
     /// plane: that control plane holds none of it. Any other 404 is an error (a wrong
     /// URL must not read as an empty control plane).
-    async fn list_served(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
-        match self.list(rtype).await {
+    async fn list_served(&self, rtype: ResourceType, budget: &Budget) -> Result<Vec<Resource>, SourceError> {
+        match self.list_within(rtype, budget).await {
             Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => {
                 Ok(Vec::new())
             }
@@ -76,20 +168,43 @@ impl KumaApi {
 
     /// Every resource of one type, across meshes, following `next` until the last page.
     pub async fn list(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
+        self.list_within(rtype, &Budget::new(self.limits)).await
+    }
+
+    async fn list_within(&self, rtype: ResourceType, budget: &Budget) -> Result<Vec<Resource>, SourceError> {
         let path = rtype.info().rest_path;
         if path.is_empty() {
             return Err(SourceError::Config(format!("{rtype} has no REST API path")));
         }
         let mut url = format!("{}/{path}?size={PAGE_SIZE}", self.base);
         let mut out = Vec::new();
-        // `total` bounds the pages; the guard stops a server whose `next` never ends.
-        let mut pages_left: Option<usize> = None;
-        loop {
+        // Every URL this read has asked for: a `next` back to one of them is a loop.
+        let mut asked = HashSet::from([url.clone()]);
+        for page_number in 1.. {
+            if page_number > self.limits.max_pages {
+                return Err(SourceError::TooLarge {
+                    url,
+                    reason: format!("more than {} pages of {rtype}", self.limits.max_pages),
+                });
+            }
             let body = self.http.get(&url).await?;
+            budget.spend_bytes(&url, body.len())?;
             let page: serde_json::Value = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
                 url: url.clone(),
                 reason: format!("not JSON: {e}"),
             })?;
+            // Fail at once rather than page towards a count no read may hold.
+            if let Some(total) = page.get("total").and_then(|t| t.as_u64())
+                && total > self.limits.max_items as u64
+            {
+                return Err(SourceError::TooLarge {
+                    url,
+                    reason: format!(
+                        "`total` is {total}, more than the {} items a read may hold",
+                        self.limits.max_items
+                    ),
+                });
+            }
             let text = std::str::from_utf8(&body).map_err(|e| SourceError::Decode {
                 url: url.clone(),
                 reason: e.to_string(),
@@ -99,43 +214,65 @@ impl KumaApi {
                 text,
                 &ReadOptions {
                     skip_unknown_types: false,
+                    // `next` is followed below.
+                    caller_follows_pages: true,
                 },
             )
             .map_err(|e| SourceError::Decode {
                 url: url.clone(),
                 reason: e.reason,
             })?;
+            budget.spend_items(&url, loaded.resources.len())?;
             out.extend(loaded.resources.into_iter().filter(|r| r.rtype == rtype));
-            let total = page.get("total").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            let left = pages_left.get_or_insert(total / PAGE_SIZE + 1);
-            match page
-                .get("next")
-                .and_then(|n| n.as_str())
-                .filter(|n| !n.is_empty())
-            {
-                Some(next) if *left > 0 => {
-                    *left -= 1;
-                    url = self.rebase(next);
-                }
-                Some(_) => {
+            let next = match page.get("next") {
+                None | Some(serde_json::Value::Null) => return Ok(out),
+                Some(serde_json::Value::String(n)) if n.is_empty() => return Ok(out),
+                Some(serde_json::Value::String(n)) => n,
+                Some(other) => {
                     return Err(SourceError::Decode {
                         url,
-                        reason: format!("more pages than total {total} allows"),
+                        reason: format!("`next` must be a string or null, found {other}"),
                     });
                 }
-                None => return Ok(out),
+            };
+            let next = self.resolve_next(next).map_err(|reason| SourceError::Paging {
+                url: url.clone(),
+                reason,
+            })?;
+            if !asked.insert(next.clone()) {
+                return Err(SourceError::Paging {
+                    url,
+                    reason: format!("`next` leads back to {next}, already read: the pages loop"),
+                });
             }
+            url = next;
         }
+        unreachable!("the page loop returns or fails by its last page")
     }
 
-    /// Kuma builds `next` from the Host it was asked on, which may be a name this client
-    /// cannot resolve behind a proxy: keep its path and query, use our base.
-    fn rebase(&self, next: &str) -> String {
-        let path_and_query = match next.find("://") {
-            Some(i) => next[i + 3..].find('/').map_or("/", |j| &next[i + 3 + j..]),
-            None => next,
+    /// The URL a page's `next` link leads to, always on our base. Kuma builds `next`
+    /// from the Host it was asked on, which may be a name this client cannot resolve
+    /// behind a proxy: of an absolute link only its path and query are kept. A relative
+    /// one must be a path; anything that would leave our scheme, host and port (`//h/`,
+    /// `@h:p/`) is refused, so the token goes nowhere else.
+    fn resolve_next(&self, next: &str) -> Result<String, String> {
+        let path_and_query = match next.split_once("://") {
+            // An empty scheme too: Go's `URL.Scheme` is empty on a server's request.
+            Some((scheme, rest))
+                if scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+            {
+                rest.find('/').map_or("/", |j| &rest[j..])
+            }
+            _ if next.starts_with('/') && !next.starts_with("//") => next,
+            _ => {
+                return Err(format!(
+                    "`next` {next:?} is neither an absolute URL nor a path on this control plane"
+                ));
+            }
         };
-        match self
+        let url = match self
             .base
             .find("://")
             .and_then(|i| self.base[i + 3..].find('/').map(|j| i + 3 + j))
@@ -147,7 +284,17 @@ impl KumaApi {
                 strip_prefix_dup(&self.base[prefix_at..], path_and_query)
             ),
             None => format!("{}{path_and_query}", self.base),
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("`next` {next:?} does not make a URL: {e}"))?;
+        if uri.scheme() != self.origin.scheme() || uri.authority() != self.origin.authority() {
+            return Err(format!(
+                "`next` {next:?} leads to {url}, off this control plane's address {}",
+                self.base
+            ));
         }
+        Ok(url)
     }
 }
 
@@ -169,14 +316,43 @@ mod tests {
         let a = api("http://127.0.0.1:5681/");
         assert_eq!(a.base(), "http://127.0.0.1:5681");
         assert_eq!(
-            a.rebase("http://kuma-control-plane.kuma-system:5681/meshtimeouts?offset=1000&size=1000"),
+            a.resolve_next("http://kuma-control-plane.kuma-system:5681/meshtimeouts?offset=1000&size=1000")
+                .unwrap(),
             "http://127.0.0.1:5681/meshtimeouts?offset=1000&size=1000"
         );
         let proxied = api("https://proxy.example/kuma");
         assert_eq!(
-            proxied.rebase("http://cp:5681/meshtimeouts?offset=2"),
+            proxied
+                .resolve_next("http://cp:5681/meshtimeouts?offset=2")
+                .unwrap(),
             "https://proxy.example/kuma/meshtimeouts?offset=2"
         );
+        assert_eq!(
+            a.resolve_next("/meshtimeouts?offset=1000").unwrap(),
+            "http://127.0.0.1:5681/meshtimeouts?offset=1000"
+        );
+    }
+
+    #[test]
+    fn a_next_link_never_leads_off_our_address() {
+        let a = api("http://127.0.0.1:5681");
+        // Appended to our base, these would name another authority (userinfo, a
+        // network-path reference) or not be a path at all.
+        for hostile in [
+            "@127.0.0.1:9999/meshtimeouts",
+            ":9999/meshtimeouts",
+            "//127.0.0.1:9999/meshtimeouts",
+            "meshtimeouts?offset=1",
+            "/meshtimeouts?x=\u{1b}[31m",
+        ] {
+            assert!(a.resolve_next(hostile).is_err(), "{hostile:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_base_url_that_does_not_parse_is_a_config_error() {
+        let err = KumaApi::new("http://[::1", HttpClient::new(HttpSettings::default()).unwrap()).unwrap_err();
+        assert_eq!(err.metric_label(), "config", "{err}");
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! The REST source and its poller against a hostile control plane: paging loops, a
+//! `total` without end, `next` links to another host, endless and oversized answers.
+//! Each must be an error of its own class, the token must never leave the configured
+//! address, and a zone served that way must never be `converged`.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use kuma_model::{CpRole, Environment, ResourceType};
+use policy_watcher::{
+    Engine, Selection, Topology, ZoneSpec, ZoneState,
+    monitor::{Monitor, MonitorConfig, NoRecorder},
+    source::{
+        http::{HttpClient, HttpSettings},
+        poll::{PollTarget, poll},
+        rest::{KumaApi, ReadLimits},
+    },
+};
+use tokio::net::TcpListener;
+
+/// Bounds no test should need to wait for.
+const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "zone-token";
+
+/// How the server answers every list request.
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    /// An empty, complete list.
+    Healthy,
+    /// One item, and `next` back to the same URL.
+    Loop,
+    /// `total` of 10^12 and a new `next` on every page.
+    EndlessTotal,
+    /// No `total`, a new `next` on every page.
+    EndlessPages,
+    /// A scheme-less `next` that, appended to the base, names another authority.
+    UserinfoNext(SocketAddr),
+    /// An absolute `next` on another host: only its path may be used, on our address.
+    AbsoluteNext(SocketAddr),
+    /// Every page takes a while, and there is always another.
+    SlowEndless,
+    /// A body over the client's cap.
+    Huge,
+}
+
+/// A request's path+query and Authorization header.
+type Seen = (String, Option<String>);
+
+struct Peer {
+    addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    /// Every request's path+query and Authorization header.
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn item(name: &str) -> String {
+    format!(r#"{{"type":"MeshTimeout","mesh":"default","name":"{name}","spec":{{}}}}"#)
+}
+
+fn page(total: Option<u64>, items: &[String], next: Option<String>) -> String {
+    let total = total.map_or("null".to_owned(), |t| t.to_string());
+    let next = next.map_or("null".to_owned(), |n| format!("{n:?}"));
+    format!(
+        r#"{{"total":{total},"items":[{}],"next":{next}}}"#,
+        items.join(",")
+    )
+}
+
+/// The offset a `next` link of ours carries, 0 on a first page.
+fn offset(pq: &str) -> u64 {
+    pq.split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("offset="))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0)
+}
+
+fn answer(mode: &Mode, addr: SocketAddr, pq: &str) -> String {
+    let path = pq.split('?').next().unwrap_or("/");
+    let at = offset(pq);
+    let further = |at: u64| Some(format!("http://{addr}{path}?size=1000&offset={}", at + 1));
+    match mode {
+        Mode::Healthy => page(Some(0), &[], None),
+        Mode::Loop => page(Some(1), &[item("a")], Some(format!("http://{addr}{pq}"))),
+        Mode::EndlessTotal => page(Some(1_000_000_000_000), &[item(&format!("a{at}"))], further(at)),
+        Mode::EndlessPages | Mode::SlowEndless => page(None, &[item(&format!("a{at}"))], further(at)),
+        Mode::UserinfoNext(other) if at == 0 => page(
+            Some(2),
+            &[item("a")],
+            Some(format!("@{other}{path}?size=1000&offset=1")),
+        ),
+        Mode::AbsoluteNext(other) if at == 0 => page(
+            Some(2),
+            &[item("a")],
+            Some(format!("http://{other}{path}?size=1000&offset=1")),
+        ),
+        Mode::UserinfoNext(_) | Mode::AbsoluteNext(_) => page(Some(2), &[item("b")], None),
+        Mode::Huge => format!("{}{}", " ".repeat(4096), page(Some(0), &[], None)),
+    }
+}
+
+async fn peer(mode: Mode) -> Peer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mode = Arc::new(Mutex::new(mode));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (m, log) = (mode.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (m, log) = (m.clone(), log.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let (m, log) = (m.clone(), log.clone());
+                    async move {
+                        let pq = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap_or("").to_owned());
+                        log.lock().unwrap().push((pq.clone(), auth));
+                        let mode = m.lock().unwrap().clone();
+                        if mode == Mode::SlowEndless {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        let body = answer(&mode, addr, &pq);
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Peer { addr, mode, seen }
+}
+
+fn mt() -> ResourceType {
+    ResourceType::from_name("MeshTimeout").unwrap()
+}
+
+/// Limits small enough for a test to reach, far above what a healthy answer here needs.
+const LIMITS: ReadLimits = ReadLimits {
+    max_pages: 50,
+    max_items: 200,
+    max_bytes: 1 << 20,
+};
+
+fn api(addr: SocketAddr) -> KumaApi {
+    let http = HttpClient::new(HttpSettings {
+        token: Some(TOKEN.into()),
+        max_body_bytes: Some(1024),
+        ..Default::default()
+    })
+    .expect("client");
+    KumaApi::new(&format!("http://{addr}"), http)
+        .expect("api")
+        .with_limits(LIMITS)
+}
+
+#[tokio::test]
+async fn every_hostile_answer_is_an_error_of_its_own_class() {
+    let other = peer(Mode::Healthy).await;
+    let cases = [
+        (Mode::Loop, "paging", "the pages loop"),
+        (Mode::EndlessTotal, "too_large", "`total` is 1000000000000"),
+        (Mode::EndlessPages, "too_large", "more than 50 pages"),
+        (
+            Mode::UserinfoNext(other.addr),
+            "paging",
+            "neither an absolute URL nor a path",
+        ),
+        (Mode::Huge, "too_large", "over 1024 bytes"),
+    ];
+    for (mode, class, says) in cases {
+        let hostile = peer(mode.clone()).await;
+        let err = tokio::time::timeout(WAIT, api(hostile.addr).list(mt()))
+            .await
+            .expect("a hostile read ends")
+            .expect_err("a hostile read fails");
+        assert_eq!(err.metric_label(), class, "{mode:?}: {err}");
+        assert!(err.to_string().contains(says), "{mode:?}: {err}");
+        assert!(!err.is_retryable(), "{mode:?}: the same read meets it again");
+    }
+    // Nothing, and no token, ever went to the other host.
+    assert!(
+        other.seen.lock().unwrap().is_empty(),
+        "{:?}",
+        other.seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn an_absolute_next_on_another_host_is_read_on_ours() {
+    let other = peer(Mode::Healthy).await;
+    let ours = peer(Mode::AbsoluteNext(other.addr)).await;
+    let read = tokio::time::timeout(WAIT, api(ours.addr).list(mt()))
+        .await
+        .expect("ends")
+        .expect("read");
+    assert_eq!(read.len(), 2);
+    assert!(other.seen.lock().unwrap().is_empty());
+    let seen = ours.seen.lock().unwrap();
+    assert_eq!(seen[1].0, "/meshtimeouts?size=1000&offset=1");
+    assert_eq!(seen[1].1.as_deref(), Some("Bearer zone-token"));
+}
+
+/// Waits until `check` holds of the monitor, looking at every change.
+async fn until(monitor: &Monitor, what: &str, check: impl Fn(&Monitor) -> bool) {
+    let mut changes = monitor.subscribe();
+    tokio::time::timeout(WAIT, async {
+        while !check(monitor) {
+            changes.changed().await.expect("monitor alive");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+fn zone_errors(monitor: &Monitor, class: &str) -> u64 {
+    let st = monitor.lock();
+    st.sources[&CpRole::Zone("zone-1".into())]
+        .errors
+        .get(class)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_served_by_a_hostile_peer_is_never_converged() {
+    let global = peer(Mode::Healthy).await;
+    let zone = peer(Mode::Healthy).await;
+    let other = peer(Mode::Healthy).await;
+    let topology = Topology::new(
+        Environment::Universal,
+        vec![ZoneSpec::new("zone-1", Environment::Universal)],
+    );
+    let monitor = Arc::new(Monitor::new(
+        Engine::new(topology, Selection::new([mt()], None)),
+        MonitorConfig::default(),
+        Box::new(NoRecorder),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for (cp, addr) in [
+        (CpRole::Global, global.addr),
+        (CpRole::Zone("zone-1".into()), zone.addr),
+    ] {
+        let types = PollTarget::types_for(&cp, [mt()].into_iter());
+        let mut target = PollTarget::new(cp, api(addr), types, Duration::from_millis(100));
+        target.read_deadline = Duration::from_secs(1);
+        let mut stopped = stopped.clone();
+        tokio::spawn(poll(target, monitor.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+    }
+    let converged = |m: &Monitor| m.report().converged;
+    until(&monitor, "a first converged read", converged).await;
+
+    let cases = [
+        (Mode::Loop, "paging"),
+        (Mode::EndlessTotal, "too_large"),
+        (Mode::EndlessPages, "too_large"),
+        (Mode::UserinfoNext(other.addr), "paging"),
+        (Mode::Huge, "too_large"),
+        (Mode::SlowEndless, "timeout"),
+    ];
+    for (mode, class) in cases {
+        let before = zone_errors(&monitor, class);
+        *zone.mode.lock().unwrap() = mode.clone();
+        // Two failures in a row: the zone stays unknown read after read, not once.
+        for n in 1..=2 {
+            until(&monitor, &format!("{mode:?} failure {n}"), |m| {
+                zone_errors(m, class) >= before + n
+            })
+            .await;
+            let report = monitor.report();
+            assert!(!report.converged, "{mode:?}: {report:?}");
+            assert_eq!(
+                monitor.lock().zone_state("zone-1"),
+                ZoneState::Unknown,
+                "{mode:?}"
+            );
+        }
+        *zone.mode.lock().unwrap() = Mode::Healthy;
+        until(&monitor, &format!("recovery from {mode:?}"), converged).await;
+    }
+    assert!(other.seen.lock().unwrap().is_empty());
+    let _ = stop.send(true);
+}
