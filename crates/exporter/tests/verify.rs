@@ -7,6 +7,8 @@ use std::{
     process::{Command, Output},
 };
 
+#[path = "verify_support/conformance.rs"]
+mod conformance;
 #[path = "verify_support/kuma_goldens.rs"]
 mod kuma_goldens;
 

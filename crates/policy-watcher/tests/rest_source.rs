@@ -254,7 +254,7 @@ async fn a_kuma_3_api_reports_its_version_and_has_no_legacy_types() {
     let mut routes = Routes::new();
     routes.insert(
         "/".into(),
-        (200, r#"{"hostname":"cp","tagline":"Kuma","version":"0.0.0-preview.v348b6528b","instanceId":"i","clusterId":"c","gui":"/gui"}"#.into()),
+        (200, r#"{"hostname":"cp","product":"Kuma","version":"0.0.0-preview.v348b6528b","instanceId":"i","clusterId":"c","gui":"/gui"}"#.into()),
     );
     routes.insert(
         "/meshtimeouts?size=1000".into(),

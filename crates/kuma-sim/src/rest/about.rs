@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::{Api, Reply, VERSION, errors::ApiError};
 
-/// Kuma's `IndexResponse`, in its field order, plus the `tagline` older clients read.
+/// Kuma's `IndexResponse`, in its field order, as a real 2.14.3 control plane answers it
+/// (`docs/conformance.md`): no `tagline`, and `gui` empty on zones.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Index<'a> {
@@ -20,7 +21,6 @@ struct Index<'a> {
     instance_id: String,
     product: &'a str,
     version: &'a str,
-    tagline: &'a str,
 }
 
 #[derive(Serialize)]
@@ -56,12 +56,14 @@ impl Api {
             200,
             &Index {
                 cluster_id: "kuma-sim",
-                gui: "/gui",
+                gui: match self.store.role() {
+                    CpRole::Global => "/gui",
+                    CpRole::Zone(_) => "",
+                },
                 hostname: &self.hostname,
                 instance_id: format!("{}-{}", self.hostname, self.store.role()),
                 product: "Kuma",
                 version: VERSION,
-                tagline: "Kuma",
             },
         )
     }

@@ -1,6 +1,6 @@
 //! `GET /` of Kuma's REST API: the index that says which Kuma answers
-//! (`pkg/api-server/index_endpoints.go`: `{"hostname", "tagline", "version",
-//! "basedOnKuma"?, "instanceId", "clusterId", "gui"}`). Kong Mesh reports its own version
+//! (`pkg/api-server/index_endpoints.go`: `{"clusterId", "gui", "hostname", "instanceId", "product", "version",
+//! "basedOnKuma"?}`). Kong Mesh reports its own version
 //! in `version` and the Kuma it is built on in `basedOnKuma`.
 
 use super::{SourceError, rest::KumaApi};
@@ -32,9 +32,9 @@ mod tests {
 
     #[test]
     fn kuma_and_kong_mesh_indexes() {
-        let kuma = br#"{"hostname":"cp","tagline":"Kuma","version":"2.14.3","instanceId":"i","clusterId":"c","gui":"/gui"}"#;
+        let kuma = br#"{"clusterId":"c","gui":"/gui","hostname":"cp","instanceId":"i","product":"Kuma","version":"2.14.3"}"#;
         assert_eq!(parse_index(kuma).as_deref(), Ok("2.14.3"));
-        let kong = br#"{"tagline":"Kong Mesh","version":"2.14.1","basedOnKuma":"2.14.3"}"#;
+        let kong = br#"{"product":"Kong Mesh","version":"2.14.1","basedOnKuma":"2.14.3"}"#;
         assert_eq!(parse_index(kong).as_deref(), Ok("2.14.3"));
         assert!(parse_index(b"{}").is_err());
         assert!(parse_index(b"<html>").is_err());
