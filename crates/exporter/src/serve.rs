@@ -193,6 +193,8 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         if let Some(name) = &kds.zone_name {
             pc.zone_name = name.clone();
         }
+        // A daemon never gives up on the probe: a refusal shows on /metrics and is retried.
+        pc.retry_refusals = true;
         pc.types = cfg
             .types
             .iter()
@@ -214,7 +216,7 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         let stopped = until_stopped();
         tasks.spawn(async move {
             if let Err(error) = probe.run(stopped).await {
-                tracing::error!(%error, "KDS probe stopped for good");
+                tracing::error!(%error, "KDS probe stopped");
             }
         });
     }

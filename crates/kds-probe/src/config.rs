@@ -153,6 +153,12 @@ pub struct ProbeConfig {
     pub backoff: BackoffSettings,
     /// Bound on TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
+    /// Keep trying after an error that needs a person (the global refuses the identity,
+    /// does not serve KDS, or its certificate fails verification), at the backoff's
+    /// longest delay, instead of stopping: what the daemon wants, so that it recovers once
+    /// the global is fixed and shows the failure in its metrics meanwhile. The CLI stops
+    /// and says why.
+    pub retry_refusals: bool,
 }
 
 impl ProbeConfig {
@@ -169,6 +175,7 @@ impl ProbeConfig {
             known_zones: Vec::new(),
             backoff: BackoffSettings::default(),
             connect_timeout: Duration::from_secs(10),
+            retry_refusals: false,
         })
     }
 

@@ -92,15 +92,22 @@ impl Probe {
             let error = ended.error;
             self.metrics.record_error(&error);
             self.disconnected(Some(&error));
-            if !error.is_retryable() {
+            let delay = if error.is_retryable() {
+                if ended.got_response {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, class = error.metric_label(), retry_in = ?delay, "KDS stream lost");
+                delay
+            } else if self.config.retry_refusals {
+                // Trying again at once repeats the refusal: wait as long as backoff ever does.
+                let delay = self.config.backoff.max;
+                tracing::error!(%error, class = error.metric_label(), retry_in = ?delay, "KDS probe refused; retrying");
+                delay
+            } else {
                 tracing::error!(%error, class = error.metric_label(), "KDS probe stopped");
                 return Err(error);
-            }
-            if ended.got_response {
-                backoff.reset();
-            }
-            let delay = backoff.next_delay();
-            tracing::warn!(%error, class = error.metric_label(), retry_in = ?delay, "KDS stream lost");
+            };
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 () = tokio::time::sleep(delay) => {}

@@ -83,6 +83,34 @@ async fn unauthenticated_is_fatal() {
     assert_eq!(metrics.health_check_up.get(), 0, "no connection, no health");
 }
 
+/// In a daemon (`retry_refusals`), a refusal is shown and tried again at the longest
+/// backoff instead of stopping the probe for good: once the global takes the stream again,
+/// the probe syncs again.
+#[tokio::test]
+async fn a_daemon_probe_keeps_trying_after_a_refusal() {
+    let sim = sim(false, &[mtp("a", "Allow")]).await;
+    let mut cfg = config(&sim, &["MeshTrafficPermission"], None);
+    cfg.retry_refusals = true;
+    cfg.backoff = kds_probe::config::BackoffSettings {
+        initial: std::time::Duration::from_millis(10),
+        max: std::time::Duration::from_millis(50),
+    };
+    let probe = spawn(cfg);
+    probe.until("sync", |v| v.all_synced()).await;
+    assert_eq!(
+        sim.faults()
+            .close_streams(tonic::Code::Unauthenticated, "zone token required"),
+        1
+    );
+    probe
+        .until("a second stream", |v| {
+            v.snapshot().stream_starts >= 2 && v.all_synced()
+        })
+        .await;
+    assert_eq!(probe.metrics.errors.with_label_values(&["refused"]).get(), 1);
+    probe.stop().await.expect("still running, stops cleanly");
+}
+
 /// A refused connection is retried (with backoff) until the global appears, and the
 /// probe stops cleanly on shutdown.
 #[tokio::test]
