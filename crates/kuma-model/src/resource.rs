@@ -253,13 +253,19 @@ impl fmt::Display for Environment {
     }
 }
 
+/// Whether the global rewrites the zone named in this type's spec ([`pin_zone_fields`]):
+/// a cheap test to make before working out a resource's origin.
+pub fn pins_zone(rtype: ResourceType) -> bool {
+    matches!(rtype.name(), "ZoneIngress" | "ZoneEgress")
+}
+
 /// A zone's own resource as the global stores it once received: the global pins the zone
 /// a ZoneIngress or ZoneEgress names (`spec.zone`, and any `kuma.io/zone` tag of a
 /// ZoneIngress's available services) to the zone that sent it (`GlobalSyncCallback`,
 /// `pkg/kds/v2/store/sync.go`, v2.14.3). Comparing the zone's spec so pinned with the
 /// global's copy keeps a zone that leaves `zone` empty from looking drifted.
 pub fn pin_zone_fields(r: &mut Resource, zone: &str) {
-    if !matches!(r.rtype.name(), "ZoneIngress" | "ZoneEgress") {
+    if !pins_zone(r.rtype) {
         return;
     }
     let Some(spec) = r.spec.as_object_mut() else {

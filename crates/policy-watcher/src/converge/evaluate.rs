@@ -7,6 +7,8 @@ use kuma_model::{
     resource::{expected_name_in_zone, expected_name_on_global},
 };
 
+use crate::sync_rules::NotSent;
+
 use super::{
     Cause, Direction, Engine, Finding, State,
     slots::{Outcome, SlotId},
@@ -48,17 +50,7 @@ impl Engine {
                 };
                 match_copies(source.fingerprint(), &expected, copies)
             }
-            (_, decision) => {
-                let cause = match decision {
-                    Some(Err(not_sent)) => Cause::NotSent(not_sent),
-                    _ => Cause::SourceGone,
-                };
-                Outcome::Findings(
-                    copies
-                        .map(|(k, c)| finding(State::Orphaned, k, c, cause.clone()))
-                        .collect(),
-                )
-            }
+            (_, decision) => orphans(copies, decision),
         }
     }
 
@@ -91,19 +83,25 @@ impl Engine {
                 );
                 match_copies(local.fingerprint(), &expected, on_global)
             }
-            (_, sent) => {
-                let cause = match sent {
-                    Some(Err(not_sent)) => Cause::NotSent(not_sent),
-                    _ => Cause::SourceGone,
-                };
-                Outcome::Findings(
-                    on_global
-                        .map(|(k, c)| finding(State::Orphaned, k, c, cause.clone()))
-                        .collect(),
-                )
-            }
+            (_, sent) => orphans(on_global, sent),
         }
     }
+}
+
+/// Every copy orphaned: its source is not sent (`Some(Err)`, and why), or gone (`None`).
+fn orphans<'a>(
+    copies: impl Iterator<Item = (&'a Arc<ResourceKey>, &'a Entry)>,
+    decision: Option<Result<(), NotSent>>,
+) -> Outcome {
+    let cause = match decision {
+        Some(Err(not_sent)) => Cause::NotSent(not_sent),
+        _ => Cause::SourceGone,
+    };
+    Outcome::Findings(
+        copies
+            .map(|(k, c)| finding(State::Orphaned, k, c, cause.clone()))
+            .collect(),
+    )
 }
 
 fn finding(state: State, key: &ResourceKey, copy: &Entry, cause: Cause) -> Finding {

@@ -176,7 +176,10 @@ impl Engine {
                 let Some(store) = self.store(cp) else {
                     return Touched::default();
                 };
+                // Only zone proxies are pinned: their origin is worked out only for them, not
+                // for each of a million policies of a cold start.
                 if let CpRole::Zone(zone) = cp
+                    && kuma_model::resource::pins_zone(r.rtype)
                     && matches!(r.origin(cp), Origin::Zone(ref o) if o == zone)
                 {
                     kuma_model::resource::pin_zone_fields(&mut r, zone);
