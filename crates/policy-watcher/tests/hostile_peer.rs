@@ -3,16 +3,15 @@
 //! Each must be an error of its own class, the token must never leave the configured
 //! address, and a zone served that way must never be `converged`.
 
+mod common;
+
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
+use common::http_peer::{self, Log};
 use kuma_model::{CpRole, Environment, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec, ZoneState,
@@ -23,7 +22,6 @@ use policy_watcher::{
         rest::{KumaApi, ReadLimits},
     },
 };
-use tokio::net::TcpListener;
 
 /// Bounds no test should need to wait for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -50,14 +48,11 @@ enum Mode {
     Huge,
 }
 
-/// A request's path+query and Authorization header.
-type Seen = (String, Option<String>);
-
 struct Peer {
     addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     /// Every request's path+query and Authorization header.
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Log,
 }
 
 fn item(name: &str) -> String {
@@ -106,42 +101,20 @@ fn answer(mode: &Mode, addr: SocketAddr, pq: &str) -> String {
 }
 
 async fn peer(mode: Mode) -> Peer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let mode = Arc::new(Mutex::new(mode));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (m, log) = (mode.clone(), seen.clone());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (m, log) = (m.clone(), log.clone());
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let (m, log) = (m.clone(), log.clone());
-                    async move {
-                        let pq = req
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_default();
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap_or("").to_owned());
-                        log.lock().unwrap().push((pq.clone(), auth));
-                        let mode = m.lock().unwrap().clone();
-                        if mode == Mode::SlowEndless {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        let body = answer(&mode, addr, &pq);
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    let m = mode.clone();
+    let (addr, seen) = http_peer::serve(move |addr| {
+        move |pq: String| {
+            let mode = m.lock().unwrap().clone();
+            async move {
+                if mode == Mode::SlowEndless {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                (200, answer(&mode, addr, &pq))
+            }
         }
-    });
+    })
+    .await;
     Peer { addr, mode, seen }
 }
 

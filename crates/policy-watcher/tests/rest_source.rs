@@ -1,17 +1,11 @@
 //! The REST source against a real HTTP server that answers like Kuma's API server:
 //! pagination, tokens, and every way a control plane can fail to be read.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod common;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use common::http_peer::{self, Log};
 use kuma_model::ResourceType;
 use policy_watcher::source::{
     SourceError,
@@ -22,61 +16,28 @@ use tokio::net::TcpListener;
 
 /// path+query -> (status, body); unknown paths answer 404 like Kuma.
 type Routes = HashMap<String, (u16, String)>;
-/// A request's path+query and Authorization header.
-type Seen = (String, Option<String>);
 
 struct Fake {
     addr: SocketAddr,
     /// Every request's path+query and Authorization header, in arrival order.
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Log,
 }
 
 async fn serve(routes: Routes, delay: Duration) -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let routes = Arc::new(routes);
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (routes, log) = (routes.clone(), log.clone());
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let routes = routes.clone();
-                    let log = log.clone();
-                    async move {
-                        let pq = req
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_default();
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap_or("").to_owned());
-                        log.lock().unwrap().push((pq.clone(), auth));
-                        tokio::time::sleep(delay).await;
-                        let (status, body) = routes
-                            .get(&pq)
-                            .cloned()
-                            .unwrap_or((404, r#"{"title":"Could not find resource"}"#.into()));
-                        Ok::<_, std::convert::Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from(body)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    let (addr, seen) = http_peer::serve(move |_| {
+        move |pq: String| {
+            let routes = routes.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                routes
+                    .get(&pq)
+                    .cloned()
+                    .unwrap_or((404, r#"{"title":"Could not find resource"}"#.into()))
+            }
         }
-    });
+    })
+    .await;
     Fake { addr, seen }
 }
 

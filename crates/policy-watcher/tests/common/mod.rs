@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod http_peer;
+
 use kuma_model::{
     CpRole, Environment, Resource, ResourceType, labels,
     resource::{expected_name_in_zone, expected_name_on_global},
