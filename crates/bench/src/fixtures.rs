@@ -40,13 +40,12 @@ impl Fixture {
     }
 
     pub fn topology(&self) -> Topology {
-        Topology {
-            global: self.global.clone(),
-            zones: (0..self.zones)
+        Topology::new(
+            self.global.clone(),
+            (0..self.zones)
                 .map(|z| ZoneSpec::new(&Self::zone_name(z), self.zone_environment(z)))
                 .collect(),
-            kuma: kuma_model::KumaLine::V2,
-        }
+        )
     }
 
     /// The three policy types only: what the bench generates, and what the sources list.

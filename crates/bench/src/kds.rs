@@ -337,11 +337,7 @@ fn stall_check(resources: &[Resource], view: &View, runs: usize) -> anyhow::Resu
         Engine, Selection, Topology,
         monitor::{Monitor, MonitorConfig, NoRecorder},
     };
-    let topology = Topology {
-        global: Environment::Universal,
-        zones: Vec::new(),
-        kuma: kuma_model::KumaLine::V2,
-    };
+    let topology = Topology::new(Environment::Universal, Vec::new());
     let monitor = Arc::new(Monitor::new(
         Engine::new(topology, Selection::default()),
         MonitorConfig::default(),

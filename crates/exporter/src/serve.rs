@@ -86,7 +86,12 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
     let kuma = kuma_line(&cfg).await;
     // Types the control planes' Kuma does not have are not read: a Kuma 3 API answers
     // 404 for them, and a Kuma 3 zone has no CRD to watch.
-    cfg.types.retain(|t| kuma.has_type(t.name()));
+    let (kept, absent): (Vec<ResourceType>, Vec<ResourceType>) =
+        cfg.types.iter().partition(|t| kuma.has_type(t.name()));
+    if !absent.is_empty() {
+        tracing::info!(?absent, rules = %kuma, "types this Kuma does not have are not read");
+    }
+    cfg.types = kept;
     let server = if serve_http {
         let listener = TcpListener::bind(cfg.listen)
             .await

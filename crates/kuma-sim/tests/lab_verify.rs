@@ -10,15 +10,13 @@ use policy_watcher::{Engine, Report, Selection, State, Topology, ZoneSpec};
 
 /// Feeds every store of the lab (and the global's Zone records) into a fresh engine.
 fn verdict(lab: &Lab) -> Report {
-    let topology = Topology {
-        global: lab.global_store().environment().clone(),
-        zones: lab
-            .zones()
+    let topology = Topology::new(
+        lab.global_store().environment().clone(),
+        lab.zones()
             .iter()
             .map(|z| ZoneSpec::new(z.name(), z.store().environment().clone()))
             .collect(),
-        kuma: kuma_model::KumaLine::V2,
-    };
+    );
     let mut engine = Engine::new(topology, Selection::default());
     let zone_type = ResourceType::from_name("Zone").expect("known");
     for (cp, store) in lab.stores() {

@@ -177,9 +177,9 @@ fn fmt(d: Duration) -> String {
 }
 
 fn topology() -> Topology {
-    Topology {
-        global: Environment::Universal,
-        zones: (0..ZONES)
+    Topology::new(
+        Environment::Universal,
+        (0..ZONES)
             .map(|z| {
                 let env = if z % 2 == 0 {
                     Environment::Universal
@@ -189,8 +189,7 @@ fn topology() -> Topology {
                 ZoneSpec::new(&zone_name(z), env)
             })
             .collect(),
-        kuma: kuma_model::KumaLine::V2,
-    }
+    )
 }
 
 fn zone_name(z: usize) -> String {

@@ -90,11 +90,10 @@ mod tests {
     fn settled_families_are_encoded_once_per_monitor_change() {
         let registry = Registry::new();
         let events = EventMetrics::register(&registry).unwrap();
-        let topology = Topology {
-            global: Environment::Universal,
-            zones: vec![ZoneSpec::new("zone-1", Environment::Universal)],
-            kuma: kuma_model::KumaLine::V2,
-        };
+        let topology = Topology::new(
+            Environment::Universal,
+            vec![ZoneSpec::new("zone-1", Environment::Universal)],
+        );
         let rtype = ResourceType::from_name("MeshCircuitBreaker").unwrap();
         let engine = Engine::new(topology, Selection::new([rtype], None));
         let monitor = Arc::new(Monitor::new(engine, MonitorConfig::default(), Box::new(events)));

@@ -399,14 +399,13 @@ mod tests {
     use kuma_model::CpRole;
 
     fn engine() -> Engine {
-        let topology = Topology {
-            global: Environment::Universal,
-            zones: vec![
+        let topology = Topology::new(
+            Environment::Universal,
+            vec![
                 ZoneSpec::new("zone-1", Environment::Universal),
                 ZoneSpec::new("zone-2", Environment::kubernetes()),
             ],
-            kuma: kuma_model::KumaLine::V2,
-        };
+        );
         let mut e = Engine::new(topology, Selection::default());
         // Both zones read, empty: a zone never observed has no findings yet.
         for z in ["zone-1", "zone-2"] {

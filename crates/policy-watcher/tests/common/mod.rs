@@ -20,14 +20,13 @@ pub fn zone(name: &str) -> CpRole {
 }
 
 pub fn topology() -> Topology {
-    Topology {
-        global: Environment::Universal,
-        zones: vec![
+    Topology::new(
+        Environment::Universal,
+        vec![
             ZoneSpec::new(Z1, Environment::Universal),
             ZoneSpec::new(Z2, Environment::kubernetes()),
         ],
-        kuma: kuma_model::KumaLine::V2,
-    }
+    )
 }
 
 pub fn engine() -> Engine {
