@@ -126,6 +126,50 @@ impl PinningVerifier {
     }
 }
 
+impl PinningVerifier {
+    /// webpki checks basic constraints before the issuer, so a CA:TRUE certificate from
+    /// a global whose CA the operator did not give (the usual mistake: another global's
+    /// `kuma-cp.crt`) is refused as `CaUsedAsEndEntity`, which sends the operator looking
+    /// at the certificate's shape instead of at the CA file. When no trusted certificate
+    /// could have issued it (same name as its issuer and, for a self-signed one, the same
+    /// key), the truthful reason is an unknown issuer.
+    fn explain(&self, webpki_error: rustls::Error, end_entity: &CertificateDer<'_>) -> rustls::Error {
+        use x509_cert::der::Decode;
+        if !is_ca_used_as_end_entity(&webpki_error) {
+            return webpki_error;
+        }
+        let Ok(presented) = x509_cert::Certificate::from_der(end_entity.as_ref()) else {
+            return webpki_error;
+        };
+        let presented = presented.tbs_certificate();
+        let self_signed = presented.issuer() == presented.subject();
+        let possible_issuer = self.trusted.iter().any(|t| {
+            x509_cert::Certificate::from_der(t.as_ref()).is_ok_and(|trusted| {
+                let trusted = trusted.tbs_certificate();
+                trusted.subject() == presented.issuer()
+                    && (!self_signed
+                        || trusted.subject_public_key_info() == presented.subject_public_key_info())
+            })
+        });
+        if possible_issuer {
+            webpki_error
+        } else {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+        }
+    }
+}
+
+/// rustls has no variant of its own for webpki's `CaUsedAsEndEntity`; it carries it as
+/// `Other`.
+fn is_ca_used_as_end_entity(error: &rustls::Error) -> bool {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            other.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
+        }
+        _ => false,
+    }
+}
+
 impl ServerCertVerifier for PinningVerifier {
     fn verify_server_cert(
         &self,
@@ -142,7 +186,7 @@ impl ServerCertVerifier for PinningVerifier {
             Ok(v) => Ok(v),
             Err(webpki_error) => {
                 if !self.trusted.iter().any(|t| t.as_ref() == end_entity.as_ref()) {
-                    return Err(webpki_error);
+                    return Err(self.explain(webpki_error, end_entity));
                 }
                 self.verify_pinned(end_entity, server_name, now)?;
                 tracing::debug!(%webpki_error, "accepted the server certificate as a trusted certificate itself");
@@ -295,9 +339,17 @@ mod tests {
         let v = verifier(&trusted);
         let stranger = kuma_like_cert();
         let name = ServerName::try_from("localhost").unwrap();
-        assert!(
+        // Another global's certificate is CA:TRUE too; webpki alone calls that
+        // CaUsedAsEndEntity, but what is wrong is the CA file.
+        assert!(is_ca_used_as_end_entity(
+            &v.webpki
+                .verify_server_cert(stranger.der(), &[], &name, &[], now())
+                .unwrap_err()
+        ));
+        assert_eq!(
             v.verify_server_cert(stranger.der(), &[], &name, &[], now())
-                .is_err()
+                .unwrap_err(),
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
         );
     }
 

@@ -113,10 +113,29 @@ fn classify_handshake(address: String, source: io::Error) -> ConnectFailure {
     match source.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::InvalidCertificate(reason)) => ConnectFailure::Certificate {
             address,
-            reason: format!("{reason:?}"),
+            reason: describe_certificate_error(reason),
         },
         _ => ConnectFailure::Handshake { address, source },
     }
+}
+
+/// What an operator should fix, in words, with rustls' name for it in brackets (the name
+/// is what a search of rustls' and Kuma's issues finds).
+fn describe_certificate_error(reason: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    let words = match reason {
+        E::UnknownIssuer => "not signed by any certificate in the CA file",
+        E::Expired | E::ExpiredContext { .. } => "expired",
+        E::NotValidYet | E::NotValidYetContext { .. } => "not valid yet (check this machine's clock)",
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "not issued for the host name in the address"
+        }
+        E::BadEncoding => "not a well-formed certificate",
+        _ => return format!("{reason:?}"),
+    };
+    let name = format!("{reason:?}");
+    let name = name.split([' ', '{', '(']).next().unwrap_or_default();
+    format!("{words} ({name})")
 }
 
 /// The connection, with or without TLS, as one type for hyper.

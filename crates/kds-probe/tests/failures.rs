@@ -22,6 +22,11 @@ async fn a_wrong_ca_is_fatal_and_says_why() {
         message.contains("rejected") && message.contains("--ca-file"),
         "{message}"
     );
+    // Kuma's certificate is CA:TRUE; the reason must name the CA file, not the shape.
+    assert!(
+        message.contains("not signed by any certificate in the CA file (UnknownIssuer)"),
+        "{message}"
+    );
     assert_eq!(
         metrics.errors.with_label_values(&["certificate"]).get(),
         1,
