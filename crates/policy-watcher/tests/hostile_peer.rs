@@ -188,6 +188,66 @@ async fn an_absolute_next_on_another_host_is_read_on_ours() {
     assert_eq!(seen[1].1.as_deref(), Some("Bearer zone-token"));
 }
 
+fn insight(zone: &str) -> String {
+    format!(
+        r#"{{"type":"ZoneInsight","name":"{zone}","subscriptions":[{{"id":"s","connectTime":"2026-11-02T09:00:00Z"}}]}}"#
+    )
+}
+
+/// More zones than Kuma puts on a page: every one has its insight (a zone left on a
+/// second page would read as never connected), and the insights' paging is held to
+/// the same bounds as any list.
+#[tokio::test]
+async fn zone_insights_come_from_every_page_within_the_read_bounds() {
+    let (addr, seen) = http_peer::serve(|addr| {
+        move |pq: String| {
+            let at = offset(&pq);
+            let (zones, next) = if at == 0 {
+                (
+                    0..1000,
+                    Some(format!("http://{addr}/zone-insights?size=1000&offset=1000")),
+                )
+            } else {
+                (1000..1500, None)
+            };
+            let items: Vec<String> = zones.map(|i| insight(&format!("zone-{i}"))).collect();
+            async move { (200, page(Some(1500), &items, next)) }
+        }
+    })
+    .await;
+    let http = HttpClient::new(HttpSettings {
+        token: Some(TOKEN.into()),
+        ..Default::default()
+    })
+    .expect("client");
+    let insights = tokio::time::timeout(
+        WAIT,
+        KumaApi::new(&format!("http://{addr}"), http)
+            .expect("api")
+            .zone_insights(),
+    )
+    .await
+    .expect("ends")
+    .expect("read");
+    assert_eq!(insights.len(), 1500);
+    assert!(insights["zone-1499"].online);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].0, "/zone-insights?size=1000&offset=1000");
+
+    for (mode, says) in [
+        (Mode::Loop, "the pages loop"),
+        (Mode::EndlessPages, "more than 50 pages"),
+    ] {
+        let hostile = peer(mode.clone()).await;
+        let err = tokio::time::timeout(WAIT, api(hostile.addr).zone_insights())
+            .await
+            .expect("a hostile read ends")
+            .expect_err("a hostile read fails");
+        assert!(err.to_string().contains(says), "{mode:?}: {err}");
+    }
+}
+
 /// Waits until `check` holds of the monitor, looking at every change.
 async fn until(monitor: &Monitor, what: &str, check: impl Fn(&Monitor) -> bool) {
     let mut changes = monitor.subscribe();

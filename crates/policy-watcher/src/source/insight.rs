@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{SourceError, rest::KumaApi};
+use super::{
+    SourceError,
+    rest::{Budget, KumaApi},
+};
 
 /// What kuma-sync reads of one zone's insight.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,15 +28,33 @@ pub struct ZoneInsight {
 }
 
 impl KumaApi {
-    /// Every zone's insight, by zone name.
+    /// Every zone's insight, by zone name, from every page: a zone past the first page
+    /// would otherwise have no insight and read as never seen.
     pub async fn zone_insights(&self) -> Result<BTreeMap<String, ZoneInsight>, SourceError> {
-        let url = format!("{}/zone-insights?size=1000", self.base());
-        let body = self.http().get(&url).await?;
-        let page: Value = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
-            url: url.clone(),
-            reason: format!("not JSON: {e}"),
-        })?;
-        parse_list(&page).map_err(|reason| SourceError::Decode { url, reason })
+        let mut insights = BTreeMap::new();
+        let budget = Budget::new(self.limits());
+        self.walk_pages("zone-insights", "ZoneInsight", &budget, |url, body| {
+            let page: Value = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
+                url: url.to_owned(),
+                reason: format!("not JSON: {e}"),
+            })?;
+            let parsed = parse_list(&page).map_err(|reason| SourceError::Decode {
+                url: url.to_owned(),
+                reason,
+            })?;
+            let items = parsed.len();
+            for (zone, insight) in parsed {
+                if insights.insert(zone.clone(), insight).is_some() {
+                    return Err(SourceError::Paging {
+                        url: url.to_owned(),
+                        reason: format!("zone {zone:?} is on two pages of ZoneInsights"),
+                    });
+                }
+            }
+            Ok(items)
+        })
+        .await?;
+        Ok(insights)
     }
 }
 

@@ -42,15 +42,24 @@ impl Default for ReadLimits {
     }
 }
 
+/// The fields of a Kuma list page that drive paging (`items` is skipped unbuilt).
+/// A `total` that is not a count, or a `next` that is neither a string nor null, is a
+/// malformed page; a repeated field is too, as everywhere kuma-sync reads JSON.
+#[derive(serde::Deserialize)]
+struct PageLinks {
+    total: Option<u64>,
+    next: Option<String>,
+}
+
 /// What one read has used of its [`ReadLimits`], shared by the types read at once.
-struct Budget {
+pub(crate) struct Budget {
     limits: ReadLimits,
     items: AtomicUsize,
     bytes: AtomicU64,
 }
 
 impl Budget {
-    fn new(limits: ReadLimits) -> Self {
+    pub(crate) fn new(limits: ReadLimits) -> Self {
         Self {
             limits,
             items: AtomicUsize::new(0),
@@ -142,6 +151,10 @@ impl KumaApi {
         &self.http
     }
 
+    pub(crate) fn limits(&self) -> ReadLimits {
+        self.limits
+    }
+
     /// Every resource of every type in `types`, or the first error: a partial read would
     /// report what it missed as missing.
     pub async fn list_all(&self, types: &[ResourceType]) -> Result<Vec<Resource>, SourceError> {
@@ -176,25 +189,63 @@ impl KumaApi {
         if path.is_empty() {
             return Err(SourceError::Config(format!("{rtype} has no REST API path")));
         }
-        let mut url = format!("{}/{path}?size={PAGE_SIZE}", self.base);
         let mut out = Vec::new();
+        self.walk_pages(path, &rtype.to_string(), budget, |url, body| {
+            let text = std::str::from_utf8(body).map_err(|e| SourceError::Decode {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+            let loaded = read_str(
+                url,
+                text,
+                &ReadOptions {
+                    skip_unknown_types: false,
+                    // `next` is followed by the page walk.
+                    caller_follows_pages: true,
+                },
+            )
+            .map_err(|e| SourceError::Decode {
+                url: url.to_owned(),
+                reason: e.reason,
+            })?;
+            let items = loaded.resources.len();
+            out.extend(loaded.resources.into_iter().filter(|r| r.rtype == rtype));
+            Ok(items)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Every item of `/{path}`, each page given to `on_page` (which answers how many
+    /// items it held), following `next` within this read's [`ReadLimits`]: one home for
+    /// how a Kuma list is paged, for resources and zone insights alike. `what` names
+    /// the list in errors.
+    pub(crate) async fn walk_pages(
+        &self,
+        path: &str,
+        what: &str,
+        budget: &Budget,
+        mut on_page: impl FnMut(&str, &[u8]) -> Result<usize, SourceError>,
+    ) -> Result<(), SourceError> {
+        let mut url = format!("{}/{path}?size={PAGE_SIZE}", self.base);
         // Every URL this read has asked for: a `next` back to one of them is a loop.
         let mut asked = HashSet::from([url.clone()]);
         for page_number in 1.. {
             if page_number > self.limits.max_pages {
                 return Err(SourceError::TooLarge {
                     url,
-                    reason: format!("more than {} pages of {rtype}", self.limits.max_pages),
+                    reason: format!("more than {} pages of {what}", self.limits.max_pages),
                 });
             }
             let body = self.http.get(&url).await?;
             budget.spend_bytes(&url, body.len())?;
-            let page: serde_json::Value = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
+            // The paging fields alone: the items are built once, by `on_page`.
+            let links: PageLinks = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
                 url: url.clone(),
-                reason: format!("not JSON: {e}"),
+                reason: format!("not a Kuma list page: {e}"),
             })?;
             // Fail at once rather than page towards a count no read may hold.
-            if let Some(total) = page.get("total").and_then(|t| t.as_u64())
+            if let Some(total) = links.total
                 && total > self.limits.max_items as u64
             {
                 return Err(SourceError::TooLarge {
@@ -205,37 +256,15 @@ impl KumaApi {
                     ),
                 });
             }
-            let text = std::str::from_utf8(&body).map_err(|e| SourceError::Decode {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-            let loaded = read_str(
-                &url,
-                text,
-                &ReadOptions {
-                    skip_unknown_types: false,
-                    // `next` is followed below.
-                    caller_follows_pages: true,
-                },
-            )
-            .map_err(|e| SourceError::Decode {
-                url: url.clone(),
-                reason: e.reason,
-            })?;
-            budget.spend_items(&url, loaded.resources.len())?;
-            out.extend(loaded.resources.into_iter().filter(|r| r.rtype == rtype));
-            let next = match page.get("next") {
-                None | Some(serde_json::Value::Null) => return Ok(out),
-                Some(serde_json::Value::String(n)) if n.is_empty() => return Ok(out),
-                Some(serde_json::Value::String(n)) => n,
-                Some(other) => {
-                    return Err(SourceError::Decode {
-                        url,
-                        reason: format!("`next` must be a string or null, found {other}"),
-                    });
-                }
+            let items = on_page(&url, &body)?;
+            drop(body);
+            budget.spend_items(&url, items)?;
+            let next = match links.next {
+                None => return Ok(()),
+                Some(n) if n.is_empty() => return Ok(()),
+                Some(n) => n,
             };
-            let next = self.resolve_next(next).map_err(|reason| SourceError::Paging {
+            let next = self.resolve_next(&next).map_err(|reason| SourceError::Paging {
                 url: url.clone(),
                 reason,
             })?;
