@@ -61,7 +61,12 @@ pub fn yaml(v: &Verdict) -> Result<String, Error> {
     serde_saphyr::to_string(&Document::of(v)).map_err(|e| Error::Output(e.to_string()))
 }
 
-/// `ZONE TYPE MESH NAME STATE DETAIL`, one row per discrepancy, then one line per zone.
+/// Rows the table shows before it summarises: a person reads a few hundred lines, not a
+/// million (the per-zone counts below the rows stay whole; JSON and YAML list every one).
+pub const TABLE_ROWS: usize = 500;
+
+/// `ZONE TYPE MESH NAME STATE DETAIL`, one row per discrepancy (at most [`TABLE_ROWS`]),
+/// then one line per zone.
 pub fn table(v: &Verdict) -> String {
     let doc = Document::of(v);
     let mut out = String::new();
@@ -75,6 +80,7 @@ pub fn table(v: &Verdict) -> String {
         let rows: Vec<[String; 6]> = doc
             .discrepancies
             .iter()
+            .take(TABLE_ROWS)
             .map(|d| {
                 [
                     shown(&d.zone),
@@ -103,6 +109,12 @@ pub fn table(v: &Verdict) -> String {
             }
             out.push_str(line.trim_end());
             out.push('\n');
+        }
+        if let Some(more) = doc.discrepancies.len().checked_sub(TABLE_ROWS).filter(|n| *n > 0) {
+            let _ = writeln!(
+                out,
+                "... and {more} more discrepancies, counted per zone below (-o json lists every one)"
+            );
         }
     }
     out.push('\n');

@@ -164,7 +164,17 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             .expect("static response"),
         "/metrics" => metrics(&app.exposition),
         "/status" => {
-            let body = crate::status::render(&app.monitor, app.exposition.probe_zone());
+            let query = match crate::status::Query::parse(req.uri().query()) {
+                Ok(query) => query,
+                Err(reason) => {
+                    return Response::builder()
+                        .status(StatusCode::BAD_REQUEST)
+                        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                        .body(Full::new(Bytes::from(format!("{reason}\n"))))
+                        .expect("static headers");
+                }
+            };
+            let body = crate::status::render(&app.monitor, app.exposition.probe_zone(), &query);
             Response::builder()
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body)))

@@ -134,6 +134,24 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
         status["discrepancies"][0]["name"],
         "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system"
     );
+    assert_eq!(
+        (
+            status["discrepancies_total"].as_u64(),
+            status["truncated"].as_bool()
+        ),
+        (Some(1), Some(false))
+    );
+    // One zone's view, and a window that leaves the discrepancy out but counts it.
+    let (_, other_zone) = get(addr, "/status?zone=zone-9", None).await;
+    let other_zone: serde_json::Value = serde_json::from_str(&other_zone).unwrap();
+    assert_eq!(other_zone["discrepancies"].as_array().map(Vec::len), Some(0));
+    assert_eq!(other_zone["discrepancies_total"], 0);
+    let (_, one) = get(addr, "/status?zone=zone-1&limit=1", None).await;
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["discrepancies"].as_array().map(Vec::len), Some(1));
+    let (code, refusal) = get(addr, "/status?limit=0", None).await;
+    assert_eq!(code, 400, "{refusal}");
+    assert!(refusal.contains("positive count"), "{refusal}");
 
     // An edited copy is drifted; restoring it heals.
     zone.upsert(zone_copy(7));

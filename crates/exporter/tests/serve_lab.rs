@@ -1,6 +1,7 @@
 //! `serve` against a kuma-sim lab whose zones really sync over KDS: every fault of the
 //! lab shows its state on `/metrics` and `/status`, and heals back.
 
+mod lab_matrix;
 mod support;
 
 use std::time::Duration;

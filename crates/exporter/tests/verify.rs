@@ -360,3 +360,45 @@ fn the_probes_own_zone_is_not_an_unmonitored_zone() {
     );
     assert_eq!(doc["probe_zones"], serde_json::json!(["kuma-sync-probe"]));
 }
+
+/// A table is for a person: past its row limit it says how many it left out, and the
+/// per-zone counts stay whole; JSON still lists every one.
+#[test]
+fn a_table_of_many_discrepancies_is_capped_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let global = dir.path().join("global.yaml");
+    let policies: String = (0..600)
+        .map(|i| {
+            format!("---\ntype: MeshTimeout\nname: timeout-{i:03}\nmesh: default\nspec:\n  targetRef: {{kind: Mesh}}\n")
+        })
+        .collect();
+    std::fs::write(&global, policies).unwrap();
+    let zone = dir.path().join("zone-1.yaml");
+    std::fs::write(&zone, "").unwrap();
+    let args = |output: &str| {
+        vec![
+            "verify".to_owned(),
+            "--global".to_owned(),
+            global.display().to_string(),
+            "--zone".to_owned(),
+            format!("zone-1={}", zone.display()),
+            "-o".to_owned(),
+            output.to_owned(),
+        ]
+    };
+    let table_args = args("table");
+    let table = kuma_sync(&table_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(table.status.code(), Some(1), "{}", stderr(&table));
+    let text = stdout(&table);
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("zone-1 ") && l.contains("missing"))
+        .count();
+    assert_eq!(rows, exporter::output::TABLE_ROWS, "{text}");
+    assert!(text.contains("... and 100 more discrepancies"), "{text}");
+    assert!(text.contains("zone-1: diverged (600 missing"), "{text}");
+    let json_args = args("json");
+    let json = kuma_sync(&json_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(doc["discrepancies"].as_array().map(Vec::len), Some(600));
+}

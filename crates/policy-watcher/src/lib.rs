@@ -22,5 +22,5 @@ pub mod sync_rules;
 pub mod topology;
 
 pub use converge::{Change, Direction, Engine, Finding, SlotChange, State, ZoneState};
-pub use report::{Discrepancy, Report};
+pub use report::{Discrepancy, Report, Window};
 pub use topology::{Selection, Topology, ZoneSpec};

@@ -11,6 +11,14 @@ use serde::Serialize;
 
 use crate::converge::{Cause, Direction, Engine, Finding, SlotKey, State, ZoneState};
 
+/// Which discrepancies [`Report::build_window`] works out.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// Only this zone's discrepancies; `None` for every zone.
+    pub zone: Option<&'a str>,
+    pub limit: usize,
+}
+
 /// The whole verdict. Its JSON form is stable (see the README's "Output" section).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -61,7 +69,30 @@ pub struct Discrepancy {
 }
 
 impl Report {
+    /// The whole verdict, every discrepancy worked out.
     pub fn build(engine: &Engine) -> Self {
+        Self::build_in(engine, None)
+    }
+
+    /// The verdict with at most `window.limit` discrepancies (of one zone, with
+    /// `window.zone`), the first by zone, direction and identity: what a person or a
+    /// dashboard reads of a mesh with a million of them. Counts and zone states are
+    /// always whole; [`Report::open`] says how many there are in all.
+    pub fn build_window(engine: &Engine, window: &Window<'_>) -> Self {
+        Self::build_in(engine, Some(window))
+    }
+
+    /// Discrepancies in the zones' counts (every state but synced), whether shown or not.
+    pub fn open(&self) -> usize {
+        self.zones
+            .iter()
+            .flat_map(|z| z.counts.iter())
+            .filter(|(state, _)| **state != State::Synced)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn build_in(engine: &Engine, window: Option<&Window<'_>>) -> Self {
         let mut counts: BTreeMap<&str, BTreeMap<State, usize>> = BTreeMap::new();
         for (zone, _, state, n) in engine.counts() {
             *counts
@@ -90,15 +121,36 @@ impl Report {
             }
         }
         zones.sort_by(|a, b| a.zone.cmp(&b.zone));
-        let mut discrepancies: Vec<Discrepancy> = engine
-            .slots()
-            .flat_map(|(slot, findings)| {
-                findings
-                    .iter()
-                    .filter(|f| f.state != State::Synced)
-                    .map(move |f| discrepancy(engine, slot, f))
-            })
-            .collect();
+        let mut discrepancies: Vec<Discrepancy> = match window {
+            None => engine
+                .slots()
+                .flat_map(|(slot, findings)| {
+                    findings
+                        .iter()
+                        .filter(|f| f.state != State::Synced)
+                        .map(move |f| discrepancy(engine, slot, f))
+                })
+                .collect(),
+            Some(window) => {
+                // References are cheap to sort; only what is shown is worked out (names,
+                // structural diffs), so a million discrepancies cost a sort of pointers.
+                let mut open: Vec<(&SlotKey, &Finding)> = engine
+                    .slots()
+                    .filter(|(slot, _)| window.zone.is_none_or(|z| *slot.zone == *z))
+                    .flat_map(|(slot, findings)| {
+                        findings
+                            .iter()
+                            .filter(|f| f.state != State::Synced)
+                            .map(move |f| (slot, f))
+                    })
+                    .collect();
+                open.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                open.truncate(window.limit);
+                open.into_iter()
+                    .map(|(slot, f)| discrepancy(engine, slot, f))
+                    .collect()
+            }
+        };
         discrepancies.sort();
         let unmonitored_zones = engine
             .known_zones()

@@ -568,3 +568,45 @@ fn kuma_3_producer_policies_cross_zones_by_their_targetref_labels() {
         vec![(Z1.to_owned(), State::Orphaned, copy.name.clone())]
     );
 }
+
+/// What a person reads of a mesh with many open copies: the first few, worked out, and
+/// whole counts saying how many there are.
+#[test]
+fn a_window_shows_the_first_discrepancies_and_counts_them_all() {
+    let mut e = engine();
+    for i in 0..40 {
+        e.apply(&CpRole::Global, Change::Upsert(mcb(&format!("policy-{i:02}"), 2)));
+    }
+    for z in [Z1, Z2] {
+        e.replace(&zone(z), Vec::new());
+    }
+    let whole = Report::build(&e);
+    assert_eq!(whole.discrepancies.len(), 80, "40 missing in each zone");
+    assert_eq!(whole.open(), 80);
+
+    let window = Report::build_window(&e, &policy_watcher::Window { zone: None, limit: 7 });
+    assert_eq!(window.discrepancies.len(), 7);
+    assert_eq!(window.open(), 80, "counts stay whole");
+    assert_eq!(window.zones, whole.zones);
+    assert_eq!(window.converged, whole.converged);
+    // Worked out as in the whole list, and in its order.
+    assert!(
+        window
+            .discrepancies
+            .iter()
+            .all(|d| whole.discrepancies.contains(d))
+    );
+    assert!(window.discrepancies.is_sorted());
+    // The first zone comes first: the window is a prefix by zone.
+    assert!(window.discrepancies.iter().all(|d| d.zone == Z1));
+
+    let one_zone = Report::build_window(
+        &e,
+        &policy_watcher::Window {
+            zone: Some(Z2),
+            limit: 1000,
+        },
+    );
+    assert_eq!(one_zone.discrepancies.len(), 40);
+    assert!(one_zone.discrepancies.iter().all(|d| d.zone == Z2));
+}

@@ -231,9 +231,11 @@ async fn zone_insights_come_from_every_page_within_the_read_bounds() {
     .expect("read");
     assert_eq!(insights.len(), 1500);
     assert!(insights["zone-1499"].online);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 2, "{seen:?}");
-    assert_eq!(seen[1].0, "/zone-insights?size=1000&offset=1000");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[1].0, "/zone-insights?size=1000&offset=1000");
+    }
 
     for (mode, says) in [
         (Mode::Loop, "the pages loop"),
