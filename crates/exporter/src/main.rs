@@ -38,12 +38,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     tokio::runtime::Runtime::new()?.block_on(live::verify(cfg, args.wait, args.timeout))?
                 }
             };
-            let text = match args.output {
-                OutputFormat::Table => output::table(&verdict),
-                OutputFormat::Json => output::json(&verdict)?,
-                OutputFormat::Yaml => output::yaml(&verdict)?,
-            };
-            std::io::stdout().lock().write_all(text.as_bytes())?;
+            let mut stdout = std::io::stdout().lock();
+            match args.output {
+                OutputFormat::Table => stdout.write_all(output::table(&verdict).as_bytes())?,
+                OutputFormat::Json => output::write_json(&verdict, &mut stdout)?,
+                OutputFormat::Yaml => stdout.write_all(output::yaml(&verdict)?.as_bytes())?,
+            }
             Ok(if verdict.converged() {
                 exit::CONVERGED
             } else {

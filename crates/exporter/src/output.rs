@@ -52,9 +52,20 @@ impl<'a> Document<'a> {
 }
 
 pub fn json(v: &Verdict) -> Result<String, Error> {
-    let mut s = serde_json::to_string_pretty(&Document::of(v)).map_err(|e| Error::Output(e.to_string()))?;
-    s.push('\n');
-    Ok(s)
+    let mut out = Vec::new();
+    write_json(v, &mut out)?;
+    String::from_utf8(out).map_err(|e| Error::Output(e.to_string()))
+}
+
+/// [`json`], written as it is rendered: a million discrepancies are a few hundred MB of
+/// JSON that need not be held as one string first.
+pub fn write_json(v: &Verdict, out: &mut impl std::io::Write) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &Document::of(v)).map_err(|e| Error::Output(e.to_string()))?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::Output(e.to_string()))
 }
 
 pub fn yaml(v: &Verdict) -> Result<String, Error> {

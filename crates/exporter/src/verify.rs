@@ -8,8 +8,8 @@ use std::{
 };
 
 use kuma_model::{
-    CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType, fingerprint,
-    read::{ReadOptions, read_str},
+    CpRole, Environment, Fingerprint, KumaLine, Resource, ResourceKey, ResourceType, fingerprint,
+    read::{ReadOptions, labels_digest, read_each, read_str},
     version::export_header_version,
 };
 use policy_watcher::{Discrepancy, Engine, Report, Selection, Topology, ZoneSpec, seed::check_seed};
@@ -107,28 +107,18 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
     }
     let mut warnings = Vec::new();
     let mut versions = Vec::new();
-    let global = load(
-        &args.global,
-        args.global_env,
-        &args.system_namespace,
-        &opts,
-        &mut warnings,
-    )?;
-    versions.extend(global.version);
-    let (global_docs, global_env) = (global.resources, global.env);
+    // Texts first, parsed later straight into the engine: the environment and the Kuma
+    // version (which decide the engine's rules) come from the texts, and a parsed
+    // control plane is many times its text.
+    let global = Texts::read(&args.global, args.global_env, &args.system_namespace)?;
+    versions.extend(global.version.clone());
     let mut specs = Vec::new();
-    let mut zone_docs = Vec::new();
+    let mut zone_texts = Vec::new();
     for (name, input) in &zones {
-        let zone = load(
-            &input.files,
-            input.env,
-            &args.system_namespace,
-            &opts,
-            &mut warnings,
-        )?;
-        versions.extend(zone.version);
-        specs.push(ZoneSpec::new(name, zone.env));
-        zone_docs.push((name.clone(), zone.resources));
+        let zone = Texts::read(&input.files, input.env, &args.system_namespace)?;
+        versions.extend(zone.version.clone());
+        specs.push(ZoneSpec::new(name, zone.env.clone()));
+        zone_texts.push((name.clone(), zone));
     }
     // The global decides what it sends, so its version counts first; a zone's export is
     // the next best witness.
@@ -145,19 +135,22 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
     };
     let selection = selection(args, kuma, &mut warnings)?;
 
-    let mut engine = Engine::new(Topology::new(global_env, specs).with_kuma(kuma), selection);
+    let mut engine = Engine::new(Topology::new(global.env.clone(), specs).with_kuma(kuma), selection);
     // Each file is a whole read of its control plane, empty or not: a zone whose file
-    // holds nothing is read (every copy missing there), not unknown.
-    engine.load(&CpRole::Global, global_docs.clone());
-    for (name, docs) in zone_docs {
-        engine.load(&CpRole::Zone(name), docs);
+    // holds nothing is read (every copy missing there), not unknown. The seed check
+    // needs the global's resources whole; only then are they kept.
+    let mut global_docs = args.export.as_ref().map(|_| Vec::new());
+    global.feed(&mut engine, &CpRole::Global, &opts, &mut warnings, global_docs.as_mut())?;
+    drop(global);
+    for (name, texts) in zone_texts {
+        texts.feed(&mut engine, &CpRole::Zone(name), &opts, &mut warnings, None)?;
     }
-    let seed = match &args.export {
-        Some(path) => {
+    let seed = match (&args.export, &global_docs) {
+        (Some(path), Some(global_docs)) => {
             let exported = read_file(path, &opts, &mut warnings)?;
-            check_seed(&global_docs, &exported)
+            check_seed(global_docs, &exported)
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     Ok(Verdict {
         report: Report::build(&engine).with_probe_zone(kds_probe::config::DEFAULT_ZONE_NAME),
@@ -208,69 +201,97 @@ fn validate_zone_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// One control plane's files, read.
-struct Loaded {
-    resources: Vec<Resource>,
+/// One control plane's files, read but not yet parsed.
+struct Texts {
+    files: Vec<(PathBuf, String)>,
     env: Environment,
     /// The Kuma version a `kumactl export` header names, if a file has one.
     version: Option<String>,
 }
 
-/// Reads a control plane's files and settles its environment: as given, else Kubernetes
-/// when its files are Kubernetes manifests.
-fn load(
-    files: &[PathBuf],
-    env: Option<EnvArg>,
-    system_namespace: &str,
-    opts: &ReadOptions,
-    warnings: &mut Vec<String>,
-) -> Result<Loaded, Error> {
-    let mut resources: Vec<Resource> = Vec::new();
-    // Which file each resource came from: one file is checked by the reader itself,
-    // across files it is checked here.
-    let mut from: HashMap<ResourceKey, (usize, usize)> = HashMap::new();
-    let mut looks_kubernetes = !files.is_empty();
-    let mut version = None;
-    for (file, f) in files.iter().enumerate() {
-        let text = read_text(f)?;
-        looks_kubernetes &= is_kubernetes(&text);
-        version = version.or_else(|| export_header_version(&text).map(str::to_owned));
-        for r in parse(f, &text, opts, warnings)? {
-            match from.entry(r.key()) {
-                Entry::Vacant(slot) => {
-                    slot.insert((file, resources.len()));
-                    resources.push(r);
-                }
-                Entry::Occupied(slot) => {
-                    let (first, index) = *slot.get();
-                    let earlier = &resources[index];
-                    if fingerprint(&earlier.spec) != fingerprint(&r.spec) || earlier.labels != r.labels {
-                        let mesh = r.mesh.as_deref().map(|m| format!("{m}/")).unwrap_or_default();
-                        return Err(Error::Contradiction {
-                            what: format!("{} {mesh}{}", r.rtype, r.name),
-                            first: files[first].clone(),
-                            second: f.clone(),
-                        });
-                    }
-                }
-            }
+impl Texts {
+    /// Reads a control plane's files and settles its environment: as given, else
+    /// Kubernetes when its files are Kubernetes manifests.
+    fn read(files: &[PathBuf], env: Option<EnvArg>, system_namespace: &str) -> Result<Self, Error> {
+        let mut texts = Vec::with_capacity(files.len());
+        let mut looks_kubernetes = !files.is_empty();
+        let mut version = None;
+        for f in files {
+            let text = read_text(f)?;
+            looks_kubernetes &= is_kubernetes(&text);
+            version = version.or_else(|| export_header_version(&text).map(str::to_owned));
+            texts.push((f.clone(), text));
         }
+        let env = match env.unwrap_or(if looks_kubernetes {
+            EnvArg::Kubernetes
+        } else {
+            EnvArg::Universal
+        }) {
+            EnvArg::Universal => Environment::Universal,
+            EnvArg::Kubernetes => Environment::Kubernetes {
+                system_namespace: system_namespace.to_owned(),
+            },
+        };
+        Ok(Self {
+            files: texts,
+            env,
+            version,
+        })
     }
-    let env = match env.unwrap_or(if looks_kubernetes {
-        EnvArg::Kubernetes
-    } else {
-        EnvArg::Universal
-    }) {
-        EnvArg::Universal => Environment::Universal,
-        EnvArg::Kubernetes => Environment::Kubernetes {
-            system_namespace: system_namespace.to_owned(),
-        },
-    };
-    Ok(Loaded {
-        resources,
-        env,
-        version,
-    })
+
+    /// Parses every file into the engine as `cp`'s whole observation, a document at a
+    /// time. One file is checked for contradictions by the reader itself; across files
+    /// it is checked here, on digests. With `keep`, a copy of each resource goes there.
+    fn feed(
+        &self,
+        engine: &mut Engine,
+        cp: &CpRole,
+        opts: &ReadOptions,
+        warnings: &mut Vec<String>,
+        mut keep: Option<&mut Vec<Resource>>,
+    ) -> Result<(), Error> {
+        // Which file each resource came from, with its contents' digests.
+        let mut from: HashMap<ResourceKey, (usize, Fingerprint, u128)> = HashMap::new();
+        engine.load_each(cp, |push| {
+            for (file, (path, text)) in self.files.iter().enumerate() {
+                let mut contradiction = None;
+                let read = read_each(&path.display().to_string(), text, opts, &mut |r| {
+                    if contradiction.is_some() {
+                        return;
+                    }
+                    let digests = (fingerprint(&r.spec), labels_digest(&r.labels));
+                    match from.entry(r.key()) {
+                        Entry::Vacant(slot) => {
+                            slot.insert((file, digests.0, digests.1));
+                        }
+                        Entry::Occupied(slot) => {
+                            let (first, spec, labels) = *slot.get();
+                            if (spec, labels) != digests {
+                                let mesh = r.mesh.as_deref().map(|m| format!("{m}/")).unwrap_or_default();
+                                contradiction = Some(Error::Contradiction {
+                                    what: format!("{} {mesh}{}", r.rtype, r.name),
+                                    first: self.files[first].0.clone(),
+                                    second: path.clone(),
+                                });
+                            }
+                            // The same resource in two files is read once.
+                            return;
+                        }
+                    }
+                    if let Some(keep) = keep.as_deref_mut() {
+                        keep.push(r.clone());
+                    }
+                    push(r);
+                })?;
+                if let Some(e) = contradiction {
+                    return Err(e);
+                }
+                warnings.extend(read);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
 }
 
 fn read_file(path: &Path, opts: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Resource>, Error> {

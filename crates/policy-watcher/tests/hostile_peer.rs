@@ -332,3 +332,114 @@ async fn a_zone_served_by_a_hostile_peer_is_never_converged() {
     assert!(other.seen.lock().unwrap().is_empty());
     let _ = stop.send(true);
 }
+
+/// A Kubernetes list page as an API server writes it, with a `continue` token when
+/// `next` is given.
+fn kube_list(items: &[String], next: Option<u64>) -> String {
+    let more = next.map_or(String::new(), |n| format!(r#","continue":"c{n}""#));
+    format!(
+        r#"{{"apiVersion":"kuma.io/v1alpha1","kind":"MeshTimeoutList","metadata":{{"resourceVersion":"1"{more}}},"items":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+fn kube_item(name: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"kuma.io/v1alpha1","kind":"MeshTimeout","metadata":{{"name":"{name}","namespace":"kuma-system","resourceVersion":"1","labels":{{"kuma.io/mesh":"default"}}}},"spec":{{"targetRef":{{"kind":"Mesh"}}}}}}"#
+    )
+}
+
+/// A Kubernetes API whose lists never end (every page's `continue` leads to another):
+/// the watch source refuses the list past its bound instead of growing without end,
+/// the zone is `unknown` meanwhile (never `converged` on what it held), the watchers
+/// start again and list afresh, and a whole list brings the zone back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_zone_whose_lists_never_end_is_unknown_until_they_end() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let global = peer(Mode::Healthy).await;
+    let endless = Arc::new(AtomicBool::new(true));
+    let pages = endless.clone();
+    let (zone_addr, seen) = http_peer::serve(move |_| {
+        move |pq: String| {
+            let endless = pages.load(Ordering::SeqCst);
+            async move {
+                let (path, query) = pq.split_once('?').unwrap_or((&pq, ""));
+                if path != "/apis/kuma.io/v1alpha1/meshtimeouts" {
+                    return (404, r#"{"kind":"Status","code":404}"#.to_owned());
+                }
+                if query.contains("watch=true") || query.contains("watch=1") {
+                    // A watch that reports nothing, for a while.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return (200, String::new());
+                }
+                let at: u64 = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("continue=c"))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                if endless {
+                    (200, kube_list(&[kube_item(&format!("a{at}"))], Some(at + 1)))
+                } else {
+                    (200, kube_list(&[], None))
+                }
+            }
+        }
+    })
+    .await;
+    let kubeconfig = std::env::temp_dir().join(format!("hostile-kube-{}.kubeconfig", std::process::id()));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: z\n  cluster:\n    server: http://{zone_addr}\nusers:\n- name: z\n  user: {{}}\ncontexts:\n- name: z\n  context:\n    cluster: z\n    user: z\ncurrent-context: z\n"
+        ),
+    )
+    .unwrap();
+    let client = policy_watcher::source::kube::client(Some(&kubeconfig), None)
+        .await
+        .expect("client");
+    let _ = std::fs::remove_file(&kubeconfig);
+
+    let topology = Topology::new(
+        Environment::Universal,
+        vec![ZoneSpec::new(
+            "zone-1",
+            Environment::Kubernetes {
+                system_namespace: "kuma-system".into(),
+            },
+        )],
+    );
+    let monitor = Arc::new(Monitor::new(
+        Engine::new(topology, Selection::new([mt()], None)),
+        MonitorConfig::default(),
+        Box::new(NoRecorder),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let types = PollTarget::types_for(&CpRole::Global, [mt()].into_iter());
+    let target = PollTarget::new(CpRole::Global, api(global.addr), types, Duration::from_millis(100));
+    tokio::spawn(poll(target, monitor.clone(), until_stopped(stopped.clone())));
+    tokio::spawn(policy_watcher::source::kube::watch_within(
+        CpRole::Zone("zone-1".into()),
+        client,
+        vec![mt()],
+        monitor.clone(),
+        20,
+        until_stopped(stopped.clone()),
+    ));
+
+    // Refused twice: the watchers did start again, and the zone stayed unknown.
+    until(&monitor, "the endless list refused twice", |m| {
+        zone_errors(m, "too_large") >= 2
+    })
+    .await;
+    assert!(!monitor.report().converged);
+    assert_eq!(monitor.lock().zone_state("zone-1"), ZoneState::Unknown);
+    let pages_read = seen.lock().unwrap().len();
+    assert!(pages_read > 40, "two lists of over 20 pages each: {pages_read}");
+
+    endless.store(false, Ordering::SeqCst);
+    until(&monitor, "a whole list read", |m| m.report().converged).await;
+    let _ = stop.send(true);
+}

@@ -32,7 +32,7 @@ use std::collections::{HashMap, hash_map::Entry as Slot};
 
 use serde_json::{Map, Value};
 
-use crate::{Resource, ResourceKey, fingerprint};
+use crate::{Fingerprint, Resource, ResourceKey, fingerprint};
 
 /// How to read an input.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,7 +72,23 @@ pub struct ReadError {
 
 /// Reads every document in `text`, detecting its format.
 pub fn read_str(source_name: &str, text: &str, opts: &ReadOptions) -> Result<Loaded, ReadError> {
-    let mut loaded = Loaded::default();
+    let mut resources = Vec::new();
+    let warnings = read_each(source_name, text, opts, &mut |r| resources.push(r))?;
+    Ok(Loaded { resources, warnings })
+}
+
+/// Like [`read_str`], handing each resource to `each` as soon as its document is read,
+/// and returning the warnings. A caller that keeps resources in a compact form of its
+/// own (the engine does) then never holds the whole input parsed at once: a parsed
+/// spec is many times its text. `each` may already have been given resources when a
+/// later document fails; the error says the input as a whole is not to be used.
+pub fn read_each(
+    source_name: &str,
+    text: &str,
+    opts: &ReadOptions,
+    each: &mut dyn FnMut(Resource),
+) -> Result<Vec<String>, ReadError> {
+    let mut warnings = Vec::new();
     let mut seen = Seen::default();
     let mut document = 0;
     for piece in documents::split(text).iter().filter(|p| !p.is_empty()) {
@@ -84,21 +100,43 @@ pub fn read_str(source_name: &str, text: &str, opts: &ReadOptions) -> Result<Loa
         let values = documents::parse(piece).map_err(|reason| place(document + 1).error(None, reason))?;
         for value in values {
             document += 1;
-            read_document(&place(document), value, opts, &mut loaded, &mut seen)?;
+            read_document(&place(document), value, opts, &mut warnings, &mut seen, each)?;
         }
     }
-    Ok(loaded)
+    Ok(warnings)
 }
 
-/// Where each resource of the input was read, by identity, to catch one given twice.
+/// What the input said of each resource read so far, by identity, to catch one given
+/// twice: digests, not the resource, so that reading holds no parsed spec past its
+/// document.
 #[derive(Default)]
 struct Seen {
-    /// Its index in [`Loaded::resources`] and where it was written.
-    at: HashMap<ResourceKey, (usize, String)>,
+    at: HashMap<ResourceKey, Witness>,
+}
+
+/// One resource as first read: its contents' digests and where it was written.
+struct Witness {
+    spec: Fingerprint,
+    labels: u128,
+    position: String,
+}
+
+/// The labels' exact digest: equal labels, equal digests (and different ones differ but
+/// with a chance of 2^-128).
+pub fn labels_digest(labels: &std::collections::BTreeMap<String, String>) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (key, value) in labels {
+        // Lengths first: ("ab", "c") and ("a", "bc") must not hash alike.
+        hasher.update(&(key.len() as u64).to_le_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update(&(value.len() as u64).to_le_bytes());
+        hasher.update(value.as_bytes());
+    }
+    hasher.digest128()
 }
 
 impl Seen {
-    /// Adds `r`, read at `place` (and `item`), unless the input already holds it. The
+    /// Hands `r`, read at `place` (and `item`), on unless the input already held it. The
     /// same resource twice (an export concatenated with a `kumactl get`) is read once;
     /// twice with different contents, neither can be taken as the control plane's.
     fn add(
@@ -106,27 +144,31 @@ impl Seen {
         place: &Place<'_>,
         item: Option<usize>,
         r: Resource,
-        loaded: &mut Loaded,
+        each: &mut dyn FnMut(Resource),
     ) -> Result<(), ReadError> {
+        let (spec, labels) = (fingerprint(&r.spec), labels_digest(&r.labels));
         match self.at.entry(r.key()) {
             Slot::Vacant(slot) => {
-                slot.insert((loaded.resources.len(), place.position(item)));
-                loaded.resources.push(r);
+                slot.insert(Witness {
+                    spec,
+                    labels,
+                    position: place.position(item),
+                });
+                each(r);
                 Ok(())
             }
             Slot::Occupied(slot) => {
-                let (index, first) = slot.get();
-                let earlier = &loaded.resources[*index];
-                if fingerprint(&earlier.spec) == fingerprint(&r.spec) && earlier.labels == r.labels {
+                let first = slot.get();
+                if first.spec == spec && first.labels == labels {
                     return Ok(());
                 }
                 let mesh = r.mesh.as_deref().map(|m| format!("{m}/")).unwrap_or_default();
                 Err(place.error(
                     item,
                     format!(
-                        "{} {mesh}{} is also {first}, with a different spec or labels: \
+                        "{} {mesh}{} is also {}, with a different spec or labels: \
                          one input must say one thing",
-                        r.rtype, r.name
+                        r.rtype, r.name, first.position
                     ),
                 ))
             }
@@ -193,8 +235,9 @@ fn read_document(
     place: &Place<'_>,
     value: Value,
     opts: &ReadOptions,
-    loaded: &mut Loaded,
+    warnings: &mut Vec<String>,
     seen: &mut Seen,
+    each: &mut dyn FnMut(Resource),
 ) -> Result<(), ReadError> {
     let Value::Object(map) = value else {
         return Err(place.error(
@@ -210,10 +253,8 @@ fn read_document(
     .map_err(|reason| place.error(None, reason))?;
     for Entry { item, outcome } in entries {
         match outcome.map_err(|reason| place.error(item, reason))? {
-            Outcome::Resource(r) => seen.add(place, item, *r, loaded)?,
-            Outcome::Unknown(what) if opts.skip_unknown_types => {
-                loaded.warnings.push(place.warning(item, &what))
-            }
+            Outcome::Resource(r) => seen.add(place, item, *r, each)?,
+            Outcome::Unknown(what) if opts.skip_unknown_types => warnings.push(place.warning(item, &what)),
             Outcome::Unknown(what) => return Err(place.error(item, what)),
         }
     }

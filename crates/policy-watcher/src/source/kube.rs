@@ -86,6 +86,12 @@ enum Event {
     Error(SourceError),
 }
 
+/// Objects one (re)list of a type may hold before it is refused: the REST source's
+/// item bound ([`super::rest::ReadLimits`]). An API server that pages without end (a
+/// `continue` token that always leads on) would otherwise grow the list until memory
+/// runs out, the zone `converged` on what it held before.
+pub const MAX_LISTED: usize = 1_000_000;
+
 /// Watches `types` on `client` for control plane `cp` until `shutdown`.
 pub async fn watch(
     cp: CpRole,
@@ -94,31 +100,67 @@ pub async fn watch(
     monitor: Arc<Monitor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let streams = types.iter().filter_map(|&t| {
-        let ar = api_resource(t)?;
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .map(move |e| convert(t, &ar, e));
-        Some(events.boxed())
-    });
-    let mut events = stream::select_all(streams);
+    watch_within(cp, client, types, monitor, MAX_LISTED, shutdown).await;
+}
+
+/// [`watch`], refusing any (re)list of a type with more than `max_listed` objects.
+pub async fn watch_within(
+    cp: CpRole,
+    client: Client,
+    types: Vec<ResourceType>,
+    monitor: Arc<Monitor>,
+    max_listed: usize,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut state = Listing::new(types.iter().copied().filter(|t| api_resource(*t).is_some()));
+    let mut state = Listing::new(
+        types.iter().copied().filter(|t| api_resource(*t).is_some()),
+        max_listed,
+    );
+    // A watcher whose list was refused would go on paging it: every watcher starts
+    // again, after a pause, and lists afresh.
+    let mut restart_pause = RESTART_PAUSE_MIN;
     loop {
-        let event = tokio::select! {
-            _ = &mut shutdown => return,
-            e = events.next() => match e { Some(e) => e, None => return },
-        };
-        let was_complete = state.complete();
-        let insights_changed = state.apply(&cp, event, &monitor, Timestamp::now());
-        // ZoneInsights may list before the other types: publish them once all have. Only
-        // the global's source watches them; the zones' must not publish an empty set.
-        if state.watches_insights() && state.complete() && (insights_changed || !was_complete) {
-            monitor.zone_insights(state.zone_insights());
+        let streams = types.iter().filter_map(|&t| {
+            let ar = api_resource(t)?;
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            let events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .map(move |e| convert(t, &ar, e));
+            Some(events.boxed())
+        });
+        let mut events = stream::select_all(streams);
+        loop {
+            let event = tokio::select! {
+                _ = &mut shutdown => return,
+                e = events.next() => match e { Some(e) => e, None => return },
+            };
+            let was_complete = state.complete();
+            let insights_changed = state.apply(&cp, event, &monitor, Timestamp::now());
+            // ZoneInsights may list before the other types: publish them once all have. Only
+            // the global's source watches them; the zones' must not publish an empty set.
+            if state.watches_insights() && state.complete() && (insights_changed || !was_complete) {
+                monitor.zone_insights(state.zone_insights());
+            }
+            if state.complete() {
+                restart_pause = RESTART_PAUSE_MIN;
+            }
+            if state.take_overflow() {
+                break;
+            }
         }
+        drop(events);
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(restart_pause) => {}
+        }
+        restart_pause = (restart_pause * 2).min(RESTART_PAUSE_MAX);
     }
 }
+
+/// The pause before watchers start again after a refused list, doubling to the longest.
+const RESTART_PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const RESTART_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Per-type lists being (re)built, and whether the control plane has been judged yet.
 struct Listing {
@@ -127,16 +169,30 @@ struct Listing {
     /// Lists in progress after `Init`, swapped in at `InitDone`.
     pending: BTreeMap<ResourceType, BTreeMap<ResourceKey, Resource>>,
     listed: BTreeSet<ResourceType>,
+    /// Types whose list in progress passed `max_listed`: dropped, and not listed until
+    /// a later list ends within the bound.
+    overflowed: BTreeSet<ResourceType>,
+    /// A list passed the bound since the last [`Listing::take_overflow`].
+    overflow: bool,
+    max_listed: usize,
 }
 
 impl Listing {
-    fn new(types: impl Iterator<Item = ResourceType>) -> Self {
+    fn new(types: impl Iterator<Item = ResourceType>, max_listed: usize) -> Self {
         Self {
             types: types.collect(),
             current: BTreeMap::new(),
             pending: BTreeMap::new(),
             listed: BTreeSet::new(),
+            overflowed: BTreeSet::new(),
+            overflow: false,
+            max_listed,
         }
+    }
+
+    /// Whether a list was refused since the last call: the watchers must start again.
+    fn take_overflow(&mut self) -> bool {
+        std::mem::take(&mut self.overflow)
     }
 
     fn complete(&self) -> bool {
@@ -177,11 +233,28 @@ impl Listing {
         };
         match event {
             Event::Init(t) => {
+                self.overflowed.remove(&t);
                 self.pending.insert(t, BTreeMap::new());
             }
+            Event::InitApply(t, _) if self.overflowed.contains(&t) => {}
             Event::InitApply(t, r) => {
-                self.pending.entry(t).or_default().insert(r.key(), r);
+                let list = self.pending.entry(t).or_default();
+                list.insert(r.key(), r);
+                if list.len() > self.max_listed {
+                    self.pending.remove(&t);
+                    self.overflowed.insert(t);
+                    self.overflow = true;
+                    // Not listed any more: what was judged of it is no longer known.
+                    self.listed.remove(&t);
+                    let error = SourceError::TooLarge {
+                        url: t.to_string(),
+                        reason: format!("a list of more than {} objects", self.max_listed),
+                    };
+                    tracing::warn!(%cp, %error, "Kubernetes list refused");
+                    monitor.failed(cp, &error);
+                }
             }
+            Event::InitDone(t) if self.overflowed.contains(&t) => {}
             Event::InitDone(t) => {
                 let list = self.pending.remove(&t).unwrap_or_default();
                 self.current.insert(t, list);
