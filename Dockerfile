@@ -1,5 +1,6 @@
-# The kuma-sync image: `docker build -t ghcr.io/kuma-sync/kuma-sync:0.1.0 .` (or podman).
-# The name and tag are deploy/image.env's. The runtime has no shell and no package
+# The kuma-sync image, for docker or podman (README.md, "Container image and Helm"):
+#   . deploy/image.env && docker build -t "$KUMA_SYNC_IMAGE_REPOSITORY:$KUMA_SYNC_IMAGE_TAG" .
+# deploy/image.env is the one place for the name and tag. The runtime has no shell and no package
 # manager; kuma-sync runs as UID 65532 (distroless "nonroot"), the user the manifests
 # and the Helm chart expect. Without a registry to pull these bases from, .ci/image
 # builds the same layout FROM scratch with buildah.

@@ -54,6 +54,46 @@ fn the_chart_and_the_kustomize_base_name_the_same_image() {
     );
 }
 
+/// Every file that spells the image out names deploy/image.env's tag.
+#[test]
+fn every_mention_of_the_image_has_the_documented_tag() {
+    let image = repo::image();
+    let prefix = format!("{}:", image.repository);
+    let mut files = vec![
+        repo::root().join("README.md"),
+        repo::root().join("Dockerfile"),
+        repo::deploy("README.md"),
+    ];
+    for dir in [
+        repo::deploy("kubernetes"),
+        helm::chart(),
+        helm::chart().join("templates"),
+    ] {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("dir entry").path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    let mut mentions = 0;
+    for file in files {
+        let text = repo::read(&file);
+        for (at, _) in text.match_indices(&prefix) {
+            let tag: String = text[at + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .collect();
+            if tag.is_empty() {
+                continue;
+            }
+            assert_eq!(tag, image.tag, "{} names {prefix}{tag}", file.display());
+            mentions += 1;
+        }
+    }
+    assert!(mentions > 0, "the manifests name the image");
+}
+
 /// The instructions of the Dockerfile's last stage, `(instruction, arguments)`.
 fn final_stage() -> Vec<(String, String)> {
     let text = repo::read(&repo::root().join("Dockerfile"));
