@@ -1,13 +1,15 @@
 //! Test support for what kuma-sync ships under `deploy/`: the alert rules, the Grafana
 //! dashboard, the Alertmanager example and the Kubernetes manifests are checked with the
-//! real Prometheus tools (Debian packages `prometheus` and `prometheus-alertmanager`).
+//! real Prometheus tools (Debian packages `prometheus` and `prometheus-alertmanager`),
+//! the Helm chart with the real `helm` (from the Go module proxy), and every Kubernetes
+//! object strictly against the Kubernetes API types.
 //!
 //! The process guards are meant for reuse by end-to-end tests: each starts its server on a
 //! free `127.0.0.1` port in a private temporary directory, waits (bounded) until it is
 //! ready, and kills it when dropped, also when a test panics. Everything here is blocking;
 //! call it from `tokio::task::spawn_blocking` inside async tests.
 //!
-//! A missing tool is an error naming the Debian package to install, never a silent skip.
+//! A missing tool is an error saying how to install it, never a silent skip.
 //!
 //! # Layout
 //! - [`process`]: locating the tools, running them with a timeout, the kill-on-drop guard.
@@ -15,14 +17,20 @@
 //! - [`prom`]: [`prom::Prometheus`] guard, instant queries, alerts, TSDB backfill.
 //! - [`alertmanager`]: [`alertmanager::Alertmanager`] guard, posting and listing alerts.
 //! - [`synthetic`]: OpenMetrics data covering every metric `kuma-sync serve` exports.
-//! - [`repo`]: paths of the shipped files inside the workspace.
+//! - [`repo`]: paths of the shipped files inside the workspace, the image name and tag.
+//! - [`k8s`]: strict validation of Kubernetes (and Prometheus Operator) objects.
+//! - [`helm`]: `helm lint` and `helm template` of the chart.
+//! - [`serve_config`]: the file paths a `kuma-sync serve` configuration names.
 //! - [`webhook`]: a loopback receiver for Alertmanager webhook notifications.
 
 pub mod alertmanager;
+pub mod helm;
 pub mod http;
+pub mod k8s;
 pub mod process;
 pub mod prom;
 pub mod repo;
+pub mod serve_config;
 pub mod synthetic;
 pub mod webhook;
 
@@ -32,14 +40,11 @@ use std::time::Duration;
 /// Everything that can go wrong while driving the Prometheus tools.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The executable is not on `PATH`; the message says which package provides it.
-    #[error(
-        "`{tool}` not found on PATH: install the Debian package `{package}` \
-         (apt-get update && apt-get install -y {package})"
-    )]
+    /// The executable is not on `PATH`; the message says how to install it.
+    #[error("`{tool}` not found on PATH: {install}")]
     ToolMissing {
         tool: &'static str,
-        package: &'static str,
+        install: process::Install,
     },
     /// A file or process operation failed.
     #[error("{context}")]

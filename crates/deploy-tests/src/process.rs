@@ -1,5 +1,6 @@
-//! Finding the Prometheus tools, running them with a time budget, and a guard that kills
-//! a server process when it goes out of scope.
+//! Finding the tools (Prometheus' from Debian, Helm from the Go module proxy), running
+//! them with a time budget, and a guard that kills a server process when it goes out of
+//! scope.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -14,31 +15,62 @@ use crate::{Error, Result};
 /// How often a running tool is polled for exit; small next to every budget used here.
 const POLL: Duration = Duration::from_millis(20);
 
-/// An executable from a Debian package.
+/// An executable the tests drive.
 #[derive(Debug, Clone, Copy)]
 pub struct Tool {
     /// Names to look for on `PATH`, in order (Debian renames some upstream binaries).
     pub names: &'static [&'static str],
-    /// The Debian package that installs it, named in the error when it is missing.
-    pub package: &'static str,
+    /// Where it comes from, named in the error when it is missing.
+    pub install: Install,
+}
+
+/// How a missing [`Tool`] is installed; `.ci/test` does it on a fresh machine.
+#[derive(Debug, Clone, Copy)]
+pub enum Install {
+    /// A Debian package.
+    Debian(&'static str),
+    /// A Go module path at a version, for `go install`. The tool is also looked for in
+    /// `$GOBIN`, `$GOPATH/bin` and `~/go/bin`, where `go install` puts it.
+    Go(&'static str),
+}
+
+impl std::fmt::Display for Install {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Install::Debian(package) => write!(
+                f,
+                "install the Debian package `{package}` (apt-get update && apt-get install -y {package})"
+            ),
+            Install::Go(module) => write!(
+                f,
+                "install it with `go install {module}` (`bash .ci/test` does, and puts \
+                 $(go env GOPATH)/bin on PATH)"
+            ),
+        }
+    }
 }
 
 pub const PROMTOOL: Tool = Tool {
     names: &["promtool"],
-    package: "prometheus",
+    install: Install::Debian("prometheus"),
 };
 pub const PROMETHEUS: Tool = Tool {
     names: &["prometheus"],
-    package: "prometheus",
+    install: Install::Debian("prometheus"),
 };
 /// Debian installs upstream's `alertmanager` as `prometheus-alertmanager`.
 pub const ALERTMANAGER: Tool = Tool {
     names: &["prometheus-alertmanager", "alertmanager"],
-    package: "prometheus-alertmanager",
+    install: Install::Debian("prometheus-alertmanager"),
 };
 pub const AMTOOL: Tool = Tool {
     names: &["amtool"],
-    package: "prometheus-alertmanager",
+    install: Install::Debian("prometheus-alertmanager"),
+};
+/// The version `.ci/test` installs (a test keeps the two equal).
+pub const HELM: Tool = Tool {
+    names: &["helm"],
+    install: Install::Go("helm.sh/helm/v4/cmd/helm@v4.3.2"),
 };
 
 /// What a finished tool printed.
@@ -67,8 +99,12 @@ impl Tool {
     /// The first of [`Tool::names`] found on `PATH`.
     pub fn locate(&self) -> Result<PathBuf> {
         let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        if let Install::Go(_) = self.install {
+            dirs.extend(go_bin_dirs());
+        }
         for name in self.names {
-            for dir in std::env::split_paths(&path) {
+            for dir in &dirs {
                 let candidate = dir.join(name);
                 if candidate.is_file() {
                     return Ok(candidate);
@@ -77,7 +113,7 @@ impl Tool {
         }
         Err(Error::ToolMissing {
             tool: self.names[0],
-            package: self.package,
+            install: self.install,
         })
     }
 
@@ -115,6 +151,20 @@ impl Tool {
             stderr: read_all(&mut stderr)?,
         })
     }
+}
+
+/// Where `go install` puts binaries: `$GOBIN`, else `$GOPATH/bin` (each entry), else
+/// `~/go/bin`.
+fn go_bin_dirs() -> Vec<PathBuf> {
+    if let Some(gobin) = std::env::var_os("GOBIN").filter(|v| !v.is_empty()) {
+        return vec![PathBuf::from(gobin)];
+    }
+    if let Some(gopath) = std::env::var_os("GOPATH").filter(|v| !v.is_empty()) {
+        return std::env::split_paths(&gopath).map(|p| p.join("bin")).collect();
+    }
+    std::env::var_os("HOME")
+        .map(|home| vec![PathBuf::from(home).join("go/bin")])
+        .unwrap_or_default()
 }
 
 fn clone(file: &File) -> Result<Stdio> {
@@ -207,20 +257,33 @@ mod tests {
 
     const SLEEP: Tool = Tool {
         names: &["sleep"],
-        package: "coreutils",
+        install: Install::Debian("coreutils"),
     };
 
     #[test]
     fn a_missing_tool_names_its_debian_package() {
         let missing = Tool {
             names: &["kuma-sync-no-such-tool"],
-            package: "prometheus-alertmanager",
+            install: Install::Debian("prometheus-alertmanager"),
         };
         let error = missing.locate().expect_err("tool cannot exist");
         let message = error.to_string();
         assert!(message.contains("kuma-sync-no-such-tool"), "{message}");
         assert!(
             message.contains("apt-get install -y prometheus-alertmanager"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_go_tool_names_its_module() {
+        let missing = Tool {
+            names: &["kuma-sync-no-such-tool"],
+            install: Install::Go("example.com/no/such/tool@v1.2.3"),
+        };
+        let message = missing.locate().expect_err("tool cannot exist").to_string();
+        assert!(
+            message.contains("go install example.com/no/such/tool@v1.2.3"),
             "{message}"
         );
     }
@@ -237,7 +300,7 @@ mod tests {
     fn output_and_status_are_captured() {
         let sh = Tool {
             names: &["sh"],
-            package: "dash",
+            install: Install::Debian("dash"),
         };
         let output = sh
             .run(

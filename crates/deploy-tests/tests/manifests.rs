@@ -1,17 +1,16 @@
-//! The Kubernetes manifests, validated offline: every core object must round-trip through
-//! the k8s-openapi types unchanged (an unknown or misplaced field is dropped by the typed
-//! decode and shows up as a difference; a wrong type fails the decode), and the security
-//! and RBAC promises of deploy/README.md are asserted.
+//! The Kubernetes manifests, validated offline: every object must round-trip through its
+//! type unchanged (`deploy_tests::k8s`: an unknown or misplaced field is dropped by the
+//! typed decode and shows up as a difference; a wrong type fails the decode), and the
+//! security and RBAC promises of deploy/README.md are asserted.
 
 use std::collections::BTreeSet;
 
-use deploy_tests::repo;
+use deploy_tests::k8s::{strict, validate, validate_object};
+use deploy_tests::{repo, serve_config};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kuma_model::types::{K8sKind, TYPES};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn yaml(relative: &str) -> Value {
@@ -21,20 +20,6 @@ fn yaml(relative: &str) -> Value {
 
 fn kustomization() -> Value {
     yaml("kubernetes/kustomization.yaml")
-}
-
-/// Decodes `value` strictly: the typed object must serialize back to exactly `value`.
-fn validate<T: DeserializeOwned + Serialize>(value: &Value) -> Result<T, String> {
-    let typed: T = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    match first_difference("", value, &back) {
-        Some(difference) => Err(format!("not valid against the Kubernetes schema at {difference}")),
-        None => Ok(typed),
-    }
-}
-
-fn strict<T: DeserializeOwned + Serialize>(what: &str, value: &Value) -> T {
-    validate(value).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 #[test]
@@ -51,35 +36,6 @@ fn strict_validation_rejects_typos_and_wrong_types() {
     let mut misplaced = yaml("kubernetes/deployment.yaml");
     misplaced["spec"]["template"]["spec"]["readOnlyRootFilesystem"] = true.into();
     assert!(validate::<Deployment>(&misplaced).is_err());
-}
-
-/// The path of the first field that differs (unknown fields are missing from `typed`).
-fn first_difference(path: &str, original: &Value, typed: &Value) -> Option<String> {
-    match (original, typed) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (key, value) in a {
-                let here = format!("{path}.{key}");
-                match b.get(key) {
-                    Some(other) => {
-                        if let Some(d) = first_difference(&here, value, other) {
-                            return Some(d);
-                        }
-                    }
-                    None => return Some(format!("{here} (unknown field)")),
-                }
-            }
-            b.keys()
-                .find(|k| !a.contains_key(*k))
-                .map(|k| format!("{path}.{k} (added)"))
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .find_map(|(i, (x, y))| first_difference(&format!("{path}[{i}]"), x, y)),
-        (a, b) if a == b => None,
-        (a, b) => Some(format!("{path} ({a} became {b})")),
-    }
 }
 
 fn deployment() -> Deployment {
@@ -115,19 +71,7 @@ fn kustomization_lists_every_manifest_and_each_is_a_valid_object() {
     for file in &listed {
         let object = yaml(&format!("kubernetes/{file}"));
         let kind = object["kind"].as_str().unwrap_or_default();
-        match kind {
-            "Namespace" => drop(strict::<Namespace>(file, &object)),
-            "ServiceAccount" => drop(strict::<ServiceAccount>(file, &object)),
-            "Service" => drop(strict::<Service>(file, &object)),
-            "Deployment" => drop(strict::<Deployment>(file, &object)),
-            "ClusterRole" => drop(strict::<ClusterRole>(file, &object)),
-            "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(file, &object)),
-            "ServiceMonitor" | "PrometheusRule" => {
-                assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1", "{file}");
-                assert!(object["spec"].is_object(), "{file}: spec");
-            }
-            other => panic!("{file}: unexpected kind {other:?}"),
-        }
+        validate_object(&object).unwrap_or_else(|e| panic!("{file}: {e}"));
         if kind != "ClusterRole" && kind != "ClusterRoleBinding" && kind != "Namespace" {
             assert_eq!(object["metadata"]["namespace"], "kuma-sync", "{file}");
         }
@@ -193,32 +137,13 @@ fn example_config_has_the_documented_shape_and_its_files_are_mounted() {
         .flatten()
         .map(|m| m.mount_path)
         .collect();
-    let mut paths = Vec::new();
-    collect_file_paths(&config, &mut paths);
+    let paths = serve_config::file_paths(&config);
     assert!(!paths.is_empty());
     for path in paths {
         assert!(
             mounts.iter().any(|m| path.starts_with(&format!("{m}/"))),
             "{path} from the example config is not under any volume mount ({mounts:?})"
         );
-    }
-}
-
-fn collect_file_paths(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                match (key.as_str(), value.as_str()) {
-                    (
-                        "kubeconfig" | "caFile" | "tokenFile" | "passwordFile" | "certFile" | "keyFile",
-                        Some(p),
-                    ) => out.push(p.to_owned()),
-                    _ => collect_file_paths(value, out),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_file_paths(v, out)),
-        _ => {}
     }
 }
 
@@ -240,8 +165,9 @@ fn deployment_runs_unprivileged_with_limits_and_probes() {
 
     let container = pod.containers.into_iter().next().expect("container");
     assert_eq!(
-        container.image.as_deref(),
-        Some("ghcr.io/kuma-sync/kuma-sync:0.1.0")
+        container.image,
+        Some(repo::image().reference()),
+        "the image deploy/image.env names"
     );
     let security = container.security_context.expect("container securityContext");
     assert_eq!(security.read_only_root_filesystem, Some(true));
