@@ -135,12 +135,21 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Error> {
     };
     let selection = selection(args, kuma, &mut warnings)?;
 
-    let mut engine = Engine::new(Topology::new(global.env.clone(), specs).with_kuma(kuma), selection);
+    let mut engine = Engine::new(
+        Topology::new(global.env.clone(), specs).with_kuma(kuma),
+        selection,
+    );
     // Each file is a whole read of its control plane, empty or not: a zone whose file
     // holds nothing is read (every copy missing there), not unknown. The seed check
     // needs the global's resources whole; only then are they kept.
     let mut global_docs = args.export.as_ref().map(|_| Vec::new());
-    global.feed(&mut engine, &CpRole::Global, &opts, &mut warnings, global_docs.as_mut())?;
+    global.feed(
+        &mut engine,
+        &CpRole::Global,
+        &opts,
+        &mut warnings,
+        global_docs.as_mut(),
+    )?;
     drop(global);
     for (name, texts) in zone_texts {
         texts.feed(&mut engine, &CpRole::Zone(name), &opts, &mut warnings, None)?;

@@ -418,7 +418,12 @@ async fn a_kubernetes_zone_whose_lists_never_end_is_unknown_until_they_end() {
         let _ = stopped.wait_for(|s| *s).await;
     };
     let types = PollTarget::types_for(&CpRole::Global, [mt()].into_iter());
-    let target = PollTarget::new(CpRole::Global, api(global.addr), types, Duration::from_millis(100));
+    let target = PollTarget::new(
+        CpRole::Global,
+        api(global.addr),
+        types,
+        Duration::from_millis(100),
+    );
     tokio::spawn(poll(target, monitor.clone(), until_stopped(stopped.clone())));
     tokio::spawn(policy_watcher::source::kube::watch_within(
         CpRole::Zone("zone-1".into()),
