@@ -84,6 +84,45 @@ pub struct KdsFile {
     pub client_key: Option<PathBuf>,
 }
 
+impl KdsFile {
+    /// The probe's configuration for `serve`: one home for turning the file's `kds:` into
+    /// what the probe runs with, checked by the probe's own validation (as the `probe`
+    /// command's flags are), so a setting the probe would refuse is refused when the
+    /// file is loaded, not ignored. It probes the global-to-zone types of `types` (never
+    /// Secrets) and never poses as one of `zones`.
+    pub fn probe_config(
+        &self,
+        types: &[ResourceType],
+        zones: &[String],
+    ) -> Result<kds_probe::ProbeConfig, kds_probe::ConfigError> {
+        let mut pc = kds_probe::ProbeConfig::new(&self.address)?;
+        pc.tls.ca_file = self.ca_file.clone();
+        pc.tls.skip_verify = self.skip_verify;
+        pc.tls.client_identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert_file), Some(key_file)) => Some(kds_probe::config::ClientIdentity {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err(kds_probe::ConfigError::HalfClientIdentity),
+        };
+        if let Some(name) = &self.zone_name {
+            pc.zone_name = name.clone();
+        }
+        // A daemon never gives up on the probe: a refusal shows on /metrics and is retried.
+        pc.retry_refusals = true;
+        pc.types = types
+            .iter()
+            .copied()
+            .filter(|t| !t.info().is_secret() && t.info().flows_global_to_zone())
+            .collect();
+        // Never pose as a zone we monitor: the real zone's stream would stall (kuma-semantics 5).
+        pc.known_zones = zones.to_vec();
+        pc.validate()?;
+        Ok(pc)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IntervalsFile {
@@ -281,6 +320,11 @@ impl ServeConfig {
             client_key: k.client_key.map(|f| base.join(f)),
             ..k
         });
+        if let Some(kds) = &kds {
+            let zone_names: Vec<String> = zones.iter().map(|(name, _)| name.clone()).collect();
+            kds.probe_config(&types, &zone_names)
+                .map_err(|e| ConfigError(format!("kds: {e}")))?;
+        }
         Ok(Self {
             listen,
             global,
@@ -547,6 +591,19 @@ mod tests {
             ),
             ("global: {api: {url: \"http://g\"}}\ncolour: blue\n", "colour"),
             ("global: {api: {url: \"http://[::1\"}}\n", "is not a URL"),
+            // The probe's own checks, at load: not ignored, not only when it starts.
+            (
+                "global: {api: {url: \"http://g\"}}\nkds: {address: \"grpcs://g:5685\", skipVerify: true, clientCert: c.pem}\n",
+                "kds: --client-cert and --client-key go together",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nkds: {address: \"grpcs://g:5685\"}\n",
+                "kds: grpcs:// needs --ca-file",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\nzones: [{name: zone-1, api: {url: \"http://z\"}}]\nkds: {address: \"grpc://g:5685\", zoneName: zone-1}\n",
+                "kds: ",
+            ),
             (
                 "global: {api: {url: \"http://g\"}}\nintervals: {poll: 18446744073709551616ns}\n",
                 "not a positive duration",

@@ -3,7 +3,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use kds_probe::{Probe, ProbeConfig};
+use kds_probe::Probe;
 use kuma_model::{CpRole, KumaLine, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec,
@@ -186,28 +186,10 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
     }
 
     if let Some(kds) = cfg.kds.as_ref().filter(|_| serve_http) {
-        let mut pc = ProbeConfig::new(&kds.address).map_err(|e| ServeError::Probe(e.into()))?;
-        pc.tls.ca_file = kds.ca_file.clone();
-        pc.tls.skip_verify = kds.skip_verify;
-        if let (Some(cert_file), Some(key_file)) = (&kds.client_cert, &kds.client_key) {
-            pc.tls.client_identity = Some(kds_probe::config::ClientIdentity {
-                cert_file: cert_file.clone(),
-                key_file: key_file.clone(),
-            });
-        }
-        if let Some(name) = &kds.zone_name {
-            pc.zone_name = name.clone();
-        }
-        // A daemon never gives up on the probe: a refusal shows on /metrics and is retried.
-        pc.retry_refusals = true;
-        pc.types = cfg
-            .types
-            .iter()
-            .copied()
-            .filter(|t| !t.info().is_secret() && t.info().flows_global_to_zone())
-            .collect();
-        // Never pose as a zone we monitor: the real zone's stream would stall (kuma-semantics 5).
-        pc.known_zones = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+        let zone_names: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+        let pc = kds
+            .probe_config(&cfg.types, &zone_names)
+            .map_err(|e| ServeError::Probe(e.into()))?;
         let probe = Probe::new(pc.clone(), &registry).map_err(ServeError::Probe)?;
         let stall = StallCheck::register(
             &registry,
