@@ -6,6 +6,7 @@
 //! moment they read rather than the moment they got the lock.
 
 use std::{
+    cell::RefCell,
     collections::BTreeMap,
     sync::{Mutex, MutexGuard},
     time::Duration,
@@ -103,7 +104,9 @@ pub struct MonitorState {
     lost_at: HashMap<SlotKey, Timestamp>,
     /// When each source (the global's resources, a zone's own) was first seen with its
     /// current spec: the start of a propagation when Kuma's modificationTime is unknown.
-    first_seen: HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
+    /// In a cell: a streamed snapshot notes each resource here just before the engine
+    /// settles its slots, which read it (see [`Monitor::snapshot_each`]).
+    first_seen: RefCell<FirstSeen>,
     config: MonitorConfig,
     /// Bumped when a source's status (up, errors) or the insights change; with the
     /// engine's revision it says when the state metrics show may have changed.
@@ -125,7 +128,7 @@ impl Monitor {
         let state = MonitorState {
             engine,
             zone_insights: None,
-            first_seen: HashMap::new(),
+            first_seen: RefCell::default(),
             sources,
             open_since: HashMap::new(),
             lost_at: HashMap::new(),
@@ -165,27 +168,52 @@ impl Monitor {
 
     /// A full, successful read of `cp`.
     pub fn snapshot(&self, cp: &CpRole, resources: Vec<Resource>, now: Timestamp) {
+        let present: HashSet<u128> = resources.iter().map(|r| key_digest(&r.key())).collect();
+        let filled: Result<(), std::convert::Infallible> = self.snapshot_each(
+            cp,
+            |key| present.contains(&key_digest(key)),
+            |push| {
+                resources.into_iter().for_each(push);
+                Ok(())
+            },
+            now,
+        );
+        let Ok(()) = filled;
+    }
+
+    /// [`Monitor::snapshot`] of a read handed over one resource at a time by `fill`;
+    /// `present` says which keys the read holds (what it does not hold is deleted
+    /// first, as a snapshot deletes it). The REST source keeps a read
+    /// as its page bodies and parses them here, one resource at a time, so a million
+    /// resources are never held parsed at once. If `fill` fails, `cp` is `unknown`.
+    pub fn snapshot_each<E>(
+        &self,
+        cp: &CpRole,
+        present: impl Fn(&ResourceKey) -> bool,
+        fill: impl FnOnce(&mut dyn FnMut(Resource)) -> Result<(), E>,
+        now: Timestamp,
+    ) -> Result<(), E> {
         let mut st = self.lock();
-        // Only sources are timed (a zone's own resources, the global's): a zone's read is
-        // mostly copies, so the set is built only when there is something to forget.
-        if st.first_seen.keys().any(|(c, _)| c == cp) {
-            let keys: HashSet<(ResourceType, Option<&str>, &str)> = resources
-                .iter()
-                .map(|r| (r.rtype, r.mesh.as_deref(), r.name.as_str()))
-                .collect();
-            st.first_seen
-                .retain(|(c, k), _| c != cp || keys.contains(&(k.rtype, k.mesh.as_deref(), k.name.as_str())));
-        }
-        for r in &resources {
-            st.note_seen(cp, r, now);
-        }
+        // Only sources are timed (a zone's own resources, the global's).
+        st.first_seen.get_mut().retain(|(c, k), _| c != cp || present(k));
         let seen_before = st.read_before();
         let (engine, mut tracking) = st.split(&*self.recorder, now, &seen_before);
+        let first_seen = tracking.first_seen;
         // Tracked as each slot settles: a first read can change a million of them.
-        engine.replace_with(cp, resources, &mut |engine, settled| {
-            tracking.track(engine, &settled.describe());
-        });
-        st.read_succeeded(cp, now);
+        let filled = engine.replace_each(
+            cp,
+            &present,
+            |push| {
+                fill(&mut |r| {
+                    note_seen(&mut first_seen.borrow_mut(), cp, &r, now);
+                    push(r);
+                })
+            },
+            &mut |engine, settled| tracking.track(engine, &settled.describe()),
+        );
+        if filled.is_ok() {
+            st.read_succeeded(cp, now);
+        }
         // A read that closed many discrepancies leaves the map's capacity behind: give
         // it back.
         if st.open_since.capacity() > 4 * st.open_since.len() + 1024 {
@@ -193,15 +221,16 @@ impl Monitor {
         }
         drop(st);
         self.version.send_modify(|v| *v += 1);
+        filled
     }
 
     /// One change read from a watch.
     pub fn change(&self, cp: &CpRole, change: Change, now: Timestamp) {
         let mut st = self.lock();
         match &change {
-            Change::Upsert(r) => st.note_seen(cp, r, now),
+            Change::Upsert(r) => note_seen(st.first_seen.get_mut(), cp, r, now),
             Change::Delete(key) => {
-                st.first_seen.remove(&(cp.clone(), key.clone()));
+                st.first_seen.get_mut().remove(&(cp.clone(), key.clone()));
             }
         }
         let changes = st.engine.apply(cp, change);
@@ -256,7 +285,7 @@ impl Monitor {
 struct Tracking<'a> {
     open_since: &'a mut HashMap<SlotKey, Timestamp>,
     lost_at: &'a mut HashMap<SlotKey, Timestamp>,
-    first_seen: &'a HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
+    first_seen: &'a RefCell<FirstSeen>,
     config: &'a MonitorConfig,
     recorder: &'a dyn Recorder,
     now: Timestamp,
@@ -295,7 +324,8 @@ impl Tracking<'_> {
             let live = [CpRole::Global, CpRole::Zone(c.slot.zone.to_string())]
                 .iter()
                 .all(|cp| self.seen_before.contains(cp));
-            if let Some(seconds) = propagation_seconds(engine, self.first_seen, c, now, live) {
+            let seconds = propagation_seconds(engine, &self.first_seen.borrow(), c, now, live);
+            if let Some(seconds) = seconds {
                 let p = Propagation {
                     zone: c.slot.zone.to_string(),
                     rtype: c.slot.identity.rtype,
@@ -334,21 +364,6 @@ impl MonitorState {
             seen_before,
         };
         (engine, tracking)
-    }
-
-    /// Records when a source's current spec was first seen. Only sources matter: the
-    /// global's resources and a zone's own (copies are timed by when they turn synced).
-    fn note_seen(&mut self, cp: &CpRole, r: &Resource, now: Timestamp) {
-        if let CpRole::Zone(zone) = cp
-            && r.origin(cp) != kuma_model::Origin::Zone(zone.clone())
-        {
-            return;
-        }
-        let fp = kuma_model::fingerprint(&r.spec);
-        let entry = self.first_seen.entry((cp.clone(), r.key())).or_insert((fp, now));
-        if entry.0 != fp {
-            *entry = (fp, now);
-        }
     }
 
     /// The control planes that have had a full read: a set, asked once per slot change.
@@ -403,12 +418,47 @@ fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
 }
 
+/// When each source was first seen with its current spec, by control plane and key.
+type FirstSeen = HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>;
+
+/// Records when a source's current spec was first seen. Only sources matter: the
+/// global's resources and a zone's own (copies are timed by when they turn synced).
+fn note_seen(first_seen: &mut FirstSeen, cp: &CpRole, r: &Resource, now: Timestamp) {
+    if let CpRole::Zone(zone) = cp
+        && r.origin(cp) != kuma_model::Origin::Zone(zone.clone())
+    {
+        return;
+    }
+    let fp = kuma_model::fingerprint(&r.spec);
+    let entry = first_seen.entry((cp.clone(), r.key())).or_insert((fp, now));
+    if entry.0 != fp {
+        *entry = (fp, now);
+    }
+}
+
+/// A key's digest, as [`Monitor::snapshot_each`] is told which keys a read holds: 16
+/// bytes a resource where the keys would take a hundred.
+pub fn key_digest(key: &ResourceKey) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in [
+        key.rtype.name(),
+        key.mesh.as_deref().unwrap_or(""),
+        key.name.as_str(),
+    ] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    // A global-scoped key and a mesh-scoped one with an empty mesh differ.
+    hasher.update(&[u8::from(key.mesh.is_some())]);
+    hasher.digest128()
+}
+
 /// From the source's last modification (what Kuma's API says, else unknown) to the copy's,
 /// bounded by when we saw it. Copies that predate the watcher still give a latency, as
 /// both control planes stamp their modification times.
 fn propagation_seconds(
     engine: &Engine,
-    first_seen: &HashMap<(CpRole, ResourceKey), (Fingerprint, Timestamp)>,
+    first_seen: &FirstSeen,
     c: &SlotChange,
     now: Timestamp,
     live: bool,

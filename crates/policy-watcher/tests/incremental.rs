@@ -89,7 +89,12 @@ proptest! {
         let mut live = engine();
         // The final state of each control plane, to fold into a fresh engine.
         let mut state: BTreeMap<CpRole, BTreeMap<ResourceKey, Resource>> = BTreeMap::new();
-        for op in &ops {
+        // The state halfway, for an engine that is given whole snapshots instead.
+        let mut halfway = None;
+        for (i, op) in ops.iter().enumerate() {
+            if i == ops.len() / 2 {
+                halfway = Some(state.clone());
+            }
             match *op {
                 Op::Upsert { cp, pick, variant } => {
                     let cp = cp_of(cp);
@@ -133,6 +138,39 @@ proptest! {
             }
         }
         prop_assert_eq!(Report::build(&live), Report::build(&fresh));
+
+        // Snapshots streamed in (as the REST poller does): the halfway state, then the
+        // final one over it, each control plane handed over one resource at a time.
+        let halfway = halfway.unwrap_or_default();
+        let halfway_again = halfway.clone();
+        let mut streamed = engine();
+        for snapshot in [halfway, state.clone()] {
+            for (cp, resources) in &snapshot {
+                let filled: Result<(), ()> = streamed.replace_each(
+                    cp,
+                    &|key| resources.contains_key(key),
+                    |push| {
+                        resources.values().cloned().for_each(push);
+                        Ok(())
+                    },
+                    &mut |_, _| {},
+                );
+                prop_assert!(filled.is_ok());
+            }
+        }
+        // A control plane only in the halfway state has been read empty since.
+        for cp in state.keys() {
+            prop_assert!(streamed.is_readable(cp));
+        }
+        prop_assert_eq!(Report::build(&streamed), Report::build(&fresh));
+        // And the same two snapshots whole, as the Kubernetes source's relists are.
+        let mut replaced = engine();
+        for snapshot in [halfway_again, state.clone()] {
+            for (cp, resources) in &snapshot {
+                replaced.replace(cp, resources.values().cloned().collect());
+            }
+        }
+        prop_assert_eq!(Report::build(&replaced), Report::build(&fresh));
         let mut live_counts: Vec<_> = live.counts().collect();
         let mut fresh_counts: Vec<_> = fresh.counts().collect();
         live_counts.sort();

@@ -81,6 +81,64 @@ impl Engine {
         Ok(changed)
     }
 
+    /// [`Engine::replace_with`] for a snapshot handed over one resource at a time by
+    /// `fill`, as [`Engine::load_each`] does for a first one; `present` says which keys
+    /// the snapshot holds, so what it lacks is deleted first, as `replace_with` does. If
+    /// `fill` fails, `cp` is marked unreadable (never judged on half a read, the rest
+    /// applied or not) and the error returned.
+    pub fn replace_each<E>(
+        &mut self,
+        cp: &CpRole,
+        present: &dyn Fn(&ResourceKey) -> bool,
+        fill: impl FnOnce(&mut dyn FnMut(Resource)) -> Result<(), E>,
+        each: &mut dyn FnMut(&Engine, Settled<'_>),
+    ) -> Result<(), E> {
+        let Some(store) = self.store(cp) else {
+            return fill(&mut drop);
+        };
+        let first = !store.loaded;
+        let mut stale: Vec<ResourceKey> = store
+            .keys()
+            .filter(|k| !present(k))
+            .map(|k| (**k).clone())
+            .collect();
+        stale.extend(self.stale_zones(cp, present));
+        if first {
+            self.open(cp);
+        } else {
+            self.settle_all(cp, stale.into_iter().map(Change::Delete), each);
+        }
+        let mut stored = 0usize;
+        let filled = fill(&mut |r| {
+            let touched = self.observe(cp, Change::Upsert(r));
+            if !first {
+                for id in &touched.slots {
+                    if self.judged(id)
+                        && let Some((before, after)) = self.settle(id, touched.ghost(id))
+                    {
+                        each(self, Settled::new(id, before, after));
+                    }
+                }
+            }
+            self.release(touched);
+            // What the engine does not keep of each resource (its parsed spec, ~7 KiB)
+            // is freed as it goes: held to the end, it is the whole snapshot parsed again.
+            stored += 1;
+            if stored.is_multiple_of(LEFTOVERS_OFF_THREAD) {
+                drop(self.shared.take_leftovers());
+            }
+        });
+        if let Err(e) = filled {
+            self.set_readable(cp, false);
+            return Err(e);
+        }
+        if first {
+            self.judge_opened(cp, each);
+        }
+        drop(self.shared.take_leftovers());
+        Ok(())
+    }
+
     /// Folds a whole snapshot of one control plane in: what is absent from `resources`
     /// but was known is deleted. Returns the slots that changed.
     pub fn replace(&mut self, cp: &CpRole, resources: Vec<Resource>) -> Vec<SlotChange> {
@@ -325,22 +383,52 @@ impl Engine {
     }
 
     /// Keys `cp` holds that `resources` lacks, or `None` for an unmonitored zone.
+    /// The Zones a global snapshot no longer holds. The engine keeps the global's Zones
+    /// apart from its store (only whether each is enabled), so the store's keys alone
+    /// would never say that a zone was deleted.
+    fn stale_zones(&self, cp: &CpRole, present: &dyn Fn(&ResourceKey) -> bool) -> Vec<ResourceKey> {
+        let Some(zone_type) = ResourceType::from_name("Zone").filter(|_| *cp == CpRole::Global) else {
+            return Vec::new();
+        };
+        self.zones_enabled
+            .keys()
+            .map(|name| ResourceKey {
+                rtype: zone_type,
+                mesh: None,
+                name: name.clone(),
+            })
+            .filter(|key| !present(key))
+            .collect()
+    }
+
     pub(super) fn stale_keys(&self, cp: &CpRole, resources: &[Resource]) -> Option<Vec<ResourceKey>> {
         let store = self.store(cp)?;
+        if *cp == CpRole::Global && !self.zones_enabled.is_empty() {
+            let zones: FastSet<&str> = resources
+                .iter()
+                .filter(|r| r.rtype.name() == "Zone")
+                .map(|r| r.name.as_str())
+                .collect();
+            let mut stale = self.stale_zones(cp, &|key| zones.contains(key.name.as_str()));
+            stale.extend(self.stale_store_keys(store, resources));
+            return Some(stale);
+        }
+        Some(self.stale_store_keys(store, resources))
+    }
+
+    fn stale_store_keys(&self, store: &store::Observed, resources: &[Resource]) -> Vec<ResourceKey> {
         if store.len() == 0 {
-            return Some(Vec::new());
+            return Vec::new();
         }
         // Borrowed keys: a snapshot can hold a million resources.
         let incoming: FastSet<(ResourceType, Option<&str>, &str)> = resources
             .iter()
             .map(|r| (r.rtype, r.mesh.as_deref(), r.name.as_str()))
             .collect();
-        Some(
-            store
-                .keys()
-                .filter(|k| !incoming.contains(&(k.rtype, k.mesh.as_deref(), k.name.as_str())))
-                .map(|k| (**k).clone())
-                .collect(),
-        )
+        store
+            .keys()
+            .filter(|k| !incoming.contains(&(k.rtype, k.mesh.as_deref(), k.name.as_str())))
+            .map(|k| (**k).clone())
+            .collect()
     }
 }

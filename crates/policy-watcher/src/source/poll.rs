@@ -4,9 +4,13 @@
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use kuma_model::{CpRole, Resource, ResourceType};
+use kuma_model::{CpRole, ResourceType};
 
-use super::{SourceError, insight::ZoneInsight, rest::KumaApi};
+use super::{
+    SourceError,
+    insight::ZoneInsight,
+    rest::{KumaApi, Pages},
+};
 use crate::monitor::Monitor;
 
 /// A read still unfinished after this many poll intervals is abandoned and its control
@@ -79,11 +83,26 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
             }
         };
         match read {
-            Ok((resources, insights)) => {
-                tracing::debug!(cp = %target.cp, resources = resources.len(), "read control plane");
-                monitor.snapshot(&target.cp, resources, started);
-                if let Some(insights) = insights {
-                    monitor.zone_insights(insights);
+            Ok((pages, insights)) => {
+                tracing::debug!(cp = %target.cp, resources = pages.len(), "read control plane");
+                // Parsed into the engine one resource at a time, under the monitor's lock.
+                let fed = monitor.snapshot_each(
+                    &target.cp,
+                    |key| pages.holds(key),
+                    |push| pages.feed(push),
+                    started,
+                );
+                drop(pages);
+                match fed {
+                    Ok(()) => {
+                        if let Some(insights) = insights {
+                            monitor.zone_insights(insights);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(cp = %target.cp, %error, "a checked read no longer parses");
+                        monitor.failed(&target.cp, &error);
+                    }
                 }
             }
             Err(error) => {
@@ -95,10 +114,8 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
 }
 
 /// One full read; on the global, the zones' insights too.
-async fn read(
-    target: &PollTarget,
-) -> Result<(Vec<Resource>, Option<BTreeMap<String, ZoneInsight>>), SourceError> {
-    let resources = target.api.list_all(&target.types).await?;
+async fn read(target: &PollTarget) -> Result<(Pages, Option<BTreeMap<String, ZoneInsight>>), SourceError> {
+    let resources = target.api.read_all(&target.types).await?;
     let insights = match target.cp {
         CpRole::Global => Some(target.api.zone_insights().await?),
         CpRole::Zone(_) => None,

@@ -9,11 +9,12 @@ use std::{
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kuma_model::{
-    KumaLine, Resource, ResourceType,
-    read::{ReadOptions, read_str},
+    KumaLine, Resource, ResourceKey, ResourceType,
+    read::{ReadOptions, read_each},
 };
 
 use super::{SourceError, http::HttpClient};
+use crate::monitor::key_digest;
 
 /// Kuma's maximum page size: fewest round trips.
 const PAGE_SIZE: usize = 1000;
@@ -39,6 +40,79 @@ impl Default for ReadLimits {
             max_items: 1_000_000,
             max_bytes: 2 << 30,
         }
+    }
+}
+
+/// One control plane's read, as its pages' bodies: each was parsed once when it was
+/// read (so it is known good), and is parsed again by [`Pages::feed`].
+#[derive(Debug, Default)]
+pub struct Pages {
+    pages: Vec<Page>,
+    /// [`key_digest`]s of the resources the pages hold.
+    keys: HashSet<u128>,
+}
+
+#[derive(Debug)]
+struct Page {
+    url: String,
+    body: bytes::Bytes,
+    /// The type the page was asked for; anything else on it is not kept.
+    rtype: ResourceType,
+}
+
+impl Page {
+    /// Hands each resource of the page to `each`.
+    fn parse(&self, each: &mut dyn FnMut(Resource)) -> Result<(), SourceError> {
+        let text = std::str::from_utf8(&self.body).map_err(|e| SourceError::Decode {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let options = ReadOptions {
+            skip_unknown_types: false,
+            // `next` is followed by the page walk.
+            caller_follows_pages: true,
+        };
+        read_each(&self.url, text, &options, each).map_err(|e| SourceError::Decode {
+            url: self.url.clone(),
+            reason: e.reason,
+        })?;
+        Ok(())
+    }
+}
+
+impl Pages {
+    /// Whether the read holds a resource with this key.
+    pub fn holds(&self, key: &ResourceKey) -> bool {
+        self.keys.contains(&key_digest(key))
+    }
+
+    /// Resources in the read.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Hands every resource of the read to `each`, one page parsed at a time. The pages
+    /// were checked when read, so an error here means the parser changed its mind.
+    pub fn feed(&self, each: &mut dyn FnMut(Resource)) -> Result<(), SourceError> {
+        for page in &self.pages {
+            page.parse(&mut |r| {
+                if r.rtype == page.rtype {
+                    each(r);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The read, parsed whole.
+    pub fn into_resources(self) -> Result<Vec<Resource>, SourceError> {
+        let mut out = Vec::with_capacity(self.len());
+        self.feed(&mut |r| out.push(r))?;
+        Ok(out)
     }
 }
 
@@ -158,22 +232,35 @@ impl KumaApi {
     /// Every resource of every type in `types`, or the first error: a partial read would
     /// report what it missed as missing.
     pub async fn list_all(&self, types: &[ResourceType]) -> Result<Vec<Resource>, SourceError> {
+        self.read_all(types).await?.into_resources()
+    }
+
+    /// [`KumaApi::list_all`] as the checked page bodies, parsed again one resource at a
+    /// time by [`Pages::feed`]: what the poller hands the engine, so that a read of a
+    /// million resources is held as its JSON (~400 bytes a resource), never parsed
+    /// whole (~7 KiB a resource).
+    pub async fn read_all(&self, types: &[ResourceType]) -> Result<Pages, SourceError> {
         let budget = Budget::new(self.limits);
-        let lists: Vec<Vec<Resource>> = stream::iter(types.iter().copied())
-            .map(|t| self.list_served(t, &budget))
+        let reads: Vec<Pages> = stream::iter(types.iter().copied())
+            .map(|t| self.read_served(t, &budget))
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        Ok(lists.into_iter().flatten().collect())
+        let mut all = Pages::default();
+        for read in reads {
+            all.pages.extend(read.pages);
+            all.keys.extend(read.keys);
+        }
+        Ok(all)
     }
 
-    /// [`KumaApi::list`], where a type Kuma 3 removed answers 404 on a Kuma 3 control
-    /// plane: that control plane holds none of it. Any other 404 is an error (a wrong
-    /// URL must not read as an empty control plane).
-    async fn list_served(&self, rtype: ResourceType, budget: &Budget) -> Result<Vec<Resource>, SourceError> {
-        match self.list_within(rtype, budget).await {
+    /// [`KumaApi::read_type`], where a type Kuma 3 removed answers 404 on a Kuma 3
+    /// control plane: that control plane holds none of it. Any other 404 is an error (a
+    /// wrong URL must not read as an empty control plane).
+    async fn read_served(&self, rtype: ResourceType, budget: &Budget) -> Result<Pages, SourceError> {
+        match self.read_type(rtype, budget).await {
             Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => {
-                Ok(Vec::new())
+                Ok(Pages::default())
             }
             read => read,
         }
@@ -181,39 +268,37 @@ impl KumaApi {
 
     /// Every resource of one type, across meshes, following `next` until the last page.
     pub async fn list(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
-        self.list_within(rtype, &Budget::new(self.limits)).await
+        self.read_type(rtype, &Budget::new(self.limits))
+            .await?
+            .into_resources()
     }
 
-    async fn list_within(&self, rtype: ResourceType, budget: &Budget) -> Result<Vec<Resource>, SourceError> {
+    /// Every page of one type, each parsed once here to check it (and dropped as it is
+    /// parsed), kept as its body.
+    async fn read_type(&self, rtype: ResourceType, budget: &Budget) -> Result<Pages, SourceError> {
         let path = rtype.info().rest_path;
         if path.is_empty() {
             return Err(SourceError::Config(format!("{rtype} has no REST API path")));
         }
-        let mut out = Vec::new();
+        let mut read = Pages::default();
         self.walk_pages(path, &rtype.to_string(), budget, |url, body| {
-            let text = std::str::from_utf8(body).map_err(|e| SourceError::Decode {
+            let page = Page {
                 url: url.to_owned(),
-                reason: e.to_string(),
+                body: body.clone(),
+                rtype,
+            };
+            let mut items = 0;
+            page.parse(&mut |r| {
+                items += 1;
+                if r.rtype == rtype {
+                    read.keys.insert(key_digest(&r.key()));
+                }
             })?;
-            let loaded = read_str(
-                url,
-                text,
-                &ReadOptions {
-                    skip_unknown_types: false,
-                    // `next` is followed by the page walk.
-                    caller_follows_pages: true,
-                },
-            )
-            .map_err(|e| SourceError::Decode {
-                url: url.to_owned(),
-                reason: e.reason,
-            })?;
-            let items = loaded.resources.len();
-            out.extend(loaded.resources.into_iter().filter(|r| r.rtype == rtype));
+            read.pages.push(page);
             Ok(items)
         })
         .await?;
-        Ok(out)
+        Ok(read)
     }
 
     /// Every item of `/{path}`, each page given to `on_page` (which answers how many
@@ -225,7 +310,7 @@ impl KumaApi {
         path: &str,
         what: &str,
         budget: &Budget,
-        mut on_page: impl FnMut(&str, &[u8]) -> Result<usize, SourceError>,
+        mut on_page: impl FnMut(&str, &bytes::Bytes) -> Result<usize, SourceError>,
     ) -> Result<(), SourceError> {
         let mut url = format!("{}/{path}?size={PAGE_SIZE}", self.base);
         // Every URL this read has asked for: a `next` back to one of them is a loop.
