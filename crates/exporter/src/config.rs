@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use kuma_model::{Environment, KumaLine, ResourceType, fingerprint::go_duration_nanos};
+use kuma_model::{Environment, KumaLine, ResourceType, fingerprint::parse_go_duration};
 use serde::Deserialize;
 
 /// The file as written. Field names are camelCase like Kuma's own configuration.
@@ -228,8 +228,11 @@ impl ServeConfig {
         )?;
         let mut zones = Vec::new();
         for z in file.zones {
-            if !is_dns_label(&z.name) {
-                return Err(ConfigError(format!("zone name {:?} is not a DNS label", z.name)));
+            if let Err(reason) = kuma_model::zone_name::check(&z.name) {
+                return Err(ConfigError(format!(
+                    "zone name {:?} is not a DNS label: {reason}",
+                    z.name
+                )));
             }
             if zones.iter().any(|(n, _)| *n == z.name) {
                 return Err(ConfigError(format!("zone {:?} is listed twice", z.name)));
@@ -443,12 +446,8 @@ fn duration(
     what: &str,
 ) -> Result<Duration, ConfigError> {
     let Some(s) = s else { return Ok(default) };
-    // Checked before narrowing: `18446744073709551616ns` must not wrap to zero.
-    let nanos = go_duration_nanos(s)
-        .and_then(|n| u64::try_from(n).ok())
-        .filter(|n| *n > 0)
+    let d = parse_go_duration(s)
         .ok_or_else(|| ConfigError(format!("{what} {s:?} is not a positive duration like 10s or 1m")))?;
-    let d = Duration::from_nanos(nanos);
     if d < min || d > max {
         return Err(ConfigError(format!(
             "{what} {s:?} is out of range: between {} and {}",
@@ -467,15 +466,6 @@ fn go_duration(d: Duration) -> String {
         (0, m, s) => format!("{m}m{s}s"),
         (h, m, s) => format!("{h}h{m}m{s}s"),
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 fn one_line(s: &str) -> String {

@@ -197,17 +197,8 @@ fn split_pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error> {
 
 /// Kuma requires zone names to be DNS labels (kuma-semantics 7.1).
 fn validate_zone_name(name: &str) -> Result<(), Error> {
-    let ok = name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!("zone name {name:?} is not a DNS label")))
-    }
+    kuma_model::zone_name::check(name)
+        .map_err(|reason| Error::Usage(format!("zone name {name:?} is not a DNS label: {reason}")))
 }
 
 /// One control plane's files, read but not yet parsed.

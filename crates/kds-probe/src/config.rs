@@ -226,28 +226,10 @@ impl ProbeConfig {
 /// also requires them to start with a letter (RFC 1035, `pkg/config/multizone` and the
 /// global's Zone validator at Kuma's main branch). The probe's name must pass both.
 pub fn validate_dns_label(name: &str) -> Result<(), ConfigError> {
-    let bad = |reason: &'static str| ConfigError::ZoneName {
+    kuma_model::zone_name::check_for_kuma_3(name).map_err(|reason| ConfigError::ZoneName {
         name: name.to_owned(),
         reason,
-    };
-    if name.is_empty() || name.len() > 63 {
-        return Err(bad("it must be 1 to 63 characters long"));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(bad("only lowercase letters, digits and '-' are allowed"));
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        return Err(bad("it must start and end with a letter or digit"));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(bad(
-            "it must start with a letter (Kuma 3 zone names are RFC 1035 labels)",
-        ));
-    }
-    Ok(())
+    })
 }
 
 /// A configuration the probe refuses to run with. Always fatal.
@@ -297,28 +279,17 @@ pub enum ConfigError {
     #[error("health check interval {0:?} is shorter than 1s")]
     HealthCheckInterval(Duration),
     /// A duration that does not parse.
-    #[error("invalid duration {0:?}: expected e.g. 500ms, 30s, 5m or 1h")]
+    #[error("invalid duration {0:?}: expected a positive duration like 500ms, 30s or 1m30s")]
     Duration(String),
     /// Backoff bounds out of order.
     #[error("backoff: initial delay must be positive and not above the maximum")]
     Backoff,
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` (one unit); a bare number means seconds.
+/// A positive duration in Go's grammar (`500ms`, `30s`, `1m30s`), the grammar of the
+/// configuration file too ([`kuma_model::fingerprint::parse_go_duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
-    let bad = || ConfigError::Duration(s.to_owned());
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = |k: u64| n.checked_mul(k).map(Duration::from_secs).ok_or_else(bad);
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => secs(1),
-        "m" => secs(60),
-        "h" => secs(3600),
-        _ => Err(bad()),
-    }
+    kuma_model::fingerprint::parse_go_duration(s).ok_or_else(|| ConfigError::Duration(s.to_owned()))
 }
 
 #[cfg(test)]
@@ -441,10 +412,12 @@ mod tests {
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "s", "1d", "-1s", "1.5s"] {
+        // The configuration file's grammar: compound and fractional durations too.
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "1d", "-1s", "0s", "45", "18446744073709551616ns"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -201,6 +201,17 @@ fn number_key(n: &serde_json::Number) -> Num {
     }
 }
 
+/// A positive duration in Go's grammar (`500ms`, `30s`, `1m30s`, `1.5h`), as Kuma and
+/// kubectl write them: the one grammar every duration kuma-sync is given is read in (the
+/// configuration file, the probe's flags). Zero, negative, or too long for a `Duration`
+/// of nanoseconds (`18446744073709551616ns` must not wrap to zero) is `None`.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    go_duration_nanos(s.trim())
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .map(std::time::Duration::from_nanos)
+}
+
 /// Parses a Go duration (`time.ParseDuration`): `[-+]?(\d*\.?\d*(ns|us|µs|μs|ms|s|m|h))+`.
 /// A bare `0` is a valid Go duration but also an ordinary string, so it is left alone.
 pub fn go_duration_nanos(s: &str) -> Option<i128> {

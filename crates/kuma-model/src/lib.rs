@@ -10,6 +10,7 @@
 //! - [`fingerprint`]: canonical specs, their 128-bit fingerprints and structural diffs.
 //! - [`read`]: universal YAML, REST JSON and Kubernetes documents into [`Resource`]s.
 //! - [`version`]: which Kuma a control plane runs ([`KumaLine`]), and so which rules apply.
+//! - [`zone_name`]: the one rule for zone names (Kuma 2.x, and Kuma 3's stricter one).
 //! - [`constants`]: the names Kuma treats specially (internal GlobalSecrets, synced Configs).
 
 pub mod constants;
@@ -19,6 +20,7 @@ pub mod read;
 pub mod resource;
 pub mod types;
 pub mod version;
+pub mod zone_name;
 
 pub use fingerprint::{Fingerprint, fingerprint, fingerprint_json};
 pub use resource::{CpRole, Environment, Identity, Origin, Resource, ResourceKey, labels};

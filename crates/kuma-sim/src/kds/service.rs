@@ -48,12 +48,7 @@ fn client_id(metadata: &MetadataMap) -> Result<String, Status> {
 
 /// RFC 1123 label: what Kubernetes accepts as a cluster-scoped object name here.
 fn is_dns_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let inner_ok = bytes
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-    let edge_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    (1..=63).contains(&bytes.len()) && inner_ok && edge_ok(bytes.first()) && edge_ok(bytes.last())
+    kuma_model::zone_name::check(name).is_ok()
 }
 
 #[tonic::async_trait]

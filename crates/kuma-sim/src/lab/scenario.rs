@@ -230,13 +230,7 @@ pub(crate) fn read_documents(place: &str, docs: &[serde_json::Value]) -> Result<
 }
 
 fn is_dns_label(name: &str) -> bool {
-    let b = name.as_bytes();
-    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (1..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && edge(b.first())
-        && edge(b.last())
+    kuma_model::zone_name::check(name).is_ok()
 }
 
 #[cfg(test)]
