@@ -159,6 +159,7 @@ pub async fn run(
         tls: None,
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
+        shards: None,
     };
     let started = Instant::now();
     let running = serve::start(cfg).await?;

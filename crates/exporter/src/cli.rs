@@ -48,6 +48,21 @@ pub struct ServeArgs {
     /// the file's `kumaVersion`. Default: what the global's API reports.
     #[arg(long, value_name = "VERSION", env = "KUMA_SYNC_KUMA_VERSION")]
     pub kuma_version: Option<kuma_model::KumaLine>,
+
+    /// Run as one of several shards: how many there are, overriding the file's
+    /// `shards.total`. Each zone is judged by exactly one shard (rendezvous hashing).
+    #[arg(long, value_name = "N", env = "KUMA_SYNC_TOTAL_SHARDS")]
+    pub total_shards: Option<u32>,
+
+    /// This process's shard, 0 to N-1 (default with --total-shards: the ordinal at the
+    /// end of the host name, as a StatefulSet names its pods).
+    #[arg(
+        long,
+        value_name = "INDEX",
+        env = "KUMA_SYNC_SHARD",
+        requires = "total_shards"
+    )]
+    pub shard: Option<u32>,
 }
 
 /// How a control plane stores resources; it changes the names synced copies carry.

@@ -8,6 +8,7 @@ use std::{
 };
 
 use kuma_model::{Environment, KumaLine, ResourceType, fingerprint::parse_go_duration};
+use policy_watcher::Shard;
 use serde::Deserialize;
 
 /// The file as written. Field names are camelCase like Kuma's own configuration.
@@ -29,6 +30,36 @@ pub struct FileConfig {
     /// The Kuma whose sync rules apply (`2`, `3`, `2.14.3`); default: what the global's
     /// API reports at start-up.
     pub kuma_version: Option<String>,
+    /// Run as one of several shards, each judging its share of the zones.
+    pub shards: Option<ShardsFile>,
+}
+
+/// `shards: {total: 3, index: 1}`. Without `index`, the ordinal at the end of the pod's
+/// name (`HOSTNAME`, as a StatefulSet names pods: `kuma-sync-2`) is the index.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ShardsFile {
+    pub total: u32,
+    pub index: Option<u32>,
+}
+
+impl ShardsFile {
+    /// The shard this process is; `hostname` is consulted only without an `index`.
+    pub fn shard(&self, hostname: Option<&str>) -> Result<Shard, ConfigError> {
+        let index = match self.index {
+            Some(index) => index,
+            None => hostname
+                .and_then(|h| h.rsplit_once('-'))
+                .and_then(|(_, ordinal)| ordinal.parse().ok())
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "shards: no index, and the host name {:?} does not end in a StatefulSet ordinal (name-N)",
+                        hostname.unwrap_or("")
+                    ))
+                })?,
+        };
+        Shard::new(index, self.total).map_err(|e| ConfigError(format!("shards: {e}")))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +224,10 @@ pub struct ServeConfig {
     /// The Kuma line set in the file (or by `--kuma-version`); `None`: learn it from the
     /// global at start-up.
     pub kuma_version: Option<KumaLine>,
+    /// When kuma-sync runs as several shards (`shards:`, `--total-shards`): `serve`
+    /// works out which one it is when it starts ([`ShardsFile::shard`]); `verify`
+    /// judges every zone whatever this says.
+    pub shards: Option<ShardsFile>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9465";
@@ -340,6 +375,17 @@ impl ServeConfig {
             tls,
             basic_auth,
             kuma_version,
+            shards: match file.shards {
+                // Checked now when it can be; the host name is the pod's, at start.
+                Some(s) if s.index.is_some() => {
+                    s.shard(None)?;
+                    Some(s)
+                }
+                Some(s) if s.total == 0 => {
+                    return Err(ConfigError("shards: the shard count must be at least 1".into()));
+                }
+                other => other,
+            },
         })
     }
 }
@@ -547,6 +593,22 @@ mod tests {
             ))
             .unwrap();
             assert_eq!(c.poll_interval, Duration::from_secs(expected), "{poll}");
+        }
+    }
+
+    #[test]
+    fn a_shard_comes_from_the_file_or_the_statefulset_ordinal() {
+        let file = |total, index| ShardsFile { total, index };
+        assert_eq!(file(3, Some(1)).shard(None).unwrap(), Shard::new(1, 3).unwrap());
+        assert_eq!(file(3, None).shard(Some("kuma-sync-2")).unwrap(), Shard::new(2, 3).unwrap());
+        assert!(file(3, None).shard(Some("kuma-sync-3")).unwrap_err().0.contains("0 to 2"));
+        assert!(file(3, None).shard(Some("laptop")).unwrap_err().0.contains("StatefulSet ordinal"));
+        assert!(file(0, Some(0)).shard(None).is_err());
+        let c = parse("global: {api: {url: \"http://g\"}}\nshards: {total: 3}\n").unwrap();
+        assert_eq!(c.shards.map(|s| s.total), Some(3), "the index waits for the pod's name");
+        for bad in ["shards: {total: 3, index: 3}\n", "shards: {total: 0}\n"] {
+            let err = parse(&format!("global: {{api: {{url: \"http://g\"}}}}\n{bad}")).unwrap_err();
+            assert!(err.0.contains("shard"), "{bad}: {err}");
         }
     }
 

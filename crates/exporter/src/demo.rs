@@ -245,6 +245,7 @@ pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<Serv
         tls: None,
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
+        shards: None,
     })
 }
 

@@ -60,6 +60,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             };
             cfg.kuma_version = args.kuma_version.or(cfg.kuma_version);
+            if let Some(total) = args.total_shards {
+                cfg.shards = Some(config::ShardsFile {
+                    total,
+                    index: args.shard,
+                });
+            }
             if let Some(listen) = &args.listen {
                 match config::parse_listen(listen) {
                     Ok(addr) => cfg.listen = addr,

@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The KDS probe's configuration is wrong (a real zone's name, a Secret type, a bad CA).
     #[error("kds: {0}")]
     Probe(kds_probe::Error),
+    /// The configuration cannot work here (a shard index the host name does not give).
+    #[error("{0}")]
+    Config(String),
     /// A metric could not be registered (two collectors with one name: a bug).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -92,6 +95,27 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         tracing::info!(?absent, rules = %kuma, "types this Kuma does not have are not read");
     }
     cfg.types = kept;
+    // `verify --config` judges every zone; only the daemon is sharded.
+    let shard = match cfg.shards.as_ref().filter(|_| serve_http) {
+        Some(shards) => Some(
+            shards
+                .shard(std::env::var("HOSTNAME").ok().as_deref())
+                .map_err(|e| ServeError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Some(shard) = shard {
+        // Another shard reads the rest: rendezvous hashing gives each zone one owner.
+        let (ours, theirs): (Vec<_>, Vec<_>) = cfg.zones.drain(..).partition(|(name, _)| shard.owns(name));
+        tracing::info!(
+            shard = shard.index,
+            total = shard.total,
+            zones = ours.len(),
+            others = theirs.len(),
+            "judging this shard's zones"
+        );
+        cfg.zones = ours;
+    }
     let server = if serve_http {
         let listener = TcpListener::bind(cfg.listen)
             .await
@@ -114,6 +138,18 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
 
     let registry = Registry::new();
     let events = EventMetrics::register(&registry)?;
+    if let Some(shard) = shard {
+        let info = prometheus::IntGauge::with_opts(
+            prometheus::Opts::new(
+                "kuma_sync_shard_info",
+                "Always 1; which shard of how many this kuma-sync is (zones are split among shards by rendezvous hashing).",
+            )
+            .const_label("shard", shard.index.to_string())
+            .const_label("total", shard.total.to_string()),
+        )?;
+        info.set(1);
+        registry.register(Box::new(info))?;
+    }
     let topology = Topology {
         global: cfg.global.environment.clone(),
         zones: cfg
@@ -122,6 +158,7 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
             .map(|(name, c)| ZoneSpec::new(name, c.environment.clone()))
             .collect(),
         kuma,
+        shard,
     };
     let selection = Selection::new(cfg.types.iter().copied(), cfg.meshes.clone());
     let monitor = Arc::new(Monitor::new(
@@ -185,7 +222,9 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         });
     }
 
-    if let Some(kds) = cfg.kds.as_ref().filter(|_| serve_http) {
+    // One probe, on shard 0: never two streams under one zone name.
+    let probes = serve_http && shard.is_none_or(|s| s.reports_global());
+    if let Some(kds) = cfg.kds.as_ref().filter(|_| probes) {
         let zone_names: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
         let pc = kds
             .probe_config(&cfg.types, &zone_names)

@@ -37,6 +37,7 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
         tls: None,
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
+        shards: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! lab shows its state on `/metrics` and `/status`, and heals back.
 
 mod lab_matrix;
+mod shards;
 mod support;
 
 use std::time::Duration;

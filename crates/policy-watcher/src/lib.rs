@@ -23,4 +23,4 @@ pub mod topology;
 
 pub use converge::{Change, Direction, Engine, Finding, SlotChange, State, ZoneState};
 pub use report::{Discrepancy, Report, Window};
-pub use topology::{Selection, Topology, ZoneSpec};
+pub use topology::{Selection, Shard, Topology, ZoneSpec};

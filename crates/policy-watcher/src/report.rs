@@ -155,7 +155,7 @@ impl Report {
         let unmonitored_zones = engine
             .known_zones()
             .keys()
-            .filter(|z| !monitored.contains(&z.as_str()))
+            .filter(|z| !monitored.contains(&z.as_str()) && engine.topology().owns(z))
             .cloned()
             .collect();
         Report {

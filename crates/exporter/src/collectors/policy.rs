@@ -271,7 +271,13 @@ impl Source {
         let now = Timestamp::now();
         {
             let st = self.monitor.lock();
+            let topology = st.engine.topology();
+            // Sharded, the global's own health is shard 0's to report: once, not N times.
+            let reports_global = topology.shard.is_none_or(|s| s.reports_global());
             for (cp, s) in &st.sources {
+                if *cp == kuma_model::CpRole::Global && !reports_global {
+                    continue;
+                }
                 let cp = cp.to_string();
                 up.push(&[&cp], flag(s.up));
                 if let Some(t) = s.last_success {
@@ -324,11 +330,16 @@ impl Source {
                 .engine
                 .known_zones()
                 .keys()
-                .filter(|z| !zones.contains(&z.as_str()) && !ours(z))
+                .filter(|z| !zones.contains(&z.as_str()) && !ours(z) && topology.owns(z))
             {
                 unmonitored.push(&[zone], 1.0);
             }
-            for (zone, insight) in st.zone_insights.iter().flatten().filter(|(z, _)| !ours(z)) {
+            for (zone, insight) in st
+                .zone_insights
+                .iter()
+                .flatten()
+                .filter(|(z, _)| !ours(z) && topology.owns(z))
+            {
                 online.push(&[zone], flag(insight.online));
                 if let Some(t) = insight.last_update {
                     last_ack.push(
