@@ -600,12 +600,31 @@ mod tests {
     fn a_shard_comes_from_the_file_or_the_statefulset_ordinal() {
         let file = |total, index| ShardsFile { total, index };
         assert_eq!(file(3, Some(1)).shard(None).unwrap(), Shard::new(1, 3).unwrap());
-        assert_eq!(file(3, None).shard(Some("kuma-sync-2")).unwrap(), Shard::new(2, 3).unwrap());
-        assert!(file(3, None).shard(Some("kuma-sync-3")).unwrap_err().0.contains("0 to 2"));
-        assert!(file(3, None).shard(Some("laptop")).unwrap_err().0.contains("StatefulSet ordinal"));
+        assert_eq!(
+            file(3, None).shard(Some("kuma-sync-2")).unwrap(),
+            Shard::new(2, 3).unwrap()
+        );
+        assert!(
+            file(3, None)
+                .shard(Some("kuma-sync-3"))
+                .unwrap_err()
+                .0
+                .contains("0 to 2")
+        );
+        assert!(
+            file(3, None)
+                .shard(Some("laptop"))
+                .unwrap_err()
+                .0
+                .contains("StatefulSet ordinal")
+        );
         assert!(file(0, Some(0)).shard(None).is_err());
         let c = parse("global: {api: {url: \"http://g\"}}\nshards: {total: 3}\n").unwrap();
-        assert_eq!(c.shards.map(|s| s.total), Some(3), "the index waits for the pod's name");
+        assert_eq!(
+            c.shards.map(|s| s.total),
+            Some(3),
+            "the index waits for the pod's name"
+        );
         for bad in ["shards: {total: 3, index: 3}\n", "shards: {total: 0}\n"] {
             let err = parse(&format!("global: {{api: {{url: \"http://g\"}}}}\n{bad}")).unwrap_err();
             assert!(err.0.contains("shard"), "{bad}: {err}");

@@ -63,6 +63,11 @@ pub struct ProbeArgs {
     /// Print once every type has its first full state, then exit.
     #[arg(long, env = "KUMA_SYNC_PROBE_ONCE")]
     pub once: bool,
+    /// Write every response the global sends into this directory, one file each
+    /// (`NNNNNN-<Type>.binpb`, the response's protobuf bytes): what to attach to a bug
+    /// report. Holds every policy sent, never a Secret (the probe subscribes to none).
+    #[arg(long, env = "KUMA_SYNC_PROBE_RECORD", value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 impl TryFrom<ProbeArgs> for ProbeConfig {
@@ -88,6 +93,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
                 .collect::<Result<_, _>>()?;
         }
         config.health_check_interval = parse_duration(&args.health_check_interval)?;
+        config.record = args.record;
         config.validate()?;
         Ok(config)
     }

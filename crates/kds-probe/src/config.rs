@@ -159,6 +159,8 @@ pub struct ProbeConfig {
     /// the global is fixed and shows the failure in its metrics meanwhile. The CLI stops
     /// and says why.
     pub retry_refusals: bool,
+    /// Write every response received to this directory (`probe --record`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl ProbeConfig {
@@ -176,6 +178,7 @@ impl ProbeConfig {
             backoff: BackoffSettings::default(),
             connect_timeout: Duration::from_secs(10),
             retry_refusals: false,
+            record: None,
         })
     }
 

@@ -68,6 +68,9 @@ pub enum Error {
     /// The metrics could not be registered (a name already taken in the registry).
     #[error("cannot register the probe's metrics: {0}")]
     Metrics(String),
+    /// The `--record` directory cannot be created.
+    #[error("cannot record into {dir}: {error}")]
+    Record { dir: PathBuf, error: io::Error },
     /// The global ended the stream cleanly; Kuma never does this while healthy.
     #[error("the global closed the GlobalToZoneSync stream")]
     StreamClosed,
@@ -83,7 +86,8 @@ impl Error {
             | Error::CertificateRejected { .. }
             | Error::Refused { .. }
             | Error::NotKds { .. }
-            | Error::Metrics(_) => false,
+            | Error::Metrics(_)
+            | Error::Record { .. } => false,
             Error::Connect { .. }
             | Error::Handshake { .. }
             | Error::MessageTooLarge { .. }
@@ -103,7 +107,7 @@ impl Error {
             Error::Handshake { .. } => "handshake",
             Error::Refused { .. } => "refused",
             Error::NotKds { .. } => "not_kds",
-            Error::Metrics(_) => "metrics",
+            Error::Metrics(_) | Error::Record { .. } => "config",
             Error::MessageTooLarge { .. } => "message_too_large",
             Error::Stream {
                 code: Code::Unavailable,

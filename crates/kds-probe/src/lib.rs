@@ -19,6 +19,7 @@
 //! - [`backoff`]: reconnect delays.
 //! - [`metrics`]: the `kuma_sync_kds_*` metrics.
 //! - [`probe`]: [`Probe`], the reconnect loop.
+//! - [`record`]: `--record`: every response as its bytes, and replaying a recording.
 //! - [`command`]: `kuma-sync probe` flags and output.
 
 pub mod backoff;
@@ -28,6 +29,7 @@ pub mod decode;
 pub mod error;
 pub mod metrics;
 pub mod probe;
+pub mod record;
 pub mod session;
 pub mod tls;
 pub mod transport;

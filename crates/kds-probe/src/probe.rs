@@ -22,6 +22,7 @@ pub struct Probe {
     view: View,
     metrics: Metrics,
     connector: KdsConnector,
+    recorder: Option<crate::record::Recorder>,
 }
 
 impl Probe {
@@ -39,11 +40,19 @@ impl Probe {
             Metrics::register(registry, &config.types).map_err(|e| Error::Metrics(e.to_string()))?;
         let view = View::new(&config.types);
         view.set_identity(&config.zone_name, &config.address.to_string());
+        let recorder = match &config.record {
+            Some(dir) => Some(crate::record::Recorder::new(dir).map_err(|error| Error::Record {
+                dir: dir.clone(),
+                error,
+            })?),
+            None => None,
+        };
         Ok(Self {
             config,
             view,
             metrics,
             connector,
+            recorder,
         })
     }
 
@@ -71,6 +80,7 @@ impl Probe {
             health_check_interval: self.config.health_check_interval,
             view: &self.view,
             metrics: &self.metrics,
+            recorder: self.recorder.as_ref(),
         };
         loop {
             let attempt = async {

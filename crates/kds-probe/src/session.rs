@@ -47,6 +47,7 @@ pub(crate) struct Session<'a> {
     pub health_check_interval: Duration,
     pub view: &'a View,
     pub metrics: &'a Metrics,
+    pub recorder: Option<&'a crate::record::Recorder>,
 }
 
 /// How a session ended.
@@ -154,6 +155,9 @@ impl Session<'_> {
     /// Applies a response to the view and returns its ACK. Never a NACK: a probe's NACK
     /// would show on the global's counters as a zone rejecting config (kuma-semantics 10.3).
     fn apply(&self, response: DeltaDiscoveryResponse) -> DeltaDiscoveryRequest {
+        if let Some(recorder) = self.recorder {
+            recorder.record(&response);
+        }
         let bytes = response.encoded_len();
         let ack = DeltaDiscoveryRequest {
             node: Some(self.node(false)),

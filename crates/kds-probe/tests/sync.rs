@@ -403,3 +403,56 @@ async fn an_oversize_message_is_a_retryable_stream_error() {
     assert_eq!(probe.keys("MeshTrafficPermission"), [wire_key(&mtp("fine", ""))]);
     probe.stop().await.unwrap();
 }
+
+/// `--record`: every response lands in the directory as its bytes, and replaying the
+/// recording decodes it as the probe did, naming what could not be decoded.
+#[tokio::test]
+async fn a_recording_replays_as_the_probe_decoded_it() {
+    let sim = sim(false, &[mtp("fine", "Allow"), mcb("cb", 3)]).await;
+    sim.faults()
+        .undecodable(rtype("MeshTrafficPermission"), Undecodable::SpecNotJson);
+    let dir = std::env::temp_dir().join(format!("kds-probe-record-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config(&sim, &TYPES, None);
+    cfg.record = Some(dir.clone());
+    let probe = spawn(cfg);
+    probe.until("full sync", |v| v.all_synced()).await;
+    sim.store().upsert(mcb("cb", 4));
+    probe
+        .until("the change", |v| {
+            v.resources(rtype("MeshCircuitBreaker"))
+                .iter()
+                .any(|r| r.spec.to_string().contains('4'))
+        })
+        .await;
+    probe.stop().await.unwrap();
+
+    let replayed = kds_probe::record::replay(&dir).expect("the recording replays");
+    let _ = std::fs::remove_dir_all(&dir);
+    // One full state per type, then the change: in order, each under its type.
+    assert!(replayed.len() > TYPES.len(), "{replayed:#?}");
+    for r in &replayed {
+        let name = r.file.file_name().unwrap().to_str().unwrap();
+        assert!(name.ends_with(&format!("-{}.binpb", r.type_url)), "{name}");
+    }
+    let undecodable: Vec<&String> = replayed.iter().flat_map(|r| &r.undecodable).collect();
+    assert_eq!(undecodable.len(), 1, "{undecodable:?}");
+    assert!(
+        undecodable[0].starts_with("kuma-sim-undecodable.default: "),
+        "{undecodable:?}"
+    );
+    let mcb_responses: usize = replayed
+        .iter()
+        .filter(|r| r.type_url == "MeshCircuitBreaker")
+        .map(|r| r.resources)
+        .sum();
+    assert_eq!(mcb_responses, 2, "the full state and the change");
+
+    // A file that is no response is an error naming it, not a silent skip.
+    let bad = std::env::temp_dir().join(format!("kds-probe-record-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("000001-MeshTimeout.binpb"), b"\xff\xff\xff").unwrap();
+    let err = kds_probe::record::replay(&bad).unwrap_err();
+    let _ = std::fs::remove_dir_all(&bad);
+    assert!(err.to_string().contains("not a KDS response"), "{err}");
+}

@@ -63,7 +63,10 @@ async fn each_zone_is_judged_by_exactly_one_shard() {
     for (index, r) in running.iter().enumerate() {
         let index = index as u32;
         // As /status shows it: the probe's own Zone is not an unmonitored zone.
-        let report = r.monitor.report().with_probe_zone(kds_probe::config::DEFAULT_ZONE_NAME);
+        let report = r
+            .monitor
+            .report()
+            .with_probe_zone(kds_probe::config::DEFAULT_ZONE_NAME);
         let ours: Vec<String> = report.zones.iter().map(|z| z.zone.clone()).collect();
         for zone in &ours {
             assert_eq!(
