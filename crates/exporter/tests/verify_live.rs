@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 
 struct Setup {
     zone: std::sync::Arc<kuma_sim::GlobalStore>,
+    /// Requests answered by the global's API and the zone's.
+    answered: [tokio::sync::watch::Receiver<u64>; 2],
     config: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _lab: RestLab,
@@ -29,6 +29,7 @@ async fn setup() -> Setup {
     .unwrap();
     Setup {
         zone: lab.zones[0].clone(),
+        answered: [lab.answered(None), lab.answered(Some(0))],
         config,
         _dir: dir,
         _lab: lab,
@@ -43,10 +44,18 @@ fn verify(config: &std::path::Path, extra: &[&str]) -> tokio::process::Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_exits_0_once_the_zone_catches_up() {
-    let s = setup().await;
+    let mut s = setup().await;
     let child = verify(&s.config, &["--wait", "--timeout", "30s"]);
-    // The zone receives its copy only after verify has started and seen it missing.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The zone receives its copy only once verify has read both control planes in full
+    // and so seen it missing: a source's next read starts after its last one ended, so
+    // a request past the first read's proves that read complete. The global's first
+    // read is GET / and three lists (the policy, Zones, ZoneInsights); the zone's one.
+    for (answered, first_read) in s.answered.iter_mut().zip([4, 1]) {
+        tokio::time::timeout(WAIT, answered.wait_for(|n| *n > first_read))
+            .await
+            .expect("verify reads the control plane twice")
+            .expect("API running");
+    }
     s.zone.upsert(universal_copy(&universal_mcb(2)));
     let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
         .await

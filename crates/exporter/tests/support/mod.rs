@@ -198,6 +198,14 @@ impl RestLab {
         }
     }
 
+    /// Requests answered by the global's API (`None`) or zone `i`'s.
+    pub fn answered(&self, zone: Option<usize>) -> tokio::sync::watch::Receiver<u64> {
+        let api = self.apis[zone.map_or(0, |i| i + 1)]
+            .as_ref()
+            .expect("API running");
+        api.answered()
+    }
+
     /// Takes zone `i`'s API down: the zone becomes unreachable.
     pub async fn stop_zone_api(&mut self, i: usize) {
         if let Some(api) = self.apis[i + 1].take() {

@@ -49,7 +49,11 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use kuma_model::{ResourceType, types::Scope};
 use serde::Serialize;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinSet};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinSet,
+};
 
 pub use zones::ZoneAdmin;
 
@@ -121,6 +125,7 @@ impl RestApi {
                 zone_admin: None,
                 zone_times: Mutex::new(BTreeMap::new()),
                 hostname: "kuma-sim".to_owned(),
+                answered: watch::channel(0).0,
             }),
         }
     }
@@ -146,6 +151,7 @@ impl RestApi {
             zone_admin: self.api.zone_admin.clone(),
             zone_times: Mutex::new(BTreeMap::new()),
             hostname: self.api.hostname.clone(),
+            answered: watch::channel(0).0,
         };
         change(&mut api);
         Self { api: Arc::new(api) }
@@ -158,6 +164,7 @@ impl RestApi {
             .map_err(|source| RestError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(RestError::LocalAddr)?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let answered = self.api.answered.subscribe();
         let task = tokio::spawn(async move {
             // Dropping the sender (the handle) stops the server as well.
             let shutdown = async move {
@@ -171,6 +178,7 @@ impl RestApi {
             local_addr,
             stop: Some(stop),
             task,
+            answered,
         })
     }
 
@@ -219,9 +227,16 @@ pub struct RestHandle {
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    answered: watch::Receiver<u64>,
 }
 
 impl RestHandle {
+    /// How many requests the API has answered, changing with each: what a test waits on
+    /// to know a client has read it, instead of sleeping.
+    pub fn answered(&self) -> watch::Receiver<u64> {
+        self.answered.clone()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -254,6 +269,8 @@ pub(crate) struct Api {
     zone_admin: Option<Arc<dyn ZoneAdmin>>,
     zone_times: Mutex<BTreeMap<String, ZoneTimes>>,
     hostname: String,
+    /// Requests answered, for [`RestHandle::answered`].
+    answered: watch::Sender<u64>,
 }
 
 /// A JSON answer.
@@ -297,10 +314,12 @@ impl Api {
                 .map_or_else(|| local_addr.to_string(), str::to_owned),
             body,
         };
-        match self.route(&call) {
+        let response = match self.route(&call) {
             Ok(reply) => json_response(reply.status, reply.body),
             Err(e) => error_response(&e),
-        }
+        };
+        self.answered.send_modify(|n| *n += 1);
+        response
     }
 
     fn route(&self, call: &Call<'_>) -> Result<Reply, ApiError> {
