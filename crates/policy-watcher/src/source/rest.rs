@@ -298,8 +298,13 @@ impl KumaApi {
     }
 }
 
+/// `path` without the base's path `prefix` when it already carries it, cut only at a
+/// segment boundary: `/meshtimeouts` does not carry the prefix `/mesh`.
 fn strip_prefix_dup<'a>(prefix: &str, path: &'a str) -> &'a str {
-    path.strip_prefix(prefix).unwrap_or(path)
+    match path.strip_prefix(prefix) {
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +336,24 @@ mod tests {
             a.resolve_next("/meshtimeouts?offset=1000").unwrap(),
             "http://127.0.0.1:5681/meshtimeouts?offset=1000"
         );
+    }
+
+    #[test]
+    fn a_path_prefix_is_only_stripped_at_a_segment_boundary() {
+        // Found by fuzzing (fuzz/corpus/rest_page): `/meshtimeouts` does not carry the
+        // prefix `/mesh`, and cutting it there asked for `/meshtimeouts` off the prefix.
+        let proxied = api("https://proxy.example/mesh");
+        for next in [
+            "http://cp:5681/meshtimeouts?offset=2",
+            "/meshtimeouts?offset=2",
+            "/mesh/meshtimeouts?offset=2",
+        ] {
+            assert_eq!(
+                proxied.resolve_next(next).unwrap(),
+                "https://proxy.example/mesh/meshtimeouts?offset=2",
+                "{next}"
+            );
+        }
     }
 
     #[test]
