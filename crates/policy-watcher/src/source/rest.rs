@@ -85,6 +85,17 @@ impl Budget {
     }
 }
 
+/// One page of a REST list, read by [`KumaApi::read_page`].
+#[derive(Debug)]
+pub struct Page {
+    /// The page's items of the type asked for, in its order.
+    pub resources: Vec<Resource>,
+    /// Every item the page held, of any type: what the read's item limit is charged.
+    pub items: usize,
+    /// The next page's URL, on the API's own address; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// One control plane's REST API.
 #[derive(Debug, Clone)]
 pub struct KumaApi {
@@ -189,56 +200,12 @@ impl KumaApi {
             }
             let body = self.http.get(&url).await?;
             budget.spend_bytes(&url, body.len())?;
-            let page: serde_json::Value = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
-                url: url.clone(),
-                reason: format!("not JSON: {e}"),
-            })?;
-            // Fail at once rather than page towards a count no read may hold.
-            if let Some(total) = page.get("total").and_then(|t| t.as_u64())
-                && total > self.limits.max_items as u64
-            {
-                return Err(SourceError::TooLarge {
-                    url,
-                    reason: format!(
-                        "`total` is {total}, more than the {} items a read may hold",
-                        self.limits.max_items
-                    ),
-                });
-            }
-            let text = std::str::from_utf8(&body).map_err(|e| SourceError::Decode {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-            let loaded = read_str(
-                &url,
-                text,
-                &ReadOptions {
-                    skip_unknown_types: false,
-                    // `next` is followed below.
-                    caller_follows_pages: true,
-                },
-            )
-            .map_err(|e| SourceError::Decode {
-                url: url.clone(),
-                reason: e.reason,
-            })?;
-            budget.spend_items(&url, loaded.resources.len())?;
-            out.extend(loaded.resources.into_iter().filter(|r| r.rtype == rtype));
-            let next = match page.get("next") {
-                None | Some(serde_json::Value::Null) => return Ok(out),
-                Some(serde_json::Value::String(n)) if n.is_empty() => return Ok(out),
-                Some(serde_json::Value::String(n)) => n,
-                Some(other) => {
-                    return Err(SourceError::Decode {
-                        url,
-                        reason: format!("`next` must be a string or null, found {other}"),
-                    });
-                }
+            let page = self.read_page(rtype, &url, &body)?;
+            budget.spend_items(&url, page.items)?;
+            out.extend(page.resources);
+            let Some(next) = page.next else {
+                return Ok(out);
             };
-            let next = self.resolve_next(next).map_err(|reason| SourceError::Paging {
-                url: url.clone(),
-                reason,
-            })?;
             if !asked.insert(next.clone()) {
                 return Err(SourceError::Paging {
                     url,
@@ -248,6 +215,74 @@ impl KumaApi {
             url = next;
         }
         unreachable!("the page loop returns or fails by its last page")
+    }
+
+    /// Reads one page of `rtype`'s list, the `body` fetched from `url`: its items of that
+    /// type, how many items it held in all, and the URL of the next page (on this API's
+    /// address) unless it is the last. Everything a server sends on the REST path is
+    /// parsed here; [`KumaApi::list`] fetches pages, charges them to its limits and
+    /// follows `next`.
+    pub fn read_page(&self, rtype: ResourceType, url: &str, body: &[u8]) -> Result<Page, SourceError> {
+        let page: serde_json::Value = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
+            url: url.to_owned(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        // Fail at once rather than page towards a count no read may hold.
+        if let Some(total) = page.get("total").and_then(|t| t.as_u64())
+            && total > self.limits.max_items as u64
+        {
+            return Err(SourceError::TooLarge {
+                url: url.to_owned(),
+                reason: format!(
+                    "`total` is {total}, more than the {} items a read may hold",
+                    self.limits.max_items
+                ),
+            });
+        }
+        let text = std::str::from_utf8(body).map_err(|e| SourceError::Decode {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let loaded = read_str(
+            url,
+            text,
+            &ReadOptions {
+                skip_unknown_types: false,
+                // `next` is followed by the caller.
+                caller_follows_pages: true,
+            },
+        )
+        .map_err(|e| SourceError::Decode {
+            url: url.to_owned(),
+            reason: e.reason,
+        })?;
+        let items = loaded.resources.len();
+        let resources = loaded
+            .resources
+            .into_iter()
+            .filter(|r| r.rtype == rtype)
+            .collect();
+        let next = match page.get("next") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(n)) if n.is_empty() => None,
+            Some(serde_json::Value::String(n)) => {
+                Some(self.resolve_next(n).map_err(|reason| SourceError::Paging {
+                    url: url.to_owned(),
+                    reason,
+                })?)
+            }
+            Some(other) => {
+                return Err(SourceError::Decode {
+                    url: url.to_owned(),
+                    reason: format!("`next` must be a string or null, found {other}"),
+                });
+            }
+        };
+        Ok(Page {
+            resources,
+            items,
+            next,
+        })
     }
 
     /// The URL a page's `next` link leads to, always on our base. Kuma builds `next`
