@@ -241,7 +241,13 @@ impl ServeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        let file: FileConfig = serde_saphyr::from_str(&text)
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, the content of the file at `path` (named in errors;
+    /// relative paths in it are relative to its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: FileConfig = serde_saphyr::from_str(text)
             .map_err(|e| ConfigError(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
         Self::from_file(file, path.parent().unwrap_or(Path::new(".")))
     }

@@ -49,18 +49,40 @@ pub(super) fn required_str<'a>(
 
 /// The longest name Kuma accepts, as Kubernetes: a DNS subdomain's 253 characters.
 pub(super) const MAX_NAME_CHARS: usize = 253;
+/// The longest Kubernetes namespace: a DNS label's 63 characters.
+pub(super) const MAX_NAMESPACE_CHARS: usize = 63;
 
-/// A resource's name: non-empty and no longer than Kuma allows. A longer one cannot be
-/// on any control plane, so the input is not what it claims to be.
-pub(super) fn name<'a>(map: &'a Map<String, Value>, key: &str, shown: &str) -> Result<&'a str, String> {
-    let name = required_str(map, key, shown)?;
-    let chars = name.chars().count();
-    if chars > MAX_NAME_CHARS {
+/// The longest core name of `rtype`: a namespaced Kubernetes type's is
+/// `<metadata.name>.<namespace>`, and a Kubernetes control plane's REST API and kumactl
+/// show it so.
+pub(super) fn max_name_chars(rtype: ResourceType) -> usize {
+    if rtype.info().k8s_namespaced() {
+        MAX_NAME_CHARS + 1 + MAX_NAMESPACE_CHARS
+    } else {
+        MAX_NAME_CHARS
+    }
+}
+
+/// A resource's name: non-empty and no longer than `max` characters. A longer one cannot
+/// be on any control plane, so the input is not what it claims to be.
+pub(super) fn name<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    shown: &str,
+    max: usize,
+) -> Result<&'a str, String> {
+    within(required_str(map, key, shown)?, shown, max)
+}
+
+/// `value`, unless it is longer than `max` characters, which Kuma never allows.
+pub(super) fn within<'a>(value: &'a str, shown: &str, max: usize) -> Result<&'a str, String> {
+    let chars = value.chars().count();
+    if chars > max {
         return Err(format!(
-            "`{shown}` is {chars} characters long, more than the {MAX_NAME_CHARS} Kuma allows"
+            "`{shown}` is {chars} characters long, more than the {max} Kuma allows"
         ));
     }
-    Ok(name)
+    Ok(value)
 }
 
 /// A mapping of strings (labels, annotations); absent or null is empty.

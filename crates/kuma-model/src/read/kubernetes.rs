@@ -201,7 +201,7 @@ impl<'a> Meta<'a> {
                 ));
             }
         };
-        let name = fields::name(meta, "name", "metadata.name")?;
+        let name = fields::name(meta, "name", "metadata.name", fields::MAX_NAME_CHARS)?;
         let mut labels = fields::string_map(meta.get("labels"), "metadata.labels")?;
         let annotations = fields::string_map(meta.get("annotations"), "metadata.annotations")?;
         for key in ANNOTATION_LABELS {
@@ -214,7 +214,9 @@ impl<'a> Meta<'a> {
             .or_insert_with(|| name.to_owned());
         Ok(Meta {
             name,
-            namespace: fields::optional_str(meta, "namespace", "metadata.namespace")?,
+            namespace: fields::optional_str(meta, "namespace", "metadata.namespace")?
+                .map(|ns| fields::within(ns, "metadata.namespace", fields::MAX_NAMESPACE_CHARS))
+                .transpose()?,
             labels,
             creation_time: fields::timestamp(meta, "creationTimestamp", "metadata.creationTimestamp")?,
         })

@@ -37,7 +37,7 @@ pub(super) fn read(mut map: Map<String, Value>) -> Result<Outcome, String> {
         Ok(t) => t,
         Err(unknown) => return Ok(unknown),
     };
-    let name = fields::name(&map, "name", "name")?.to_owned();
+    let name = fields::name(&map, "name", "name", fields::max_name_chars(rtype))?.to_owned();
     let mesh = fields::scoped_mesh(rtype, &name, fields::optional_str(&map, "mesh", "mesh")?)?;
     let mut r = Resource::new(rtype, mesh.as_deref(), &name, Value::Null);
     r.labels = fields::string_map(map.get("labels"), "labels")?;

@@ -309,3 +309,43 @@ fn names_longer_than_kuma_allows_are_refused() {
         1
     );
 }
+
+/// Found by fuzzing (fuzz/corpus/kube_object): a namespace of any length was taken, and a
+/// namespaced resource read from Kubernetes, whose core name is `<name>.<namespace>`, did
+/// not read back from the universal form a Kubernetes control plane's REST API shows it in.
+#[test]
+fn a_namespaced_core_name_is_as_long_as_kubernetes_makes_it() {
+    let object = |name: &str, namespace: &str| {
+        format!(
+            "apiVersion: kuma.io/v1alpha1\nkind: MeshTrafficPermission\n\
+             metadata: {{name: {name}, namespace: {namespace}}}\nspec: {{}}\n"
+        )
+    };
+    let longest = object(&"a".repeat(253), &"b".repeat(63));
+    let r = &read_str("x", &longest, &ReadOptions::default())
+        .unwrap()
+        .resources[0];
+    assert_eq!(r.name.len(), 317);
+    let universal = format!(
+        "type: MeshTrafficPermission\nmesh: default\nname: {}\nspec: {{}}\n",
+        r.name
+    );
+    let again = read_str("x", &universal, &ReadOptions::default()).unwrap();
+    assert_eq!(again.resources[0].name, r.name);
+
+    let e = read_err(&object("a", &"b".repeat(64)));
+    assert!(
+        e.reason
+            .contains("`metadata.namespace` is 64 characters long, more than the 63"),
+        "{e}"
+    );
+    let e = read_err(&format!(
+        "type: MeshTrafficPermission\nmesh: default\nname: {}\nspec: {{}}\n",
+        "a".repeat(318)
+    ));
+    assert!(
+        e.reason
+            .contains("`name` is 318 characters long, more than the 317"),
+        "{e}"
+    );
+}

@@ -318,8 +318,14 @@ fn convert(
     }
 }
 
-/// Maps an object the way Kuma's Kubernetes store does, through kuma-model's reader.
-fn to_resource(t: ResourceType, ar: &ApiResource, mut obj: DynamicObject) -> Result<Resource, SourceError> {
+/// Maps an object of `t`'s kind, as the API server sent it in a list or watch event, the
+/// way Kuma's Kubernetes store does, through kuma-model's reader. `ar` is
+/// [`api_resource`]`(t)`: what the object's type meta defaults to when the event omits it.
+pub fn to_resource(
+    t: ResourceType,
+    ar: &ApiResource,
+    mut obj: DynamicObject,
+) -> Result<Resource, SourceError> {
     // Watch events may omit the type meta; the reader needs it.
     obj.types.get_or_insert_with(|| kube::api::TypeMeta {
         api_version: ar.api_version.clone(),

@@ -168,6 +168,17 @@ impl Budget {
     }
 }
 
+/// One page of a REST list, read by [`KumaApi::read_page`].
+#[derive(Debug)]
+pub struct ListPage {
+    /// The page's items of the type asked for, in its order.
+    pub resources: Vec<Resource>,
+    /// Every item the page held, of any type: what the read's item limit is charged.
+    pub items: usize,
+    /// The next page's URL, on the API's own address; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// One control plane's REST API.
 #[derive(Debug, Clone)]
 pub struct KumaApi {
@@ -325,22 +336,7 @@ impl KumaApi {
             let body = self.http.get(&url).await?;
             budget.spend_bytes(&url, body.len())?;
             // The paging fields alone: the items are built once, by `on_page`.
-            let links: PageLinks = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
-                url: url.clone(),
-                reason: format!("not a Kuma list page: {e}"),
-            })?;
-            // Fail at once rather than page towards a count no read may hold.
-            if let Some(total) = links.total
-                && total > self.limits.max_items as u64
-            {
-                return Err(SourceError::TooLarge {
-                    url,
-                    reason: format!(
-                        "`total` is {total}, more than the {} items a read may hold",
-                        self.limits.max_items
-                    ),
-                });
-            }
+            let links = self.links(&url, &body)?;
             let items = on_page(&url, &body)?;
             drop(body);
             budget.spend_items(&url, items)?;
@@ -362,6 +358,60 @@ impl KumaApi {
             url = next;
         }
         unreachable!("the page loop returns or fails by its last page")
+    }
+
+    /// Reads one page of `rtype`'s list, the `body` fetched from `url`: its items of that
+    /// type, how many items it held in all, and the URL of the next page (on this API's
+    /// address) unless it is the last. Everything a server sends on the REST path is
+    /// parsed here; [`KumaApi::list`] fetches pages, charges them to its limits and
+    /// follows `next`.
+    pub fn read_page(&self, rtype: ResourceType, url: &str, body: &[u8]) -> Result<ListPage, SourceError> {
+        let links = self.links(url, body)?;
+        let page = Page {
+            url: url.to_owned(),
+            body: bytes::Bytes::copy_from_slice(body),
+            rtype,
+        };
+        let (mut items, mut resources) = (0, Vec::new());
+        page.parse(&mut |r| {
+            items += 1;
+            if r.rtype == rtype {
+                resources.push(r);
+            }
+        })?;
+        let next = match links.next.filter(|n| !n.is_empty()) {
+            Some(n) => Some(self.resolve_next(&n).map_err(|reason| SourceError::Paging {
+                url: url.to_owned(),
+                reason,
+            })?),
+            None => None,
+        };
+        Ok(ListPage {
+            resources,
+            items,
+            next,
+        })
+    }
+
+    /// A page's paging fields, and the `total` bound: a page announcing more items than
+    /// a read may hold fails at once rather than being paged towards.
+    fn links(&self, url: &str, body: &[u8]) -> Result<PageLinks, SourceError> {
+        let links: PageLinks = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
+            url: url.to_owned(),
+            reason: format!("not a Kuma list page: {e}"),
+        })?;
+        if let Some(total) = links.total
+            && total > self.limits.max_items as u64
+        {
+            return Err(SourceError::TooLarge {
+                url: url.to_owned(),
+                reason: format!(
+                    "`total` is {total}, more than the {} items a read may hold",
+                    self.limits.max_items
+                ),
+            });
+        }
+        Ok(links)
     }
 
     /// The URL a page's `next` link leads to, always on our base. Kuma builds `next`
@@ -412,8 +462,13 @@ impl KumaApi {
     }
 }
 
+/// `path` without the base's path `prefix` when it already carries it, cut only at a
+/// segment boundary: `/meshtimeouts` does not carry the prefix `/mesh`.
 fn strip_prefix_dup<'a>(prefix: &str, path: &'a str) -> &'a str {
-    path.strip_prefix(prefix).unwrap_or(path)
+    match path.strip_prefix(prefix) {
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
 }
 
 #[cfg(test)]
@@ -445,6 +500,24 @@ mod tests {
             a.resolve_next("/meshtimeouts?offset=1000").unwrap(),
             "http://127.0.0.1:5681/meshtimeouts?offset=1000"
         );
+    }
+
+    #[test]
+    fn a_path_prefix_is_only_stripped_at_a_segment_boundary() {
+        // Found by fuzzing (fuzz/corpus/rest_page): `/meshtimeouts` does not carry the
+        // prefix `/mesh`, and cutting it there asked for `/meshtimeouts` off the prefix.
+        let proxied = api("https://proxy.example/mesh");
+        for next in [
+            "http://cp:5681/meshtimeouts?offset=2",
+            "/meshtimeouts?offset=2",
+            "/mesh/meshtimeouts?offset=2",
+        ] {
+            assert_eq!(
+                proxied.resolve_next(next).unwrap(),
+                "https://proxy.example/mesh/meshtimeouts?offset=2",
+                "{next}"
+            );
+        }
     }
 
     #[test]
