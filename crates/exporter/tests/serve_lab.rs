@@ -62,13 +62,15 @@ async fn metrics(r: &serve::Running) -> String {
     body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_lab_fault_shows_and_heals() {
+/// `scenario` running on free ports, and the configuration `demo` would serve it with
+/// (files in `dir`).
+async fn lab_and_config(
+    mut scenario: Scenario,
+    dir: &std::path::Path,
+) -> (Lab, exporter::config::ServeConfig) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut scenario = Scenario::from_yaml(FEDERATE).expect("scenario");
     scenario.ports = Some(PortPlan::Ephemeral);
     let lab = Lab::start(scenario).await.expect("lab starts");
-    let dir = tempfile::tempdir().unwrap();
     let args = DemoArgs {
         break_zone: None,
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -76,7 +78,14 @@ async fn every_lab_fault_shows_and_heals() {
         once: true,
         timeout: Duration::from_secs(60),
     };
-    let mut cfg = serve_config(&lab, &args, dir.path()).await.expect("config");
+    let cfg = serve_config(&lab, &args, dir).await.expect("config");
+    (lab, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lab_fault_shows_and_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, mut cfg) = lab_and_config(Scenario::from_yaml(FEDERATE).expect("scenario"), dir.path()).await;
     cfg.poll_interval = Duration::from_millis(200);
     cfg.stall_threshold = Duration::from_secs(1);
     let running = serve::start(cfg).await.expect("serve starts");

@@ -12,12 +12,12 @@ use std::{collections::BTreeSet, time::Duration};
 
 use exporter::{
     config::{ServeConfig, SourceConfig},
-    demo::{DemoArgs, FEDERATE, serve_config},
+    demo::FEDERATE,
     live,
     verify::Verdict,
 };
 use kuma_model::{CpRole, Resource, ResourceType};
-use kuma_sim::lab::{Lab, PortPlan, Scenario};
+use kuma_sim::lab::{Lab, Scenario};
 use policy_watcher::{Engine, Report, Selection, State, Topology, ZoneSpec, ZoneState};
 
 use super::{change_policy, copy_key, mcb};
@@ -238,19 +238,9 @@ fn source_policy(lab: &Lab) -> Resource {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_on_both_backends_gets_exactly_its_verdict() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut scenario = Scenario::from_yaml(FEDERATE).expect("scenario");
-    scenario.ports = Some(PortPlan::Ephemeral);
-    let lab = Lab::start(scenario).await.expect("lab starts");
     let dir = tempfile::tempdir().unwrap();
-    let args = DemoArgs {
-        break_zone: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        scenario: None,
-        once: true,
-        timeout: Duration::from_secs(60),
-    };
-    let mut cfg = serve_config(&lab, &args, dir.path()).await.expect("config");
+    let (lab, mut cfg) =
+        super::lab_and_config(Scenario::from_yaml(FEDERATE).expect("scenario"), dir.path()).await;
     // The probe's own stream is not what is judged here.
     cfg.kds = None;
     lab.wait_connected(WAIT).await.expect("zones connect");

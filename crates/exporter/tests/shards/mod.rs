@@ -5,13 +5,9 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use exporter::{
-    config::ShardsFile,
-    demo::{DemoArgs, serve_config},
-    serve,
-};
+use exporter::{config::ShardsFile, serve};
 use kuma_model::Environment;
-use kuma_sim::lab::{Lab, PortPlan, Scenario};
+use kuma_sim::lab::Scenario;
 use policy_watcher::Shard;
 
 use crate::support::{get, until};
@@ -23,24 +19,14 @@ const SHARDS: u32 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_zone_is_judged_by_exactly_one_shard() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let zones: Vec<(&str, Environment)> = ZONES.iter().map(|z| (*z, Environment::Universal)).collect();
     let mut scenario = Scenario::with_zones(&zones);
     scenario.meshes = Scenario::from_yaml("meshes: [{name: default}]").unwrap().meshes;
-    scenario.ports = Some(PortPlan::Ephemeral);
-    let lab = Lab::start(scenario).await.expect("lab starts");
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, base) = super::lab_and_config(scenario, dir.path()).await;
     lab.wait_connected(Duration::from_secs(30))
         .await
         .expect("zones connect");
-    let dir = tempfile::tempdir().unwrap();
-    let args = DemoArgs {
-        break_zone: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        scenario: None,
-        once: true,
-        timeout: Duration::from_secs(60),
-    };
-    let base = serve_config(&lab, &args, dir.path()).await.expect("config");
 
     let mut running = Vec::new();
     for index in 0..SHARDS {

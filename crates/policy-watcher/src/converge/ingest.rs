@@ -59,25 +59,9 @@ impl Engine {
             fill(&mut |r| resources.push(r))?;
             return Ok(self.load(cp, resources));
         }
-        self.open(cp);
-        let mut stored = 0usize;
-        let filled = fill(&mut |r| {
-            let touched = self.observe(cp, Change::Upsert(r));
-            self.release(touched);
-            // What the engine does not keep of each resource (its parsed spec, ~7 KiB)
-            // is freed as it goes: held to the end, it is the whole input parsed again.
-            stored += 1;
-            if stored.is_multiple_of(LEFTOVERS_OFF_THREAD) {
-                drop(self.shared.take_leftovers());
-            }
-        });
-        if let Err(e) = filled {
-            self.set_readable(cp, false);
-            return Err(e);
-        }
+        // A first observation: nothing is stale, and every slot is judged once at the end.
         let mut changed = 0;
-        self.judge_opened(cp, &mut |_, _| changed += 1);
-        drop(self.shared.take_leftovers());
+        self.replace_each(cp, &|_| true, fill, &mut |_, _| changed += 1)?;
         Ok(changed)
     }
 
