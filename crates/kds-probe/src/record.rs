@@ -15,7 +15,7 @@ use std::{
 
 use jiff::Timestamp;
 use kds_proto::DeltaDiscoveryResponse;
-use kuma_model::ResourceType;
+use kuma_model::{Resource, ResourceType};
 use prost::Message;
 
 use crate::decode::decode_entry;
@@ -63,6 +63,8 @@ pub struct Replayed {
     pub resources: usize,
     pub undecodable: Vec<String>,
     pub removed: usize,
+    /// What the probe's view would hold of each resource it could decode.
+    pub decoded: Vec<Resource>,
 }
 
 /// Why a recording cannot be replayed.
@@ -110,24 +112,27 @@ pub fn replay(dir: &Path) -> Result<Vec<Replayed>, ReplayError> {
                     error,
                 }
             })?;
-            let undecodable = match ResourceType::from_name(&response.type_url) {
-                Some(rtype) => response
-                    .resources
-                    .iter()
-                    .filter_map(|wire| {
-                        decode_entry(rtype, wire, now)
-                            .decode_error
-                            .map(|reason| format!("{}: {reason}", wire.name))
-                    })
-                    .collect(),
-                None => vec![format!("type {:?} is not a Kuma type", response.type_url)],
-            };
+            let mut undecodable = Vec::new();
+            let mut decoded = Vec::new();
+            match ResourceType::from_name(&response.type_url) {
+                Some(rtype) => {
+                    for wire in &response.resources {
+                        let entry = decode_entry(rtype, wire, now);
+                        match entry.decode_error {
+                            Some(ref reason) => undecodable.push(format!("{}: {reason}", wire.name)),
+                            None => decoded.extend(entry.into_resource()),
+                        }
+                    }
+                }
+                None => undecodable.push(format!("type {:?} is not a Kuma type", response.type_url)),
+            }
             Ok(Replayed {
                 file,
                 type_url: response.type_url,
                 resources: response.resources.len(),
                 undecodable,
                 removed: response.removed_resources.len(),
+                decoded,
             })
         })
         .collect()

@@ -196,7 +196,21 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
     let mut found = Vec::new();
     let detail = match &f.cause {
         Cause::None => String::new(),
-        Cause::Absent => format!("not on {copies_on}; {source_cp} has {shown}"),
+        Cause::Absent => match squatter(engine, slot, f) {
+            None => format!("not on {copies_on}; {source_cp} has {shown}"),
+            Some(held) => format!(
+                "{copies_on} holds its own resource under this name ({held}), not a copy of \
+                 {source_cp}'s {shown}; KDS never overwrites it{}",
+                match slot.direction {
+                    // kumahq/kuma #18208, reproduced on Kuma main (docs/conformance.md).
+                    Direction::GlobalToZone => {
+                        ", and while it is there the zone's sync from the global fails \
+                         ('resource already exists') and restarts on every change"
+                    }
+                    Direction::ZoneToGlobal | Direction::Seed => "",
+                }
+            ),
+        },
         Cause::SpecDiffers { .. } => {
             let copy = f
                 .copy
@@ -242,6 +256,24 @@ fn discrepancy(engine: &Engine, slot: &SlotKey, f: &Finding) -> Discrepancy {
         paths: found.iter().map(|d| d.path.clone()).collect(),
         differences: found,
     }
+}
+
+/// The resource a control plane holds under the name a missing copy must have, described
+/// by its origin: a copy can be missing while its name is taken, as when a synced copy was
+/// overwritten on a zone as a zone resource (Kuma 3 main accepts that; 2.14.3 refuses it).
+fn squatter(engine: &Engine, slot: &SlotKey, f: &Finding) -> Option<String> {
+    let cp = Engine::copies_cp(slot);
+    let key = kuma_model::ResourceKey {
+        rtype: slot.identity.rtype,
+        mesh: slot.identity.mesh.clone(),
+        name: f.name.clone(),
+    };
+    let held = engine.resource(&cp, &key)?;
+    Some(match held.origin(&cp) {
+        kuma_model::Origin::Global => "kuma.io/origin: global".to_owned(),
+        kuma_model::Origin::Zone(zone) if zone.is_empty() => "kuma.io/origin: zone".to_owned(),
+        kuma_model::Origin::Zone(zone) => format!("kuma.io/origin: zone, of zone {zone}"),
+    })
 }
 
 /// A value for a one-line detail: compact JSON, long ones cut (the JSON output has them

@@ -63,6 +63,48 @@ fn a_deleted_copy_is_missing_under_its_expected_name() {
     assert_eq!(e.zone_state(Z1), ZoneState::Converged);
 }
 
+/// Kuma main lets a zone's API overwrite a synced copy as a zone resource (`kuma.io/origin:
+/// zone`); the global's copy is then missing under a name the zone holds, and kuma-sync says
+/// whose resource sits there (recorded on real Kuma: `conformance/kuma-main/S6-faults`).
+#[test]
+fn a_copy_overwritten_as_a_zone_resource_is_missing_and_says_who_holds_the_name() {
+    let mut e = converged();
+    let copy = copy_in_zone(&mcb("demo-app-to-redis", 2), Z2);
+    let mut squatter = mcb("demo-app-to-redis", 99)
+        .with_label(labels::ORIGIN, "zone")
+        .with_label(labels::ZONE, Z2);
+    squatter.name = copy.name.clone();
+    e.apply(&zone(Z2), Change::Upsert(squatter));
+    let report = Report::build(&e);
+    // The zone now also sends its resource up; the global does not hold that yet.
+    let missing: Vec<_> = report
+        .discrepancies
+        .iter()
+        .map(|d| (d.direction, d.state, d.name.as_str()))
+        .collect();
+    assert_eq!(
+        missing,
+        vec![
+            (Direction::GlobalToZone, State::Missing, copy.name.as_str()),
+            (
+                Direction::ZoneToGlobal,
+                State::Missing,
+                "demo-app-to-redis-65xb45x2xfd5bf7f-vc2xz52f24444724"
+            ),
+        ]
+    );
+    let d = &report.discrepancies[0];
+    assert!(
+        d.detail.starts_with(
+            "zone-2 holds its own resource under this name (kuma.io/origin: zone, of zone zone-2), \
+             not a copy of the global's demo-app-to-redis; KDS never overwrites it"
+        ),
+        "{}",
+        d.detail
+    );
+    assert!(d.detail.contains("resource already exists"), "{}", d.detail);
+}
+
 #[test]
 fn an_edited_copy_is_drifted_with_the_differing_paths() {
     let mut e = converged();

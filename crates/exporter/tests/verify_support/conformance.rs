@@ -1,25 +1,50 @@
 //! States recorded from real Kuma control planes (`docs/conformance.md`): each
-//! scenario's REST listings of the global and both zones, as `kuma-cp` answered them.
-//! `verify` must give each scenario the verdict real Kuma's state calls for.
+//! scenario's REST listings of the global and both zones, as `kuma-cp` answered them, and
+//! the KDS responses `kuma-sync probe --record` received. `verify` must give each scenario
+//! the verdict real Kuma's state calls for, the probe must decode every response, and
+//! kuma-sim must reach the states real Kuma reached.
 
-use std::{fs, path::PathBuf};
+use std::{
+    collections::BTreeSet,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use serde_json::Value;
 
 use super::{kuma_sync, root, stderr, stdout};
 
-fn recordings() -> PathBuf {
-    root().join("crates/exporter/tests/conformance/kuma-2.14.3")
+/// A Kuma build the lab ran: its recordings' folder and the version its `GET /` reported.
+#[derive(Debug, Clone, Copy)]
+struct Kuma {
+    dir: &'static str,
+    version: &'static str,
+}
+
+/// The newest 2.x release.
+const V2: Kuma = Kuma {
+    dir: "kuma-2.14.3",
+    version: "2.14.3",
+};
+/// Kuma's main branch (Kuma 3) at commit 348b6528bc, version stamped by hand as Kuma's
+/// build stamps an untagged build (`0.0.0-…`).
+const MAIN: Kuma = Kuma {
+    dir: "kuma-main",
+    version: "0.0.0-main-348b6528bc",
+};
+
+fn recordings(kuma: Kuma) -> PathBuf {
+    root().join("crates/exporter/tests/conformance").join(kuma.dir)
 }
 
 /// Runs `verify -o json` on every listing a scenario recorded.
-fn verify_recorded(scenario: &str) -> (Option<i32>, Value, String) {
-    let dir = recordings().join(scenario);
+fn verify_recorded(kuma: Kuma, scenario: &str) -> (Option<i32>, Value, String) {
+    let dir = recordings(kuma).join(scenario);
     let index: Value =
         serde_json::from_slice(&fs::read(dir.join("global/root.json")).expect("GET / recorded"))
             .expect("json");
     let version = index["version"].as_str().expect("a version").to_owned();
-    assert_eq!(version, "2.14.3", "{scenario} was recorded on Kuma 2.14.3");
+    assert_eq!(version, kuma.version, "{scenario} was recorded on {kuma:?}");
     let mut args = vec![
         "verify".to_owned(),
         "-o".into(),
@@ -55,8 +80,31 @@ fn verify_recorded(scenario: &str) -> (Option<i32>, Value, String) {
     (out.status.code(), doc, text)
 }
 
+/// The zones a scenario recorded (a stopped or deleted zone has no listing).
+fn recorded_zones(kuma: Kuma, scenario: &str) -> usize {
+    ["zone-1", "zone-2"]
+        .iter()
+        .filter(|z| recordings(kuma).join(scenario).join(z).is_dir())
+        .count()
+}
+
+fn assert_converged(kuma: Kuma, scenario: &str) {
+    let (code, doc, text) = verify_recorded(kuma, scenario);
+    assert_eq!(code, Some(0), "{kuma:?} {scenario}: {text}");
+    let zones = doc["zones"].as_array().expect("zones");
+    assert_eq!(zones.len(), recorded_zones(kuma, scenario), "{scenario}");
+    for z in zones {
+        // Every default type is compared: the mesh, its default policies, hostname
+        // generators, and the rest.
+        assert!(
+            z["counts"]["synced"].as_u64().expect("count") >= 12,
+            "{kuma:?} {scenario}: {text}"
+        );
+    }
+}
+
 #[test]
-fn real_kuma_states_that_synced_verify_as_converged() {
+fn real_kuma_2_states_that_synced_verify_as_converged() {
     for scenario in [
         "S0-baseline",
         "S1-federate",
@@ -67,30 +115,35 @@ fn real_kuma_states_that_synced_verify_as_converged() {
         "S4-zone2-sigstop/after",
         "S5-kds-stall-zone2/before",
         "S5-kds-stall-zone2/after",
+        "S7-zone2-deleted",
+        "S8-global-restarted",
     ] {
-        let (code, doc, text) = verify_recorded(scenario);
-        assert_eq!(code, Some(0), "{scenario}: {text}");
-        let zones = doc["zones"].as_array().expect("zones");
-        assert_eq!(zones.len(), 2, "{scenario}");
-        for z in zones {
-            // Every default type is compared: the mesh, its default policies, hostname
-            // generators, and the rest.
-            assert!(
-                z["counts"]["synced"].as_u64().expect("count") >= 12,
-                "{scenario}: {text}"
-            );
-        }
+        assert_converged(V2, scenario);
     }
 }
 
 #[test]
-fn a_real_zone_whose_kds_stream_froze_is_reported_exactly() {
-    // zone-2's path to the global's KDS port was frozen while the global changed a
-    // MeshCircuitBreaker, added a MeshRetry and deleted a MeshTrafficPermission; zone-2's
-    // API stayed readable (the silent stall of kumahq/kuma #16428).
-    let (code, doc, text) = verify_recorded("S5-kds-stall-zone2/frozen");
-    assert_eq!(code, Some(1), "{text}");
-    let rows: Vec<(String, String, String, String)> = doc["discrepancies"]
+fn real_kuma_3_states_that_synced_verify_as_converged() {
+    for scenario in [
+        "S0-baseline",
+        "S1-federate",
+        "S2-zone-origin",
+        "S3-kds-sync-disabled",
+        "S6-faults/healed",
+        "S6b-zone1-disabled",
+        "S4-zone2-sigstop/after",
+        "S5-kds-stall-zone2/before",
+        "S5-kds-stall-zone2/after",
+        "S7-zone2-deleted",
+        "S8-global-restarted",
+    ] {
+        assert_converged(MAIN, scenario);
+    }
+}
+
+/// Each discrepancy as (zone, type, name, state).
+fn rows(doc: &Value) -> Vec<(String, String, String, String)> {
+    doc["discrepancies"]
         .as_array()
         .expect("discrepancies")
         .iter()
@@ -98,27 +151,178 @@ fn a_real_zone_whose_kds_stream_froze_is_reported_exactly() {
             let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
             (s("zone"), s("type"), s("name"), s("state"))
         })
-        .collect();
-    let row = |t: &str, n: &str, s: &str| ("zone-2".to_owned(), t.to_owned(), n.to_owned(), s.to_owned());
-    assert_eq!(
-        rows,
-        vec![
-            row(
+        .collect()
+}
+
+fn row(t: &str, n: &str, s: &str) -> (String, String, String, String) {
+    ("zone-2".to_owned(), t.to_owned(), n.to_owned(), s.to_owned())
+}
+
+#[test]
+fn a_real_zone_whose_kds_stream_froze_is_reported_exactly() {
+    // zone-2's path to the global's KDS port was frozen while the global changed a
+    // MeshCircuitBreaker, added a MeshRetry and deleted a MeshTrafficPermission; zone-2's
+    // API stayed readable (the silent stall of kumahq/kuma #16428). Both Kuma lines name
+    // the copies alike.
+    for kuma in [V2, MAIN] {
+        let (code, doc, text) = verify_recorded(kuma, "S5-kds-stall-zone2/frozen");
+        assert_eq!(code, Some(1), "{kuma:?}: {text}");
+        assert_eq!(
+            rows(&doc),
+            vec![
+                row(
+                    "MeshCircuitBreaker",
+                    "demo-app-to-redis-65xb45x2xfd5bf7f",
+                    "drifted"
+                ),
+                row("MeshRetry", "stall-retry-4xbz25444fdw6xwc", "missing"),
+                row("MeshTrafficPermission", "redis-7w7bc2f55x7w9d29", "orphaned"),
+            ],
+            "{kuma:?}: {text}"
+        );
+        let drifted = &doc["discrepancies"][0]["differences"][0];
+        assert_eq!(drifted["path"], ".to[0].default.connectionLimits.maxConnections");
+        assert_eq!(
+            (drifted["expected"].clone(), drifted["actual"].clone()),
+            (4.into(), 3.into())
+        );
+    }
+}
+
+/// Kuma main accepts, through a zone's API, a synced copy written over with
+/// `kuma.io/origin: zone` (2.14.3 refuses: "is immutable"); the zone then holds its own
+/// resource under the copy's name and sends it up. Deleted, the copy stays missing (delta
+/// KDS thinks it delivered it). Once the global changes the policy, the zone's sync from
+/// the global fails on it ("resource already exists") and restarts on every try, so
+/// nothing new reaches that zone (kumahq/kuma #18208). kuma-sync must name exactly that.
+#[test]
+fn real_kuma_3_faults_are_reported_exactly() {
+    let cases: [(&str, Vec<(String, String, String, String)>); 3] = [
+        (
+            "S6-faults/deleted-copy",
+            vec![row(
                 "MeshCircuitBreaker",
                 "demo-app-to-redis-65xb45x2xfd5bf7f",
-                "drifted"
-            ),
-            row("MeshRetry", "stall-retry-4xbz25444fdw6xwc", "missing"),
-            row("MeshTrafficPermission", "redis-7w7bc2f55x7w9d29", "orphaned"),
-        ],
+                "missing",
+            )],
+        ),
+        (
+            "S6-faults/hijacked-copy",
+            vec![
+                row(
+                    "MeshCircuitBreaker",
+                    "demo-app-to-redis-65xb45x2xfd5bf7f",
+                    "missing",
+                ),
+                row("MeshCircuitBreaker", "s6-edit-554wz85756fw625b", "missing"),
+            ],
+        ),
+        (
+            "S6-faults/hijack-loop",
+            vec![
+                row("MeshCircuitBreaker", "s6-edit-554wz85756fw625b", "missing"),
+                row("MeshRetry", "after-hijack-f698wx4cbzxx64c7", "missing"),
+            ],
+        ),
+    ];
+    for (scenario, want) in cases {
+        let (code, doc, text) = verify_recorded(MAIN, scenario);
+        assert_eq!(code, Some(1), "{scenario}: {text}");
+        assert_eq!(rows(&doc), want, "{scenario}: {text}");
+        assert_eq!(
+            doc["zones"][0]["state"], "converged",
+            "{scenario}: zone-1 is untouched: {text}"
+        );
+    }
+    // Where the name is taken, the reason says by whom, and what it does to the stream.
+    let (_, doc, text) = verify_recorded(MAIN, "S6-faults/hijack-loop");
+    let detail = doc["discrepancies"][0]["detail"].as_str().expect("a detail");
+    assert!(
+        detail.starts_with(
+            "zone-2 holds its own resource under this name (kuma.io/origin: zone, of zone zone-2)"
+        ) && detail.contains("resource already exists"),
         "{text}"
     );
-    let drifted = &doc["discrepancies"][0]["differences"][0];
-    assert_eq!(drifted["path"], ".to[0].default.connectionLimits.maxConnections");
-    assert_eq!(
-        (drifted["expected"].clone(), drifted["actual"].clone()),
-        (4.into(), 3.into())
-    );
+}
+
+/// Every KDS response the probe recorded from a real global decodes, and what it carries
+/// is what a real zone stored: the same names and specs as zone-2's copies of the
+/// global's policies, type by type.
+#[test]
+fn the_probe_decodes_every_response_real_kuma_sent() {
+    let mut checked = 0;
+    for kuma in [V2, MAIN] {
+        for scenario in [
+            "S0-baseline",
+            "S1-federate",
+            "S2-zone-origin",
+            "S3-kds-sync-disabled",
+        ] {
+            let dir = recordings(kuma).join(scenario).join("kds");
+            if !dir.is_dir() {
+                continue;
+            }
+            let replayed =
+                kds_probe::record::replay(&dir).unwrap_or_else(|e| panic!("{kuma:?} {scenario}: {e}"));
+            assert!(!replayed.is_empty(), "{kuma:?} {scenario}");
+            let mut sent: BTreeSet<(String, String, u128)> = BTreeSet::new();
+            let mut types = BTreeSet::new();
+            for r in &replayed {
+                assert!(
+                    r.undecodable.is_empty(),
+                    "{kuma:?} {scenario}: {:?}",
+                    r.undecodable
+                );
+                assert_eq!(r.removed, 0, "{kuma:?} {scenario}: first states only");
+                types.insert(r.type_url.clone());
+                sent.extend(r.decoded.iter().map(|d| {
+                    (
+                        d.rtype.name().to_owned(),
+                        d.name.clone(),
+                        kuma_model::fingerprint(&d.spec).0,
+                    )
+                }));
+            }
+            let stored: BTreeSet<(String, String, u128)> =
+                zone_copies_of_the_global(&recordings(kuma).join(scenario).join("zone-2"))
+                    .into_iter()
+                    .filter(|(t, _, _)| types.contains(t))
+                    .collect();
+            assert!(sent.len() >= 3, "{kuma:?} {scenario}: {sent:#?}");
+            assert_eq!(
+                sent, stored,
+                "{kuma:?} {scenario}: KDS (left) against zone-2's REST (right)"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8, "recordings of S0-S3 on 2.14.3 and on main");
+}
+
+/// A zone's copies of the global's own resources, as its REST listings recorded them.
+fn zone_copies_of_the_global(dir: &Path) -> BTreeSet<(String, String, u128)> {
+    let mut out = BTreeSet::new();
+    for entry in fs::read_dir(dir).expect("zone-2 recorded") {
+        let path = entry.expect("entry").path();
+        let page: Value = serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        let loaded = kuma_model::read::read_str("zone-2", &page.to_string(), &Default::default());
+        let Ok(loaded) = loaded else { continue };
+        out.extend(
+            loaded
+                .resources
+                .iter()
+                .filter(|r| r.label(kuma_model::labels::ORIGIN) == Some(kuma_model::labels::ORIGIN_GLOBAL))
+                .filter(|r| r.label(kuma_model::labels::ZONE).is_none())
+                .map(|r| {
+                    (
+                        r.rtype.name().to_owned(),
+                        r.name.clone(),
+                        kuma_model::fingerprint(&r.spec).0,
+                    )
+                }),
+        );
+    }
+    out
 }
 
 /// The kinds kuma-sim models as Kuma does; HostnameGenerators are a listed deviation
@@ -152,11 +356,11 @@ const KUMA_WRITES: [&str; 5] = [
 /// One resource as compared: control plane, type, mesh, name, labels, spec fingerprint.
 type Held = (String, String, String, String, Vec<(String, String)>, u128);
 
-fn recorded_items(scenario: &str, cp: &str) -> Vec<Value> {
+fn recorded_items(kuma: Kuma, scenario: &str, cp: &str) -> Vec<Value> {
     let mut items = Vec::new();
     for t in REPRODUCED {
         let rtype = kuma_model::ResourceType::from_name(t).expect("known");
-        let path = recordings()
+        let path = recordings(kuma)
             .join(scenario)
             .join(cp)
             .join(format!("{}.json", rtype.info().rest_path));
@@ -179,10 +383,11 @@ fn held(cp: &str, r: &kuma_model::Resource) -> Held {
 }
 
 /// What real Kuma held after a scenario, as kuma-sync reads it.
-fn recorded_state(scenario: &str) -> std::collections::BTreeSet<Held> {
-    let mut out = std::collections::BTreeSet::new();
+fn recorded_state(kuma: Kuma, scenario: &str) -> BTreeSet<Held> {
+    let mut out = BTreeSet::new();
     for cp in ["global", "zone-1", "zone-2"] {
-        let page = serde_json::json!({"items": recorded_items(scenario, cp), "total": null, "next": null});
+        let page =
+            serde_json::json!({"items": recorded_items(kuma, scenario, cp), "total": null, "next": null});
         let loaded = kuma_model::read::read_str(cp, &page.to_string(), &Default::default())
             .expect("recorded items read");
         out.extend(loaded.resources.iter().map(|r| held(cp, r)));
@@ -192,7 +397,7 @@ fn recorded_state(scenario: &str) -> std::collections::BTreeSet<Held> {
 
 /// What a user made in the scenario, recovered from the recording: the global's and each
 /// zone's own resources without what Kuma wrote itself.
-fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
+fn scenario_inputs(kuma: Kuma, scenario: &str) -> kuma_sim::lab::Scenario {
     let strip = |item: &Value| {
         let mut item = item.clone();
         if let Some(labels) = item.get_mut("labels").and_then(Value::as_object_mut) {
@@ -218,7 +423,7 @@ fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
             serde_json::json!({
                 "name": zone,
                 "environment": {"type": "universal"},
-                "resources": recorded_items(scenario, zone).iter().filter(|i| own(i, Some(zone))).map(strip).collect::<Vec<_>>(),
+                "resources": recorded_items(kuma, scenario, zone).iter().filter(|i| own(i, Some(zone))).map(strip).collect::<Vec<_>>(),
             })
         })
         .to_vec();
@@ -226,7 +431,7 @@ fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
         "global": {
             "environment": {"type": "universal"},
             "tls": true,
-            "resources": recorded_items(scenario, "global").iter().filter(|i| own(i, None)).map(strip).collect::<Vec<_>>(),
+            "resources": recorded_items(kuma, scenario, "global").iter().filter(|i| own(i, None)).map(strip).collect::<Vec<_>>(),
         },
         "meshes": [{"name": "default"}],
         "zones": zones,
@@ -241,13 +446,14 @@ fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kuma_sim_reproduces_the_states_real_kuma_reached() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let kuma = V2;
     for scenario in [
         "S0-baseline",
         "S1-federate",
         "S2-zone-origin",
         "S3-kds-sync-disabled",
     ] {
-        let want = recorded_state(scenario);
+        let want = recorded_state(kuma, scenario);
         // The recording holds each zone's copy of a default policy under its hashed name.
         assert!(
             want.iter()
@@ -255,11 +461,11 @@ async fn kuma_sim_reproduces_the_states_real_kuma_reached() {
             "{scenario}: {want:#?}"
         );
         assert!(want.len() >= 15, "{scenario}: {} resources recorded", want.len());
-        let lab = kuma_sim::lab::Lab::start(scenario_inputs(scenario))
+        let lab = kuma_sim::lab::Lab::start(scenario_inputs(kuma, scenario))
             .await
             .expect("lab starts");
         let state = |lab: &kuma_sim::lab::Lab| {
-            let mut got = std::collections::BTreeSet::new();
+            let mut got = BTreeSet::new();
             for (cp, store) in lab.stores() {
                 let cp = cp.to_string();
                 got.extend(
