@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use kuma_model::{CpRole, Environment, Resource, ResourceType, labels};
+use kuma_model::{CpRole, Environment, KumaLine, Resource, ResourceType, labels};
 use serde::Serialize;
 use tokio::{
     sync::{RwLock, RwLockReadGuard, watch},
@@ -132,7 +132,8 @@ impl Lab {
     pub async fn start(scenario: Scenario) -> Result<Lab, LabError> {
         scenario.validate()?;
         let global_env = scenario.global.environment.environment();
-        let global_store = Arc::new(GlobalStore::new(global_env.clone()));
+        let line = scenario.line()?;
+        let global_store = Arc::new(GlobalStore::new(global_env.clone()).with_line(line));
         let skip_all = scenario.skip_creating_initial_policies.clone();
         for mesh in &scenario.meshes {
             let r = Resource::new(
@@ -144,7 +145,7 @@ impl Lab {
             global_store.upsert(r);
         }
         for r in scenario::read_documents("global", &scenario.global.resources)? {
-            global_store.upsert(created_on_global(r, &global_env)?);
+            global_store.upsert(created_on_global(r, &global_env, line)?);
         }
         let mut processed = BTreeSet::new();
         ensure_mesh_defaults(&global_store, &skip_all, &mut processed);
@@ -174,9 +175,9 @@ impl Lab {
         for (i, spec) in scenario.zones.iter().enumerate() {
             let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
             let env = spec.environment.environment();
-            let store = Arc::new(ZoneStore::new(&spec.name, env.clone()));
+            let store = Arc::new(ZoneStore::new(&spec.name, env.clone()).with_line(line));
             for r in scenario::read_documents(&format!("zone {}", spec.name), &spec.resources)? {
-                store.upsert(created_on_zone(r, &spec.name, &env));
+                store.upsert(created_on_zone(r, &spec.name, &env, line));
             }
             planned.insert(
                 format!("{}/rest", spec.name),
@@ -303,7 +304,8 @@ impl Lab {
     /// Creates `r` on the global as Kuma does on creation (a new Mesh also gets its
     /// default policies).
     pub fn create_on_global(&self, r: Resource) -> Result<(), LabError> {
-        let r = created_on_global(r, self.inner.global_store.environment())?;
+        let store = &self.inner.global_store;
+        let r = created_on_global(r, store.environment(), store.line())?;
         self.inner.global_store.upsert(r);
         Ok(())
     }
@@ -311,7 +313,7 @@ impl Lab {
     /// Creates `r` as the zone's own resource (origin, zone, namespace and role labels).
     pub fn create_on_zone(&self, zone: &str, r: Resource) -> Result<(), LabError> {
         let z = self.zone(zone)?;
-        let r = created_on_zone(r, zone, z.store().environment());
+        let r = created_on_zone(r, zone, z.store().environment(), z.store().line());
         z.store().upsert(r);
         Ok(())
     }
@@ -451,8 +453,9 @@ fn mesh_type() -> ResourceType {
 }
 
 /// A resource as the global stores it on creation: the mesh label on mesh-scoped types;
-/// on a Kubernetes global, namespaced types live in the system namespace.
-fn created_on_global(mut r: Resource, env: &Environment) -> Result<Resource, LabError> {
+/// on a Kubernetes global, namespaced types live in the system namespace; Kuma 3 labels
+/// as [`crate::kuma_3`] says.
+fn created_on_global(mut r: Resource, env: &Environment, line: KumaLine) -> Result<Resource, LabError> {
     if let Some(origin) = r.label(labels::ORIGIN)
         && origin != labels::ORIGIN_GLOBAL
     {
@@ -480,6 +483,23 @@ fn created_on_global(mut r: Resource, env: &Environment) -> Result<Resource, Lab
                 .or_insert_with(|| "system".to_owned());
         }
     }
+    if line == KumaLine::V3 {
+        // Kuma 3 overwrites any display name with the resource's own (its plain name on
+        // Kubernetes, set above).
+        let display = match env {
+            Environment::Universal => r.name.clone(),
+            Environment::Kubernetes { .. } => r.label(labels::DISPLAY_NAME).unwrap_or(&r.name).to_owned(),
+        };
+        let mesh = r.mesh.clone();
+        crate::kuma_3::compute_labels(
+            &mut r.labels,
+            r.rtype,
+            mesh.as_deref(),
+            &display,
+            &CpRole::Global,
+            env,
+        );
+    }
     // Kuma's store stamps every write; kuma-sync measures propagation from these.
     let now = jiff::Timestamp::now();
     r.creation_time.get_or_insert(now);
@@ -502,7 +522,7 @@ fn ensure_mesh_defaults(store: &GlobalStore, skip_all: &[String], processed: &mu
         {
             skip.extend(list.iter().filter_map(|v| v.as_str()).map(str::to_owned));
         }
-        for r in defaults::mesh_defaults(&mesh.name, store.environment(), &skip) {
+        for r in defaults::mesh_defaults(&mesh.name, store.environment(), store.line(), &skip) {
             if store.get(&r.key()).is_none() {
                 store.upsert(r);
             }

@@ -21,6 +21,8 @@
 //! - [`lab`]: a whole multi-zone lab from a [`lab::Scenario`]: global, zones, default
 //!   policies, APIs, waits and faults.
 //! - [`admin`]: the fault admin HTTP endpoint of a running lab.
+//! - [`kuma_3`]: what Kuma 3 (main) stores differently, for scenarios with
+//!   `kumaVersion: "3"`: computed labels, the REST update rule.
 //!
 //! # Deviations from Kuma, on purpose
 //! - Specs of proto-based types are sent as JSON bytes under the proto's `type_url`: the
@@ -35,6 +37,7 @@
 pub mod admin;
 pub mod k8s_api;
 pub mod kds;
+pub mod kuma_3;
 pub mod lab;
 pub mod rest;
 pub mod store;

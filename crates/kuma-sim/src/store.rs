@@ -13,7 +13,7 @@ use std::{
 };
 
 use jiff::Timestamp;
-use kuma_model::{Environment, Resource, ResourceKey, ResourceType};
+use kuma_model::{Environment, KumaLine, Resource, ResourceKey, ResourceType};
 use tokio::sync::watch;
 
 /// Kuma keeps the last 10 subscriptions per zone (`KUMA_METRICS_ZONE_SUBSCRIPTION_LIMIT`).
@@ -23,6 +23,8 @@ pub const SUBSCRIPTION_LIMIT: usize = 10;
 pub struct GlobalStore {
     /// Universal or Kubernetes: changes the names the global puts on the wire (kuma-semantics 6.1).
     environment: Environment,
+    /// The Kuma line simulated: how writes are labelled and what a new mesh gets.
+    line: KumaLine,
     state: Mutex<State>,
     /// Bumped on every change that can alter what a zone is sent (resources, zone
     /// `enabled`). Each open stream holds a receiver and recomputes when it moves.
@@ -100,6 +102,7 @@ impl GlobalStore {
     pub fn new(environment: Environment) -> Self {
         Self {
             environment,
+            line: KumaLine::V2,
             state: Mutex::new(State::default()),
             changes: watch::Sender::new(0),
         }
@@ -107,6 +110,16 @@ impl GlobalStore {
 
     pub fn environment(&self) -> &Environment {
         &self.environment
+    }
+
+    /// The same store, simulating Kuma `line`.
+    pub fn with_line(mut self, line: KumaLine) -> Self {
+        self.line = line;
+        self
+    }
+
+    pub fn line(&self) -> KumaLine {
+        self.line
     }
 
     /// Creates or replaces the resource under its key; returns the previous one.
@@ -283,6 +296,8 @@ pub trait ResourceStore: Send + Sync + 'static {
     /// Which control plane this is: decides the origin rules of writes.
     fn role(&self) -> kuma_model::CpRole;
     fn environment(&self) -> &Environment;
+    /// The Kuma line this control plane runs.
+    fn line(&self) -> KumaLine;
     /// Every resource, or those of one type, in key order.
     fn list(&self, rtype: Option<ResourceType>) -> Vec<Resource>;
     fn get(&self, key: &ResourceKey) -> Option<Resource>;
@@ -304,6 +319,9 @@ impl ResourceStore for GlobalStore {
     }
     fn environment(&self) -> &Environment {
         GlobalStore::environment(self)
+    }
+    fn line(&self) -> KumaLine {
+        self.line
     }
     fn list(&self, rtype: Option<ResourceType>) -> Vec<Resource> {
         GlobalStore::list(self, rtype)

@@ -378,6 +378,76 @@ async fn origin_rules_on_a_zone() {
     api.shutdown().await;
 }
 
+/// Kuma main recomputes a synced copy's labels before comparing them, so a zone accepts
+/// the copy written over with `kuma.io/origin: zone` (2.14.3 refuses, above): seen on
+/// kuma-cp main (`docs/conformance.md`, S6). It also labels every write with its display
+/// name, reports a `0.0.0-…` version and serves no path of a type Kuma 3 removed.
+#[tokio::test]
+async fn a_kuma_3_zone_takes_a_synced_copy_over_as_its_own() {
+    let store = Arc::new(ZoneRoleStore::kuma_3("zone-1"));
+    store.upsert(mesh("default"));
+    let copy = "from-global-65xb45x2xfd5bf7f";
+    let global_copy = stored_mcb("default", copy)
+        .with_label("kuma.io/origin", "global")
+        .with_label("kuma.io/display-name", "from-global");
+    store.upsert(global_copy.clone());
+    let api = RestApi::new(store.clone())
+        .start("127.0.0.1:0".parse().expect("literal"))
+        .await
+        .expect("starts");
+    let url = |name: &str| format!("{}/meshes/default/meshcircuitbreakers/{name}", api.url());
+
+    let as_global = [("kuma.io/origin", "global")];
+    let answer = call("PUT", &url(copy), Some(&mcb_body("default", copy, &as_global, 9))).await;
+    assert_eq!(kuma_error(&answer, 400), [r#"labels["kuma.io/origin"]"#]);
+    let zone_origin = [("kuma.io/origin", "zone")];
+    let answer = call(
+        "PUT",
+        &url(copy),
+        Some(&mcb_body("default", copy, &zone_origin, 9)),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+    let taken = store.get(&global_copy.key()).expect("still stored");
+    assert_eq!(taken.label("kuma.io/origin"), Some("zone"));
+    assert_eq!(taken.label("kuma.io/zone"), Some("zone-1"));
+    assert_eq!(
+        taken.label("kuma.io/display-name"),
+        Some(copy),
+        "display name recomputed"
+    );
+    assert_eq!(
+        taken.spec["to"][0]["default"]["connectionLimits"]["maxConnections"],
+        9
+    );
+
+    let index = call("GET", &format!("{}/", api.url()), None).await;
+    assert!(
+        index.body["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("0.0.0-")),
+        "{:#}",
+        index.body
+    );
+    assert_eq!(
+        call("GET", &format!("{}/zoneingresses", api.url()), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        call(
+            "GET",
+            &format!("{}/meshes/default/traffic-permissions", api.url()),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    api.shutdown().await;
+}
+
 #[tokio::test]
 async fn origin_rules_on_the_global() {
     let (store, api) = global_with_meshes(&["default"]).await;

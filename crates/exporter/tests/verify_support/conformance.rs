@@ -141,8 +141,11 @@ fn real_kuma_3_states_that_synced_verify_as_converged() {
     }
 }
 
-/// Each discrepancy as (zone, type, name, state).
-fn rows(doc: &Value) -> Vec<(String, String, String, String)> {
+/// One discrepancy as (zone, type, name, state).
+type Row = (String, String, String, String);
+
+/// Each discrepancy as a [`Row`].
+fn rows(doc: &Value) -> Vec<Row> {
     doc["discrepancies"]
         .as_array()
         .expect("discrepancies")
@@ -154,7 +157,7 @@ fn rows(doc: &Value) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
-fn row(t: &str, n: &str, s: &str) -> (String, String, String, String) {
+fn row(t: &str, n: &str, s: &str) -> Row {
     ("zone-2".to_owned(), t.to_owned(), n.to_owned(), s.to_owned())
 }
 
@@ -197,7 +200,7 @@ fn a_real_zone_whose_kds_stream_froze_is_reported_exactly() {
 /// nothing new reaches that zone (kumahq/kuma #18208). kuma-sync must name exactly that.
 #[test]
 fn real_kuma_3_faults_are_reported_exactly() {
-    let cases: [(&str, Vec<(String, String, String, String)>); 3] = [
+    let cases: [(&str, Vec<Row>); 3] = [
         (
             "S6-faults/deleted-copy",
             vec![row(
@@ -336,12 +339,14 @@ const REPRODUCED: [&str; 6] = [
     "MeshService",
 ];
 
-/// Kuma's default policies of a new mesh: kuma-sim creates them itself.
-const KUMA_DEFAULTS: [&str; 4] = [
+/// Kuma's default policies of a new mesh, on 2.x and on Kuma 3: kuma-sim creates them
+/// itself.
+const KUMA_DEFAULTS: [&str; 5] = [
     "mesh-circuit-breaker-all-default",
     "mesh-retry-all-default",
     "mesh-timeout-all-default",
     "mesh-gateways-timeout-all-default",
+    "mesh-timeout-to-all-default",
 ];
 
 /// Labels Kuma writes itself when it stores a resource: not part of what a user gave.
@@ -414,7 +419,11 @@ fn scenario_inputs(kuma: Kuma, scenario: &str) -> kuma_sim::lab::Scenario {
         item["type"] != "Mesh"
             && !KUMA_DEFAULTS.contains(&name)
             && match zone {
-                None => label("kuma.io/origin").is_none(),
+                // Kuma 3 labels the global's own resources `kuma.io/origin: global`.
+                None => {
+                    matches!(label("kuma.io/origin"), None | Some("global"))
+                        && label("kuma.io/zone").is_none()
+                }
                 Some(zone) => label("kuma.io/origin") == Some("zone") && label("kuma.io/zone") == Some(zone),
             }
     };
@@ -436,6 +445,10 @@ fn scenario_inputs(kuma: Kuma, scenario: &str) -> kuma_sim::lab::Scenario {
         "meshes": [{"name": "default"}],
         "zones": zones,
         "ports": "ephemeral",
+        "kumaVersion": match kuma.version {
+            "2.14.3" => "2",
+            _ => "3",
+        },
     });
     kuma_sim::lab::Scenario::from_yaml(&scenario.to_string()).expect("a scenario kuma-sim takes")
 }
@@ -446,21 +459,27 @@ fn scenario_inputs(kuma: Kuma, scenario: &str) -> kuma_sim::lab::Scenario {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kuma_sim_reproduces_the_states_real_kuma_reached() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let kuma = V2;
-    for scenario in [
-        "S0-baseline",
-        "S1-federate",
-        "S2-zone-origin",
-        "S3-kds-sync-disabled",
-    ] {
+    for (kuma, scenario) in [V2, MAIN].into_iter().flat_map(|kuma| {
+        [
+            "S0-baseline",
+            "S1-federate",
+            "S2-zone-origin",
+            "S3-kds-sync-disabled",
+        ]
+        .map(|s| (kuma, s))
+    }) {
         let want = recorded_state(kuma, scenario);
         // The recording holds each zone's copy of a default policy under its hashed name.
         assert!(
             want.iter()
                 .any(|h| h.0 == "zone-2" && h.3 == "mesh-retry-all-default-4266fddczv5d2fvv"),
-            "{scenario}: {want:#?}"
+            "{kuma:?} {scenario}: {want:#?}"
         );
-        assert!(want.len() >= 15, "{scenario}: {} resources recorded", want.len());
+        assert!(
+            want.len() >= 15,
+            "{kuma:?} {scenario}: {} resources recorded",
+            want.len()
+        );
         let lab = kuma_sim::lab::Lab::start(scenario_inputs(kuma, scenario))
             .await
             .expect("lab starts");
@@ -487,7 +506,7 @@ async fn kuma_sim_reproduces_the_states_real_kuma_reached() {
             let missing: Vec<_> = want.difference(&got).collect();
             let extra: Vec<_> = got.difference(&want).collect();
             panic!(
-                "{scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
+                "{kuma:?} {scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
             );
         }
     }

@@ -34,6 +34,10 @@ pub struct Scenario {
     /// The address every listener binds (default 127.0.0.1).
     #[serde(default)]
     pub bind: Option<IpAddr>,
+    /// The Kuma line simulated: `2` (default, v2.14.3) or `3` (Kuma's main branch: how
+    /// writes are labelled, a new mesh's defaults, the version reported; `crate::kuma_3`).
+    #[serde(default)]
+    pub kuma_version: Option<String>,
 }
 
 /// Where listeners go when the scenario names no explicit address.
@@ -170,7 +174,16 @@ impl Scenario {
 
     /// Checks names and reads every resource document, so a bad file fails before
     /// anything listens.
+    /// The Kuma line the scenario asks for.
+    pub fn line(&self) -> Result<kuma_model::KumaLine, LabError> {
+        match &self.kuma_version {
+            None => Ok(kuma_model::KumaLine::V2),
+            Some(v) => v.parse().map_err(LabError::Scenario),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), LabError> {
+        self.line()?;
         let mut seen = std::collections::BTreeSet::new();
         for z in &self.zones {
             if !is_dns_label(&z.name) {

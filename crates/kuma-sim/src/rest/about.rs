@@ -8,7 +8,7 @@ use kuma_model::{
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Api, Reply, VERSION, errors::ApiError};
+use super::{Api, Reply, errors::ApiError};
 
 /// Kuma's `IndexResponse`, in its field order, as a real 2.14.3 control plane answers it
 /// (`docs/conformance.md`): no `tagline`, and `gui` empty on zones.
@@ -63,7 +63,7 @@ impl Api {
                 hostname: &self.hostname,
                 instance_id: format!("{}-{}", self.hostname, self.store.role()),
                 product: "Kuma",
-                version: VERSION,
+                version: super::reported_version(self.store.line()),
             },
         )
     }

@@ -66,6 +66,15 @@ use zones::{ZoneTimes, ZoneView};
 /// The Kuma version the simulated control planes report.
 pub const VERSION: &str = "2.14.3";
 
+/// What a simulated control plane of `line` reports as its version: a Kuma 3 build from
+/// the main branch is stamped `0.0.0-…` (`tools/releases/version.sh` there).
+pub fn reported_version(line: kuma_model::KumaLine) -> &'static str {
+    match line {
+        kuma_model::KumaLine::V2 => VERSION,
+        kuma_model::KumaLine::V3 => "0.0.0-preview.vkuma-sim",
+    }
+}
+
 /// Larger bodies are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 10 << 20;
 
@@ -345,12 +354,12 @@ impl Api {
                 self.zones_route(call, &s, &place)
             }
             ["meshes", mesh, path, rest @ ..] => {
-                match by_path(path).filter(|t| t.info().scope == Scope::Mesh) {
+                match self.by_path(path).filter(|t| t.info().scope == Scope::Mesh) {
                     Some(t) => self.item_route(call, t, Some(mesh), rest, &place),
                     None => Err(unknown_path(call.path)),
                 }
             }
-            [path, rest @ ..] => match by_path(path) {
+            [path, rest @ ..] => match self.by_path(path) {
                 Some(t) if t.info().scope == Scope::Mesh => match rest {
                     [] if get => self.list(t, None, &place),
                     [] => Err(not_allowed()),
@@ -401,9 +410,15 @@ impl Api {
     }
 }
 
-/// The type whose REST path is `path`.
-fn by_path(path: &str) -> Option<ResourceType> {
-    ResourceType::all().find(|t| !t.info().rest_path.is_empty() && t.info().rest_path == path)
+impl Api {
+    /// The type whose REST path is `path`, among the types this control plane's Kuma
+    /// has: Kuma 3 serves no path of a type it removed.
+    fn by_path(&self, path: &str) -> Option<ResourceType> {
+        let line = self.store.line();
+        ResourceType::all()
+            .find(|t| !t.info().rest_path.is_empty() && t.info().rest_path == path)
+            .filter(|t| line.has_type(t.name()))
+    }
 }
 
 fn unknown_path(path: &str) -> ApiError {

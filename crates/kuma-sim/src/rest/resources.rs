@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use kuma_model::{
-    CpRole, Environment, Resource, ResourceKey, ResourceType,
+    CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType,
     resource::labels,
     types::{Scope, SpecEncoding, flags},
 };
@@ -125,7 +125,7 @@ impl Api {
         if !violations.is_empty() {
             return Err(ApiError::invalid("Could not process a resource", violations));
         }
-        let new_labels = self.computed_labels(rtype, mesh, body.labels);
+        let new_labels = self.computed_labels(rtype, mesh, name, body.labels);
         let now = Timestamp::now();
         let resource = match existing {
             None => Resource {
@@ -139,8 +139,17 @@ impl Api {
                 modification_time: Some(now),
             },
             Some(current) => {
-                let current_labels = self.computed_labels(rtype, mesh, current.labels.clone());
-                let immutable = immutable_label_violations(&current_labels, &new_labels);
+                let current_labels = self.computed_labels(rtype, mesh, name, current.labels.clone());
+                let immutable = match self.store.line() {
+                    KumaLine::V2 => {
+                        immutable_label_violations(&IMMUTABLE_LABELS, &current_labels, &new_labels)
+                    }
+                    KumaLine::V3 => immutable_label_violations(
+                        &crate::kuma_3::IMMUTABLE_LABELS,
+                        &current_labels,
+                        &new_labels,
+                    ),
+                };
                 if !immutable.is_empty() {
                     let mut v = Violations::default();
                     v.nest("labels", immutable);
@@ -307,13 +316,19 @@ impl Api {
     }
 
     /// `resource_labels.Compute` for the universal REST path: the mesh label, and on a
-    /// zone the origin, zone and environment of what it provides.
+    /// zone the origin, zone and environment of what it provides (Kuma 3: [`crate::kuma_3`]).
     fn computed_labels(
         &self,
         rtype: ResourceType,
         mesh: Option<&str>,
+        name: &str,
         mut out: BTreeMap<String, String>,
     ) -> BTreeMap<String, String> {
+        if self.store.line() == KumaLine::V3 {
+            let role = self.store.role();
+            crate::kuma_3::compute_labels(&mut out, rtype, mesh, name, &role, self.store.environment());
+            return out;
+        }
         let info = rtype.info();
         if info.scope == Scope::Mesh {
             out.entry(labels::MESH.to_owned())
@@ -353,13 +368,17 @@ fn origin_of(labels: &BTreeMap<String, String>) -> Option<&str> {
         .filter(|o| !o.is_empty())
 }
 
+/// The labels Kuma 2.x keeps from changing on an update.
+const IMMUTABLE_LABELS: [&str; 3] = [labels::ORIGIN, labels::ZONE, labels::DISPLAY_NAME];
+
 /// `validateImmutableLabels` on the computed labels before and after.
 fn immutable_label_violations(
+    immutable: &[&str],
     current: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Violations {
     let mut v = Violations::default();
-    for label in [labels::ORIGIN, labels::ZONE, labels::DISPLAY_NAME] {
+    for &label in immutable {
         match (current.get(label), new.get(label)) {
             (Some(was), None) => v.add(
                 key_field(label),

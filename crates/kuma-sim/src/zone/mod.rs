@@ -22,7 +22,7 @@ pub mod upstream;
 use std::{sync::Arc, time::Duration};
 
 use kds_probe::{KdsAddress, TlsSettings};
-use kuma_model::{Environment, Resource, ResourceKey, ResourceType, labels};
+use kuma_model::{CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType, labels};
 use serde::Serialize;
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -283,7 +283,23 @@ impl std::fmt::Debug for ZoneControlPlane {
 /// (`pkg/core/resources/labels/compute.go`, kuma-semantics 6.3): origin, zone and env labels
 /// for types zones provide; on Kubernetes the core name `<name>.<namespace>`, the
 /// namespace and display-name labels, and the policy role.
-pub fn created_on_zone(mut r: Resource, zone: &str, env: &Environment) -> Resource {
+///
+/// Kuma 3 labels as [`crate::kuma_3`] says: the display name and the zone's origin are
+/// always set.
+pub fn created_on_zone(mut r: Resource, zone: &str, env: &Environment, line: KumaLine) -> Resource {
+    if line == KumaLine::V3 {
+        let plain = match env {
+            Environment::Universal => r.name.clone(),
+            Environment::Kubernetes { .. } => r
+                .name
+                .split_once('.')
+                .map_or(r.name.as_str(), |(n, _)| n)
+                .to_owned(),
+        };
+        let mesh = r.mesh.clone();
+        let role = CpRole::Zone(zone.to_owned());
+        crate::kuma_3::compute_labels(&mut r.labels, r.rtype, mesh.as_deref(), &plain, &role, env);
+    }
     let info = r.rtype.info();
     if let Some(mesh) = r.mesh.clone() {
         r.labels.entry(labels::MESH.to_owned()).or_insert(mesh);
@@ -375,7 +391,7 @@ mod tests {
             json!({"to": [{"targetRef": {"kind": "MeshService", "name": "redis"}, "default": {}}]}),
         )
         .with_label(labels::NAMESPACE, "kuma-demo");
-        let r = created_on_zone(r, "zone-2", &Environment::kubernetes());
+        let r = created_on_zone(r, "zone-2", &Environment::kubernetes(), KumaLine::V2);
         assert_eq!(r.name, "redis-cb.kuma-demo");
         assert_eq!(r.label(labels::POLICY_ROLE), Some("producer"));
         assert_eq!(r.label(labels::ORIGIN), Some("zone"));
@@ -386,6 +402,7 @@ mod tests {
             Resource::new(r.rtype, Some("default"), "x", json!({})),
             "zone-2",
             &Environment::kubernetes(),
+            KumaLine::V2,
         );
         assert_eq!(system.name, "x.kuma-system");
         assert_eq!(system.label(labels::POLICY_ROLE), Some("system"));

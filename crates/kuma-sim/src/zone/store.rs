@@ -6,7 +6,7 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
-use kuma_model::{CpRole, Environment, Resource, ResourceKey, ResourceType, labels, types::flags};
+use kuma_model::{CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType, labels, types::flags};
 use tokio::sync::watch;
 
 use crate::store::ResourceStore;
@@ -16,6 +16,8 @@ pub struct ZoneStore {
     name: String,
     /// Universal or Kubernetes: decides where synced copies land (kuma-semantics 6.4).
     environment: Environment,
+    /// The Kuma line simulated: how local writes are labelled.
+    line: KumaLine,
     state: Mutex<State>,
     /// Bumped on every change readers can see (resources, hidden kinds).
     changes: watch::Sender<u64>,
@@ -44,6 +46,7 @@ impl ZoneStore {
         Self {
             name: name.to_owned(),
             environment,
+            line: KumaLine::V2,
             state: Mutex::new(State::default()),
             changes: watch::Sender::new(0),
         }
@@ -55,6 +58,16 @@ impl ZoneStore {
 
     pub fn environment(&self) -> &Environment {
         &self.environment
+    }
+
+    /// The same store, simulating Kuma `line`.
+    pub fn with_line(mut self, line: KumaLine) -> Self {
+        self.line = line;
+        self
+    }
+
+    pub fn line(&self) -> KumaLine {
+        self.line
     }
 
     /// Creates or replaces the resource under its key; returns the previous one.
@@ -218,6 +231,9 @@ impl ResourceStore for ZoneStore {
     }
     fn environment(&self) -> &Environment {
         ZoneStore::environment(self)
+    }
+    fn line(&self) -> KumaLine {
+        self.line
     }
     fn list(&self, rtype: Option<ResourceType>) -> Vec<Resource> {
         ZoneStore::list(self, rtype)

@@ -133,6 +133,14 @@ impl ZoneRoleStore {
             zone: zone.to_owned(),
         }
     }
+
+    /// A zone running Kuma 3 (main).
+    pub fn kuma_3(zone: &str) -> Self {
+        Self {
+            inner: GlobalStore::new(Environment::Universal).with_line(kuma_model::KumaLine::V3),
+            zone: zone.to_owned(),
+        }
+    }
 }
 
 impl ResourceStore for ZoneRoleStore {
@@ -141,6 +149,9 @@ impl ResourceStore for ZoneRoleStore {
     }
     fn environment(&self) -> &Environment {
         self.inner.environment()
+    }
+    fn line(&self) -> kuma_model::KumaLine {
+        self.inner.line()
     }
     fn list(&self, rtype: Option<ResourceType>) -> Vec<Resource> {
         self.inner.list(rtype)
