@@ -1,5 +1,6 @@
 //! A simulated Kuma multi-zone deployment: a global and zones that sync over real KDS
 //! (gRPC, TLS, both directions) the way Kuma v2.14.3 does (kuma-semantics sections 2 to 7),
+//! or, with `kumaVersion: "3"`, the way Kuma's main branch stores writes ([`kuma_3`]),
 //! each with Kuma's REST API and, when Kubernetes-flavoured, a Kubernetes-style API, plus
 //! fault knobs for what real control planes only show on a bad day. kuma-cp cannot run on
 //! this project's machines (kuma-semantics 10.9), so every end-to-end test of the workspace
