@@ -350,3 +350,63 @@ async fn resurrected_zone_policy_comes_back_from_the_dead() {
     assert_eq!(lab.faults().global.resurrected.len(), 1);
     lab.shutdown().await;
 }
+
+/// A zone that holds its own resource under a synced copy's name (what Kuma 3's REST API
+/// lets a user make, `docs/conformance.md` S6) fails every response of that type from the
+/// global, as real Kuma did ("resource already exists"), and its sync restarts again and
+/// again: nothing new of the type arrives until the resource is deleted, then everything
+/// does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_resource_under_a_copys_name_stops_the_sync_until_it_is_gone() {
+    let mut scenario = federate();
+    scenario.kuma_version = Some("3".to_owned());
+    let lab = converged_lab(scenario).await;
+    let zone = lab.zone("zone-1").expect("zone-1");
+    let store = zone.store().clone();
+    let copy = in_zone_1("demo-app-to-redis");
+    lab.wait_until(|_| store.get(&mcb_key(&copy)).is_some(), WAIT)
+        .await
+        .expect("zone-1 holds the copy");
+    let mut taken = store.get(&mcb_key(&copy)).expect("the copy");
+    taken
+        .labels
+        .insert(labels::ORIGIN.to_owned(), labels::ORIGIN_ZONE.to_owned());
+    taken.labels.insert(labels::ZONE.to_owned(), "zone-1".to_owned());
+    store.upsert(taken.clone());
+
+    let before = zone.status().sessions;
+    lab.create_on_global(mcb("demo-app-to-redis", 9))
+        .expect("updated");
+    lab.create_on_global(mcb("later", 3)).expect("created");
+    lab.wait_until(|_| zone.status().sessions >= before + 3, WAIT)
+        .await
+        .expect("the sync restarts, again and again");
+    let status = zone.status();
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("resource already exists")),
+        "{status:?}"
+    );
+    assert_eq!(store.get(&mcb_key(&copy)), Some(taken), "the zone's own stays");
+    assert!(
+        store.get(&mcb_key(&in_zone_1("later"))).is_none(),
+        "nothing new of the type arrives"
+    );
+
+    store.delete(&mcb_key(&copy));
+    lab.wait_until(
+        |_| {
+            store.get(&mcb_key(&in_zone_1("later"))).is_some()
+                && store.get(&mcb_key(&copy)).is_some_and(|c| {
+                    c.label(labels::ORIGIN) == Some("global")
+                        && c.spec["to"][0]["default"]["connectionLimits"]["maxConnections"] == 9
+                })
+        },
+        WAIT,
+    )
+    .await
+    .expect("healed: the copy and the later policy arrive");
+    lab.shutdown().await;
+}

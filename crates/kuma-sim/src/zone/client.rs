@@ -204,7 +204,14 @@ async fn global_to_zone(shared: &ZoneShared, channel: Channel) -> Error {
         let verdict = if faults.nack.contains(&rtype) {
             Err(format!("kuma-sim: zone {zone} rejects {rtype} (NACK fault)"))
         } else {
-            apply(shared, rtype, response, !state.synced)
+            match apply(shared, rtype, response, !state.synced) {
+                Err(Rejection::Fatal(reason)) => {
+                    tracing::warn!(zone, %rtype, %reason, "cannot store a KDS response; restarting the sync");
+                    return Error::Store(reason);
+                }
+                Err(Rejection::Nack(reason)) => Err(reason),
+                Ok(()) => Ok(()),
+            }
         };
         match verdict {
             Ok(()) => {
@@ -246,14 +253,23 @@ fn ack(zone: &str, type_url: &str, nonce: String, error: Option<String>) -> Delt
     }
 }
 
+/// Why a response was not applied.
+enum Rejection {
+    /// Answered with a NACK; the stream goes on.
+    Nack(String),
+    /// The zone's store failed: the stream ends and the zone connects again.
+    Fatal(String),
+}
+
 /// Decodes a response and applies it to the zone store. A resource that cannot be decoded
-/// or clashes with one of the zone's own rejects the response.
+/// rejects the response (NACK); one that clashes with the zone's own is a NACK for types
+/// whose names are not hashed and fails the sync for every other type, as in Kuma.
 fn apply(
     shared: &ZoneShared,
     rtype: ResourceType,
     response: DeltaDiscoveryResponse,
     full: bool,
-) -> Result<(), String> {
+) -> Result<(), Rejection> {
     let env = shared.store.environment();
     let now = jiff::Timestamp::now();
     let mut upserts = Vec::with_capacity(response.resources.len());
@@ -261,11 +277,11 @@ fn apply(
         let mut entry = decode_entry(rtype, wire, now);
         let reason = entry.decode_error.take();
         let Some(mut resource) = entry.into_resource() else {
-            return Err(format!(
+            return Err(Rejection::Nack(format!(
                 "cannot decode {}: {}",
                 wire.name,
                 reason.unwrap_or_default()
-            ));
+            )));
         };
         if let SpecEncoding::Proto(_) = rtype.info().spec_encoding {
             // The simulated global sends proto-based specs as JSON (see the crate docs).
@@ -288,13 +304,16 @@ fn apply(
         .collect();
     let outcome = shared.store.apply_from_global(rtype, upserts, &removed, full);
     tracing::debug!(zone = %shared.config.name, %rtype, full, ?outcome, "applied a KDS response");
-    if outcome.conflicts.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
+    match (outcome.conflicts.is_empty(), outcome.fatal) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Rejection::Fatal(format!(
+            "failed to store {rtype} resources: resource already exists: {}",
+            outcome.conflicts.join(", ")
+        ))),
+        (false, false) => Err(Rejection::Nack(format!(
             "resources already exist in the zone: {}",
             outcome.conflicts.join(", ")
-        ))
+        ))),
     }
 }
 

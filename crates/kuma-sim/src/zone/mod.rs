@@ -122,6 +122,9 @@ pub enum Error {
     /// A fault or a test asked for a new connection.
     #[error("reconnect requested")]
     ReconnectRequested,
+    /// A response could not be stored ("resource already exists"): the sync restarts.
+    #[error("GlobalToZoneSync failed: {0}")]
+    Store(String),
 }
 
 impl Error {

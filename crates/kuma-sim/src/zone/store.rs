@@ -37,8 +37,12 @@ pub struct SyncOutcome {
     pub updated: usize,
     pub deleted: usize,
     /// Names the store already holds as the zone's own: left alone, reported in a NACK
-    /// as Kuma's `SkipConflictResource` does.
+    /// as Kuma's `SkipConflictResource` does for the types whose names are not hashed.
     pub conflicts: Vec<String>,
+    /// For every other type a conflict fails the whole response, nothing of it applied:
+    /// Kuma's store returns "resource already exists" and the zone's sync from the global
+    /// restarts (`pkg/kds/store/sync.go`; kumahq/kuma #18208, seen on kuma-cp main).
+    pub fatal: bool,
 }
 
 impl ZoneStore {
@@ -149,6 +153,17 @@ impl ZoneStore {
         let managed = |r: &Resource| !provided_by_zone || !is_locally_originated(r);
         let mut outcome = SyncOutcome::default();
         let mut state = self.lock();
+        if !rtype.info().skip_kds_hash {
+            outcome.conflicts = upserts
+                .iter()
+                .filter(|r| state.resources.get(&r.key()).is_some_and(|e| !managed(e)))
+                .map(|r| r.name.clone())
+                .collect();
+            if !outcome.conflicts.is_empty() {
+                outcome.fatal = true;
+                return outcome;
+            }
+        }
         let incoming: BTreeSet<ResourceKey> = upserts.iter().map(Resource::key).collect();
         let doomed: Vec<ResourceKey> = if full {
             state
@@ -285,15 +300,41 @@ mod tests {
         assert_eq!((out.created, out.deleted), (1, 1));
         let names: Vec<_> = store.list(Some(t)).into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["fresh", "local", "unlabelled"]);
-        // A delta cannot remove the zone's own either, and a clash is a conflict.
+        // A delta cannot remove the zone's own either; a clash fails the whole response,
+        // nothing of it stored (Kuma: "resource already exists", the sync restarts).
         let out = store.apply_from_global(
             t,
-            vec![mcb("local", Some("global"))],
+            vec![mcb("local", Some("global")), mcb("other", Some("global"))],
             &[mcb("unlabelled", None).key()],
             false,
         );
         assert_eq!(out.conflicts, ["local"]);
-        assert_eq!(store.list(Some(t)).len(), 3);
+        assert!(out.fatal);
+        assert_eq!((out.created, out.updated, out.deleted), (0, 0, 0));
+        let names: Vec<_> = store.list(Some(t)).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["fresh", "local", "unlabelled"]);
+    }
+
+    /// Types whose names are not hashed skip a clash and say so in a NACK
+    /// (`SkipConflictResource`), the rest of the response applied.
+    #[test]
+    fn unhashed_types_skip_a_clash() {
+        let store = ZoneStore::new("zone-1", Environment::Universal);
+        let t = ResourceType::from_name("Config").expect("known");
+        assert!(t.info().skip_kds_hash);
+        let config = |name: &str, origin: &str| {
+            Resource::new(t, None, name, json!({})).with_label(labels::ORIGIN, origin)
+        };
+        store.upsert(config("mine", "zone"));
+        let out = store.apply_from_global(
+            t,
+            vec![config("mine", "global"), config("theirs", "global")],
+            &[],
+            false,
+        );
+        assert_eq!(out.conflicts, ["mine"]);
+        assert!(!out.fatal);
+        assert_eq!(out.created, 1);
     }
 
     #[test]
