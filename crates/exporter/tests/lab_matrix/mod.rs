@@ -277,6 +277,32 @@ async fn every_fault_on_both_backends_gets_exactly_its_verdict() {
         .await;
         healed(&lab, &cfg, &what("an edited copy")).await;
 
+        // The copy taken over as the zone's own (kumahq/kuma #18208): once the global
+        // changes the policy, the zone's sync fails on it and restarts, again and again.
+        assert!(lab.zone(zone).unwrap().take_over_copy(&copy_key(zone)));
+        max_connections += 1;
+        change_policy(&lab, max_connections);
+        settle(&lab, &cfg, Some(zone), State::Missing, &what("a copy taken over")).await;
+        judged(
+            &lab,
+            &cfg,
+            Some(zone),
+            ZoneState::Diverged,
+            &what("a copy taken over"),
+        )
+        .await;
+        let report = verdict(&cfg).await.report;
+        assert!(
+            report.discrepancies.iter().any(|d| d.zone == zone
+                && d.state == State::Missing
+                && d.detail.contains("holds its own resource under this name")),
+            "{}: {:#?}",
+            what("a copy taken over"),
+            report.discrepancies
+        );
+        lab.zone(zone).unwrap().store().delete(&copy_key(zone));
+        healed(&lab, &cfg, &what("a copy taken over")).await;
+
         faults.stall(true);
         let source = source_policy(&lab);
         lab.global_store().delete(&source.key());

@@ -228,6 +228,26 @@ impl ZoneControlPlane {
         true
     }
 
+    /// Makes the zone's copy its own resource under the same name (`kuma.io/origin: zone`
+    /// and the zone's label), as Kuma 3's REST API lets a user do and as a Kubernetes
+    /// zone's admission webhook does on a re-apply (kumahq/kuma #18208). KDS never
+    /// overwrites it: the next response of its type fails and the zone's sync restarts
+    /// until it is deleted. Returns whether the copy existed.
+    pub fn take_over_copy(&self, key: &ResourceKey) -> bool {
+        let Some(mut r) = self.shared.store.get(key) else {
+            return false;
+        };
+        r.labels
+            .insert(labels::ORIGIN.to_owned(), labels::ORIGIN_ZONE.to_owned());
+        r.labels
+            .insert(labels::ZONE.to_owned(), self.shared.config.name.clone());
+        self.shared.store.upsert(r);
+        self.shared
+            .faults
+            .note_local_change(format!("took over {} {}", key.rtype, key.name));
+        true
+    }
+
     /// Makes `rtype` vanish from the zone's store for `duration`, then return. Readers
     /// (and the zone-to-global stream) see every resource of the kind deleted meanwhile.
     pub fn flap(&self, rtype: ResourceType, duration: Duration) {
