@@ -11,6 +11,8 @@
 //!   `seconds` (default 0: at once).
 //! - `POST /faults/zones/{zone}/drop?type=&mesh=&name=`: delete the zone's copy locally.
 //! - `POST /faults/zones/{zone}/edit?type=&mesh=&name=`, body the new spec (JSON): edit it.
+//! - `POST /faults/zones/{zone}/take-over?type=&mesh=&name=`: the copy becomes the zone's
+//!   own resource; the zone's sync of the type fails until it is deleted (kumahq/kuma #18208).
 //! - `POST /faults/zones/{zone}/flap?type=&seconds=`: the kind vanishes for a while.
 //! - `POST /faults/zones/{zone}/heal`: lift the zone's faults and resync it.
 //! - `POST /faults/heal`: lift every fault.
@@ -180,6 +182,12 @@ fn zone_fault(lab: &Lab, zone: &str, action: &str, q: &Query, body: &[u8]) -> Re
         "drop" => {
             let key = resource_key(q)?;
             if !z.drop_copy(&key) {
+                return Err(not_found(zone, &key));
+            }
+        }
+        "take-over" => {
+            let key = resource_key(q)?;
+            if !z.take_over_copy(&key) {
                 return Err(not_found(zone, &key));
             }
         }

@@ -92,6 +92,18 @@ async fn faults_are_injected_listed_and_healed_over_http() {
         Some(serde_json::json!({"targetRef": {"kind": "Mesh"}}))
     );
 
+    // Taking a copy over makes it the zone's own.
+    let path = format!("/faults/zones/zone-2/take-over?type=MeshCircuitBreaker&mesh=default&name={copy}");
+    let (status, body) = call(&admin, "POST", &path, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        zone_2
+            .get(&mcb_key(&copy))
+            .and_then(|r| r.label("kuma.io/origin").map(str::to_owned)),
+        Some("zone".to_owned())
+    );
+    zone_2.delete(&mcb_key(&copy));
+
     // Bad input is refused plainly.
     let (status, body) = call(&admin, "POST", "/faults/zones/zone-1/nack?type=Nope", "").await;
     assert_eq!(status, 400);
