@@ -9,6 +9,8 @@ use std::{
 
 #[path = "verify_support/conformance.rs"]
 mod conformance;
+#[path = "verify_support/conformance_kubernetes.rs"]
+mod conformance_kubernetes;
 #[path = "verify_support/kuma_goldens.rs"]
 mod kuma_goldens;
 

@@ -16,14 +16,20 @@ use super::{kuma_sync, root, stderr, stdout};
 
 /// A Kuma build the lab ran: its recordings' folder and the version its `GET /` reported.
 #[derive(Debug, Clone, Copy)]
-struct Kuma {
-    dir: &'static str,
-    version: &'static str,
+pub(super) struct Kuma {
+    pub(super) dir: &'static str,
+    pub(super) version: &'static str,
 }
 
 /// The newest 2.x release.
 const V2: Kuma = Kuma {
     dir: "kuma-2.14.3",
+    version: "2.14.3",
+};
+/// The newest 2.x release with Kubernetes control planes: a Kubernetes global, a
+/// Kubernetes zone-1 and a Universal zone-2 (`conformance_kubernetes`).
+pub(super) const V2_KUBERNETES: Kuma = Kuma {
+    dir: "kuma-2.14.3-kubernetes",
     version: "2.14.3",
 };
 /// Kuma's main branch (Kuma 3) at commit 348b6528bc, version stamped by hand as Kuma's
@@ -33,12 +39,12 @@ const MAIN: Kuma = Kuma {
     version: "0.0.0-main-348b6528bc",
 };
 
-fn recordings(kuma: Kuma) -> PathBuf {
+pub(super) fn recordings(kuma: Kuma) -> PathBuf {
     root().join("crates/exporter/tests/conformance").join(kuma.dir)
 }
 
 /// Runs `verify -o json` on every listing a scenario recorded.
-fn verify_recorded(kuma: Kuma, scenario: &str) -> (Option<i32>, Value, String) {
+pub(super) fn verify_recorded(kuma: Kuma, scenario: &str) -> (Option<i32>, Value, String) {
     let dir = recordings(kuma).join(scenario);
     let index: Value =
         serde_json::from_slice(&fs::read(dir.join("global/root.json")).expect("GET / recorded"))
@@ -81,14 +87,14 @@ fn verify_recorded(kuma: Kuma, scenario: &str) -> (Option<i32>, Value, String) {
 }
 
 /// The zones a scenario recorded (a stopped or deleted zone has no listing).
-fn recorded_zones(kuma: Kuma, scenario: &str) -> usize {
+pub(super) fn recorded_zones(kuma: Kuma, scenario: &str) -> usize {
     ["zone-1", "zone-2"]
         .iter()
         .filter(|z| recordings(kuma).join(scenario).join(z).is_dir())
         .count()
 }
 
-fn assert_converged(kuma: Kuma, scenario: &str) {
+pub(super) fn assert_converged(kuma: Kuma, scenario: &str) {
     let (code, doc, text) = verify_recorded(kuma, scenario);
     assert_eq!(code, Some(0), "{kuma:?} {scenario}: {text}");
     let zones = doc["zones"].as_array().expect("zones");
@@ -142,10 +148,10 @@ fn real_kuma_3_states_that_synced_verify_as_converged() {
 }
 
 /// One discrepancy as (zone, type, name, state).
-type Row = (String, String, String, String);
+pub(super) type Row = (String, String, String, String);
 
 /// Each discrepancy as a [`Row`].
-fn rows(doc: &Value) -> Vec<Row> {
+pub(super) fn rows(doc: &Value) -> Vec<Row> {
     doc["discrepancies"]
         .as_array()
         .expect("discrepancies")
@@ -254,13 +260,18 @@ fn real_kuma_3_faults_are_reported_exactly() {
 #[test]
 fn the_probe_decodes_every_response_real_kuma_sent() {
     let mut checked = 0;
-    for kuma in [V2, MAIN] {
-        for scenario in [
+    let universal = [V2, MAIN].into_iter().flat_map(|kuma| {
+        [
             "S0-baseline",
             "S1-federate",
             "S2-zone-origin",
             "S3-kds-sync-disabled",
-        ] {
+        ]
+        .map(|s| (kuma, s))
+    });
+    // The Kubernetes global's responses, against its Universal zone-2's copies.
+    for (kuma, scenario) in universal.chain([(V2_KUBERNETES, "K1-federate")]) {
+        {
             let dir = recordings(kuma).join(scenario).join("kds");
             if !dir.is_dir() {
                 continue;
@@ -299,7 +310,10 @@ fn the_probe_decodes_every_response_real_kuma_sent() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 8, "recordings of S0-S3 on 2.14.3 and on main");
+    assert_eq!(
+        checked, 9,
+        "recordings of S0-S3 on 2.14.3 and on main, and of the Kubernetes global"
+    );
 }
 
 /// A zone's copies of the global's own resources, as its REST listings recorded them.

@@ -1,0 +1,150 @@
+//! States recorded from real Kuma 2.14.3 on Kubernetes (`docs/conformance.md`,
+//! "Kubernetes control planes"): a Kubernetes global and a Kubernetes zone-1, each
+//! `kuma-cp` run against a real `kube-apiserver` with Kuma's CRDs and admission webhooks,
+//! and a Universal zone-2. Each control plane's listings are what `kubectl get -o json`
+//! (Kubernetes) or the REST API (Universal) returned.
+
+use std::fs;
+
+use serde_json::Value;
+
+use super::conformance::{Row, V2_KUBERNETES, assert_converged, recordings, rows, verify_recorded};
+
+fn zone_1(t: &str, n: &str, s: &str) -> Row {
+    ("zone-1".to_owned(), t.to_owned(), n.to_owned(), s.to_owned())
+}
+
+/// Every item of one recorded listing.
+fn listed(scenario: &str, cp: &str, file: &str) -> Vec<Value> {
+    let path = recordings(V2_KUBERNETES).join(scenario).join(cp).join(file);
+    let list: Value = serde_json::from_slice(&fs::read(&path).expect("recorded")).expect("json");
+    list["items"].as_array().cloned().expect("a list")
+}
+
+/// The seed guide's question, settled on real Kuma: a MeshCircuitBreaker applied on a
+/// Kubernetes global in `kuma-system` reaches zones as `demo-app-to-redis-48bc6d6w28bw7b44`
+/// (the namespace is hashed in), not as the `…-65xb45x2xfd5bf7f` a Universal global gives;
+/// a Kubernetes zone keeps it in its system namespace with the display name as an
+/// annotation. kuma-model's naming must agree with what the real global sent.
+#[test]
+fn a_kubernetes_global_hashes_the_namespace_into_the_copys_name() {
+    let zone_1_copy = listed("K1-federate", "zone-1", "meshcircuitbreakers.json")
+        .into_iter()
+        .find(|i| i["metadata"]["annotations"]["kuma.io/display-name"] == "demo-app-to-redis")
+        .expect("zone-1 holds the copy");
+    assert_eq!(
+        zone_1_copy["metadata"]["name"],
+        "demo-app-to-redis-48bc6d6w28bw7b44"
+    );
+    assert_eq!(zone_1_copy["metadata"]["namespace"], "kuma-system");
+    assert_eq!(zone_1_copy["metadata"]["labels"]["kuma.io/origin"], "global");
+    assert!(
+        listed("K1-federate", "zone-2", "meshcircuitbreakers.json")
+            .iter()
+            .any(|i| i["name"] == "demo-app-to-redis-48bc6d6w28bw7b44"),
+        "zone-2 (Universal) holds it under the same name"
+    );
+
+    // The global's own object, read as kuma-sync reads a Kubernetes listing.
+    let text =
+        fs::read_to_string(recordings(V2_KUBERNETES).join("K1-federate/global/meshcircuitbreakers.json"))
+            .expect("recorded");
+    let global = kuma_model::read::read_str("global", &text, &Default::default()).expect("reads");
+    let original = global
+        .resources
+        .iter()
+        .find(|r| r.name == "demo-app-to-redis.kuma-system")
+        .expect("the global's policy");
+    let k8s = kuma_model::Environment::kubernetes();
+    assert_eq!(
+        kuma_model::resource::expected_name_in_zone(original, &k8s, &kuma_model::Environment::Universal),
+        "demo-app-to-redis-48bc6d6w28bw7b44"
+    );
+    assert_eq!(
+        kuma_model::resource::expected_name_in_zone(original, &k8s, &k8s),
+        "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system"
+    );
+}
+
+#[test]
+fn real_kuma_on_kubernetes_states_that_synced_verify_as_converged() {
+    for scenario in [
+        "K1-federate",
+        "K2-zone-origin",
+        "K3-kds-sync-disabled",
+        "K4-zone1-stopped/after",
+        "K6-faults/zone1-restarted",
+    ] {
+        assert_converged(V2_KUBERNETES, scenario);
+    }
+}
+
+/// zone-1's kuma-cp stopped, its API server still up, while the global raised
+/// `maxConnections` from 4 to 6: the copies stay readable, so kuma-sync judges them as
+/// they are (drifted, not unknown) and the global's ZoneInsight says zone-1 is offline.
+#[test]
+fn a_stopped_kubernetes_zone_is_judged_on_the_copies_it_still_holds() {
+    let (code, doc, text) = verify_recorded(V2_KUBERNETES, "K4-zone1-stopped/stopped");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        rows(&doc),
+        vec![zone_1(
+            "MeshCircuitBreaker",
+            "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system",
+            "drifted"
+        )],
+        "{text}"
+    );
+    let difference = &doc["discrepancies"][0]["differences"][0];
+    assert_eq!(
+        (difference["expected"].clone(), difference["actual"].clone()),
+        (6.into(), 4.into()),
+        "{text}"
+    );
+    assert_eq!(
+        doc["zones"][1]["state"], "converged",
+        "zone-2 took the change: {text}"
+    );
+    let insights: Value = serde_json::from_slice(
+        &fs::read(recordings(V2_KUBERNETES).join("K4-zone1-stopped/stopped/global/zone-insights.json"))
+            .expect("recorded"),
+    )
+    .expect("json");
+    let zone_1_subscription = insights["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["name"] == "zone-1")
+        .and_then(|i| i["subscriptions"].as_array()?.last().cloned())
+        .expect("zone-1's last subscription");
+    assert!(
+        zone_1_subscription["disconnectTime"].is_string(),
+        "the global saw zone-1 go: {zone_1_subscription}"
+    );
+}
+
+/// Kuma's webhook refuses a user's edit or delete of a synced copy on a Kubernetes zone;
+/// the control plane's own account can still do both (as anyone who bypasses the
+/// webhook). kuma-sync names exactly those two copies; a restart of zone-1's kuma-cp
+/// repaired both (`K6-faults/zone1-restarted`, converged above).
+#[test]
+fn copies_tampered_with_on_a_kubernetes_zone_are_reported_exactly() {
+    let (code, doc, text) = verify_recorded(V2_KUBERNETES, "K6-faults/tampered");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        rows(&doc),
+        vec![
+            zone_1(
+                "MeshCircuitBreaker",
+                "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system",
+                "drifted"
+            ),
+            zone_1(
+                "MeshTrafficPermission",
+                "redis-zzfd69x27d4f6cb7.kuma-system",
+                "missing"
+            ),
+        ],
+        "{text}"
+    );
+}
