@@ -344,7 +344,7 @@ fn zone_copies_of_the_global(dir: &Path) -> BTreeSet<(String, String, u128)> {
 
 /// The kinds kuma-sim models as Kuma does; HostnameGenerators are a listed deviation
 /// (`docs/conformance.md`), Zones and ZoneIngresses are the lab's own records.
-const REPRODUCED: [&str; 6] = [
+pub(super) const REPRODUCED: [&str; 6] = [
     "Mesh",
     "MeshCircuitBreaker",
     "MeshTrafficPermission",
@@ -355,7 +355,7 @@ const REPRODUCED: [&str; 6] = [
 
 /// Kuma's default policies of a new mesh, on 2.x and on Kuma 3: kuma-sim creates them
 /// itself.
-const KUMA_DEFAULTS: [&str; 5] = [
+pub(super) const KUMA_DEFAULTS: [&str; 5] = [
     "mesh-circuit-breaker-all-default",
     "mesh-retry-all-default",
     "mesh-timeout-all-default",
@@ -364,7 +364,7 @@ const KUMA_DEFAULTS: [&str; 5] = [
 ];
 
 /// Labels Kuma writes itself when it stores a resource: not part of what a user gave.
-const KUMA_WRITES: [&str; 5] = [
+pub(super) const KUMA_WRITES: [&str; 5] = [
     "kuma.io/origin",
     "kuma.io/zone",
     "kuma.io/env",
@@ -373,7 +373,7 @@ const KUMA_WRITES: [&str; 5] = [
 ];
 
 /// One resource as compared: control plane, type, mesh, name, labels, spec fingerprint.
-type Held = (String, String, String, String, Vec<(String, String)>, u128);
+pub(super) type Held = (String, String, String, String, Vec<(String, String)>, u128);
 
 fn recorded_items(kuma: Kuma, scenario: &str, cp: &str) -> Vec<Value> {
     let mut items = Vec::new();
@@ -390,7 +390,7 @@ fn recorded_items(kuma: Kuma, scenario: &str, cp: &str) -> Vec<Value> {
     items
 }
 
-fn held(cp: &str, r: &kuma_model::Resource) -> Held {
+pub(super) fn held(cp: &str, r: &kuma_model::Resource) -> Held {
     (
         cp.to_owned(),
         r.rtype.name().to_owned(),

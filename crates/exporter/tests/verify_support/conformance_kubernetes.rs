@@ -4,11 +4,21 @@
 //! and a Universal zone-2. Each control plane's listings are what `kubectl get -o json`
 //! (Kubernetes) or the REST API (Universal) returned.
 
-use std::fs;
+use std::{collections::BTreeSet, fs};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::conformance::{Row, V2_KUBERNETES, assert_converged, recordings, rows, verify_recorded};
+use super::conformance::{
+    Held, KUMA_DEFAULTS, KUMA_WRITES, REPRODUCED, Row, V2_KUBERNETES, assert_converged, held, recordings,
+    rows, verify_recorded,
+};
+
+/// The control planes of the Kubernetes recordings and the environment each ran in.
+const CONTROL_PLANES: [(&str, &str); 3] = [
+    ("global", "kubernetes"),
+    ("zone-1", "kubernetes"),
+    ("zone-2", "universal"),
+];
 
 fn zone_1(t: &str, n: &str, s: &str) -> Row {
     ("zone-1".to_owned(), t.to_owned(), n.to_owned(), s.to_owned())
@@ -147,4 +157,113 @@ fn copies_tampered_with_on_a_kubernetes_zone_are_reported_exactly() {
         ],
         "{text}"
     );
+}
+
+/// What one control plane held after a scenario, of the kinds kuma-sim models, read as
+/// kuma-sync reads it (a `kubectl` list or a REST page, whichever was recorded).
+fn recorded_resources(scenario: &str, cp: &str) -> Vec<kuma_model::Resource> {
+    let mut out = Vec::new();
+    for t in REPRODUCED {
+        let rtype = kuma_model::ResourceType::from_name(t).expect("known");
+        let path = recordings(V2_KUBERNETES)
+            .join(scenario)
+            .join(cp)
+            .join(format!("{}.json", rtype.info().rest_path));
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let loaded = kuma_model::read::read_str(cp, &text, &Default::default())
+            .unwrap_or_else(|e| panic!("{scenario} {cp} {t}: {e}"));
+        out.extend(loaded.resources);
+    }
+    out
+}
+
+fn recorded_state(scenario: &str) -> BTreeSet<Held> {
+    CONTROL_PLANES
+        .iter()
+        .flat_map(|(cp, _)| recorded_resources(scenario, cp).into_iter().map(|r| held(cp, &r)))
+        .collect()
+}
+
+/// What a user applied in a scenario, recovered from the recording: each control plane's
+/// own resources (neither a copy nor a Kuma default), without what Kuma wrote itself, in
+/// the form kuma-sim's scenarios take (the namespace stays as its label).
+fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
+    let own = |cp: &str| -> Vec<Value> {
+        recorded_resources(scenario, cp)
+            .into_iter()
+            .filter(|r| r.rtype.name() != "Mesh")
+            .filter(|r| !KUMA_DEFAULTS.contains(&r.name.split('.').next().unwrap_or_default()))
+            .filter(|r| match cp {
+                "global" => r.label(kuma_model::labels::ORIGIN).is_none(),
+                zone => r.label(kuma_model::labels::ZONE) == Some(zone)
+                    && r.label(kuma_model::labels::ORIGIN) == Some(kuma_model::labels::ORIGIN_ZONE),
+            })
+            .map(|r| {
+                let labels: serde_json::Map<String, Value> = r
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| !KUMA_WRITES.contains(&k.as_str()) && k.as_str() != "kuma.io/policy-role")
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect();
+                json!({"type": r.rtype.name(), "mesh": r.mesh, "name": r.name, "labels": labels, "spec": r.spec})
+            })
+            .collect()
+    };
+    let zone =
+        |name: &str, env: &str| json!({"name": name, "environment": {"type": env}, "resources": own(name)});
+    let scenario = json!({
+        "global": {"environment": {"type": "kubernetes"}, "tls": true, "resources": own("global")},
+        "meshes": [{"name": "default"}],
+        "zones": [zone("zone-1", "kubernetes"), zone("zone-2", "universal")],
+        "ports": "ephemeral",
+        "kumaVersion": "2",
+    });
+    kuma_sim::lab::Scenario::from_yaml(&scenario.to_string()).expect("a scenario kuma-sim takes")
+}
+
+/// kuma-sim, given what a user applied on the real Kubernetes control planes, must end up
+/// holding what they held: the same names (the namespace hashed in), namespaces, labels
+/// and specs, on the Kubernetes global, the Kubernetes zone and the Universal zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_sim_reproduces_the_states_real_kuma_on_kubernetes_reached() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for scenario in ["K1-federate", "K2-zone-origin", "K3-kds-sync-disabled"] {
+        let want = recorded_state(scenario);
+        assert!(
+            want.iter()
+                .any(|h| h.0 == "zone-1" && h.3 == "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system"),
+            "{scenario}: {want:#?}"
+        );
+        let lab = kuma_sim::lab::Lab::start(scenario_inputs(scenario))
+            .await
+            .expect("lab starts");
+        let state = |lab: &kuma_sim::lab::Lab| {
+            let mut got = BTreeSet::new();
+            for (cp, store) in lab.stores() {
+                let cp = cp.to_string();
+                got.extend(
+                    store
+                        .list(None)
+                        .iter()
+                        .filter(|r| REPRODUCED.contains(&r.rtype.name()))
+                        .map(|r| held(&cp, r)),
+                );
+            }
+            got
+        };
+        let settled = lab
+            .wait_until(|lab| state(lab) == want, std::time::Duration::from_secs(20))
+            .await;
+        let got = state(&lab);
+        lab.shutdown().await;
+        if settled.is_err() {
+            let missing: Vec<_> = want.difference(&got).collect();
+            let extra: Vec<_> = got.difference(&want).collect();
+            panic!(
+                "{scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
+            );
+        }
+    }
 }
