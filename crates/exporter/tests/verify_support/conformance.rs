@@ -32,6 +32,12 @@ pub(super) const V2_KUBERNETES: Kuma = Kuma {
     dir: "kuma-2.14.3-kubernetes",
     version: "2.14.3",
 };
+/// Kuma main on Kubernetes: its Universal global, a Kubernetes zone-1 and a Universal
+/// zone-2 (Kuma 3 has no Kubernetes global).
+pub(super) const MAIN_KUBERNETES: Kuma = Kuma {
+    dir: "kuma-main-kubernetes",
+    version: "0.0.0-main-348b6528bc",
+};
 /// Kuma's main branch (Kuma 3) at commit 348b6528bc, version stamped by hand as Kuma's
 /// build stamps an untagged build (`0.0.0-…`).
 const MAIN: Kuma = Kuma {
@@ -270,7 +276,8 @@ fn the_probe_decodes_every_response_real_kuma_sent() {
         .map(|s| (kuma, s))
     });
     // The Kubernetes global's responses, against its Universal zone-2's copies.
-    for (kuma, scenario) in universal.chain([(V2_KUBERNETES, "K1-federate")]) {
+    let kubernetes = [(V2_KUBERNETES, "K1-federate"), (MAIN_KUBERNETES, "KM1-federate")];
+    for (kuma, scenario) in universal.chain(kubernetes) {
         {
             let dir = recordings(kuma).join(scenario).join("kds");
             if !dir.is_dir() {
@@ -311,8 +318,8 @@ fn the_probe_decodes_every_response_real_kuma_sent() {
         }
     }
     assert_eq!(
-        checked, 9,
-        "recordings of S0-S3 on 2.14.3 and on main, and of the Kubernetes global"
+        checked, 10,
+        "recordings of S0-S3 on 2.14.3 and on main, and of K1 and KM1"
     );
 }
 

@@ -1,7 +1,8 @@
-//! States recorded from real Kuma 2.14.3 on Kubernetes (`docs/conformance.md`,
-//! "Kubernetes control planes"): a Kubernetes global and a Kubernetes zone-1, each
-//! `kuma-cp` run against a real `kube-apiserver` with Kuma's CRDs and admission webhooks,
-//! and a Universal zone-2. Each control plane's listings are what `kubectl get -o json`
+//! States recorded from real Kuma on Kubernetes (`docs/conformance.md`, "Kubernetes
+//! control planes"): on 2.14.3 a Kubernetes global and a Kubernetes zone-1, on main (Kuma
+//! 3, which has no Kubernetes global) a Universal global and a Kubernetes zone-1; each
+//! Kubernetes `kuma-cp` ran against a real `kube-apiserver` with Kuma's CRDs and admission
+//! webhooks; zone-2 is Universal in both. Each control plane's listings are what `kubectl get -o json`
 //! (Kubernetes) or the REST API (Universal) returned.
 
 use std::{collections::BTreeSet, fs};
@@ -9,24 +10,25 @@ use std::{collections::BTreeSet, fs};
 use serde_json::{Value, json};
 
 use super::conformance::{
-    Held, KUMA_DEFAULTS, KUMA_WRITES, REPRODUCED, Row, V2_KUBERNETES, assert_converged, held, recordings,
-    rows, verify_recorded,
+    Held, KUMA_DEFAULTS, KUMA_WRITES, Kuma, MAIN_KUBERNETES, REPRODUCED, Row, V2_KUBERNETES,
+    assert_converged, held, recordings, rows, verify_recorded,
 };
 
-/// The control planes of the Kubernetes recordings and the environment each ran in.
-const CONTROL_PLANES: [(&str, &str); 3] = [
-    ("global", "kubernetes"),
-    ("zone-1", "kubernetes"),
-    ("zone-2", "universal"),
-];
+/// The control planes of the Kubernetes recordings.
+const CONTROL_PLANES: [&str; 3] = ["global", "zone-1", "zone-2"];
+
+/// Kuma 3's lab ran a Universal global; 2.14.3's a Kubernetes one.
+fn is_kuma_3(kuma: Kuma) -> bool {
+    kuma.dir == MAIN_KUBERNETES.dir
+}
 
 fn zone_1(t: &str, n: &str, s: &str) -> Row {
     ("zone-1".to_owned(), t.to_owned(), n.to_owned(), s.to_owned())
 }
 
 /// Every item of one recorded listing.
-fn listed(scenario: &str, cp: &str, file: &str) -> Vec<Value> {
-    let path = recordings(V2_KUBERNETES).join(scenario).join(cp).join(file);
+fn listed(kuma: Kuma, scenario: &str, cp: &str, file: &str) -> Vec<Value> {
+    let path = recordings(kuma).join(scenario).join(cp).join(file);
     let list: Value = serde_json::from_slice(&fs::read(&path).expect("recorded")).expect("json");
     list["items"].as_array().cloned().expect("a list")
 }
@@ -38,7 +40,7 @@ fn listed(scenario: &str, cp: &str, file: &str) -> Vec<Value> {
 /// annotation. kuma-model's naming must agree with what the real global sent.
 #[test]
 fn a_kubernetes_global_hashes_the_namespace_into_the_copys_name() {
-    let zone_1_copy = listed("K1-federate", "zone-1", "meshcircuitbreakers.json")
+    let zone_1_copy = listed(V2_KUBERNETES, "K1-federate", "zone-1", "meshcircuitbreakers.json")
         .into_iter()
         .find(|i| i["metadata"]["annotations"]["kuma.io/display-name"] == "demo-app-to-redis")
         .expect("zone-1 holds the copy");
@@ -49,7 +51,7 @@ fn a_kubernetes_global_hashes_the_namespace_into_the_copys_name() {
     assert_eq!(zone_1_copy["metadata"]["namespace"], "kuma-system");
     assert_eq!(zone_1_copy["metadata"]["labels"]["kuma.io/origin"], "global");
     assert!(
-        listed("K1-federate", "zone-2", "meshcircuitbreakers.json")
+        listed(V2_KUBERNETES, "K1-federate", "zone-2", "meshcircuitbreakers.json")
             .iter()
             .any(|i| i["name"] == "demo-app-to-redis-48bc6d6w28bw7b44"),
         "zone-2 (Universal) holds it under the same name"
@@ -87,6 +89,61 @@ fn real_kuma_on_kubernetes_states_that_synced_verify_as_converged() {
     ] {
         assert_converged(V2_KUBERNETES, scenario);
     }
+    for scenario in ["KM1-federate", "KM2-quota/quota-removed", "KM3-zone-origin"] {
+        assert_converged(MAIN_KUBERNETES, scenario);
+    }
+}
+
+/// Kuma 3 keeps the Universal global's names on a Kubernetes zone (no namespace to hash
+/// in) and labels the copy only with its mesh and origin.
+#[test]
+fn a_kuma_3_kubernetes_zone_stores_the_universal_globals_names() {
+    let copy = listed(
+        MAIN_KUBERNETES,
+        "KM1-federate",
+        "zone-1",
+        "meshcircuitbreakers.json",
+    )
+    .into_iter()
+    .find(|i| i["metadata"]["name"] == "demo-app-to-redis-65xb45x2xfd5bf7f")
+    .expect("zone-1 holds the copy under the Universal global's hashed name");
+    assert_eq!(copy["metadata"]["namespace"], "kuma-system");
+    assert_eq!(
+        copy["metadata"]["labels"],
+        json!({"kuma.io/mesh": "default", "kuma.io/origin": "global"})
+    );
+    assert_eq!(
+        copy["metadata"]["annotations"]["kuma.io/display-name"],
+        "demo-app-to-redis"
+    );
+}
+
+/// A ResourceQuota in zone-1's `kuma-system` refused the copy of one new MeshCircuitBreaker.
+/// Kuma main did not NACK that one resource: its whole sync from the global failed and
+/// restarted with back-off ("exceeded quota"), so a MeshTimeout made beside it never
+/// arrived either, while zone-1 stayed connected. kuma-sync names both, and nothing else;
+/// once the quota was removed the next restart delivered both (converged above).
+#[test]
+fn copies_a_kubernetes_zone_cannot_store_are_reported_missing_with_what_they_held_up() {
+    let (code, doc, text) = verify_recorded(MAIN_KUBERNETES, "KM2-quota/refused");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        rows(&doc),
+        vec![
+            zone_1(
+                "MeshCircuitBreaker",
+                "over-quota-46b8x4v987dcvbb5.kuma-system",
+                "missing"
+            ),
+            zone_1(
+                "MeshTimeout",
+                "beside-quota-48769f7479ccd9x9.kuma-system",
+                "missing"
+            ),
+        ],
+        "{text}"
+    );
+    assert_eq!(doc["zones"][1]["state"], "converged", "zone-2 got both: {text}");
 }
 
 /// zone-1's kuma-cp stopped, its API server still up, while the global raised
@@ -161,11 +218,11 @@ fn copies_tampered_with_on_a_kubernetes_zone_are_reported_exactly() {
 
 /// What one control plane held after a scenario, of the kinds kuma-sim models, read as
 /// kuma-sync reads it (a `kubectl` list or a REST page, whichever was recorded).
-fn recorded_resources(scenario: &str, cp: &str) -> Vec<kuma_model::Resource> {
+fn recorded_resources(kuma: Kuma, scenario: &str, cp: &str) -> Vec<kuma_model::Resource> {
     let mut out = Vec::new();
     for t in REPRODUCED {
         let rtype = kuma_model::ResourceType::from_name(t).expect("known");
-        let path = recordings(V2_KUBERNETES)
+        let path = recordings(kuma)
             .join(scenario)
             .join(cp)
             .join(format!("{}.json", rtype.info().rest_path));
@@ -179,24 +236,34 @@ fn recorded_resources(scenario: &str, cp: &str) -> Vec<kuma_model::Resource> {
     out
 }
 
-fn recorded_state(scenario: &str) -> BTreeSet<Held> {
+fn recorded_state(kuma: Kuma, scenario: &str) -> BTreeSet<Held> {
     CONTROL_PLANES
         .iter()
-        .flat_map(|(cp, _)| recorded_resources(scenario, cp).into_iter().map(|r| held(cp, &r)))
+        .flat_map(|cp| {
+            recorded_resources(kuma, scenario, cp)
+                .into_iter()
+                .map(|r| held(cp, &r))
+        })
         .collect()
 }
 
 /// What a user applied in a scenario, recovered from the recording: each control plane's
 /// own resources (neither a copy nor a Kuma default), without what Kuma wrote itself, in
 /// the form kuma-sim's scenarios take (the namespace stays as its label).
-fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
+fn scenario_inputs(kuma: Kuma, scenario: &str) -> kuma_sim::lab::Scenario {
     let own = |cp: &str| -> Vec<Value> {
-        recorded_resources(scenario, cp)
+        recorded_resources(kuma, scenario, cp)
             .into_iter()
             .filter(|r| r.rtype.name() != "Mesh")
             .filter(|r| !KUMA_DEFAULTS.contains(&r.name.split('.').next().unwrap_or_default()))
             .filter(|r| match cp {
-                "global" => r.label(kuma_model::labels::ORIGIN).is_none(),
+                // Kuma 3 labels the global's own resources `kuma.io/origin: global`.
+                "global" => {
+                    matches!(
+                        r.label(kuma_model::labels::ORIGIN),
+                        None | Some(kuma_model::labels::ORIGIN_GLOBAL)
+                    ) && r.label(kuma_model::labels::ZONE).is_none()
+                }
                 zone => r.label(kuma_model::labels::ZONE) == Some(zone)
                     && r.label(kuma_model::labels::ORIGIN) == Some(kuma_model::labels::ORIGIN_ZONE),
             })
@@ -213,12 +280,17 @@ fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
     };
     let zone =
         |name: &str, env: &str| json!({"name": name, "environment": {"type": env}, "resources": own(name)});
+    let (global_environment, line) = if is_kuma_3(kuma) {
+        ("universal", "3")
+    } else {
+        ("kubernetes", "2")
+    };
     let scenario = json!({
-        "global": {"environment": {"type": "kubernetes"}, "tls": true, "resources": own("global")},
+        "global": {"environment": {"type": global_environment}, "tls": true, "resources": own("global")},
         "meshes": [{"name": "default"}],
         "zones": [zone("zone-1", "kubernetes"), zone("zone-2", "universal")],
         "ports": "ephemeral",
-        "kumaVersion": "2",
+        "kumaVersion": line,
     });
     kuma_sim::lab::Scenario::from_yaml(&scenario.to_string()).expect("a scenario kuma-sim takes")
 }
@@ -229,14 +301,22 @@ fn scenario_inputs(scenario: &str) -> kuma_sim::lab::Scenario {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kuma_sim_reproduces_the_states_real_kuma_on_kubernetes_reached() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    for scenario in ["K1-federate", "K2-zone-origin", "K3-kds-sync-disabled"] {
-        let want = recorded_state(scenario);
+    let namespace_hashed = "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system";
+    let universal_global = "demo-app-to-redis-65xb45x2xfd5bf7f.kuma-system";
+    let cases = [
+        (V2_KUBERNETES, "K1-federate", namespace_hashed),
+        (V2_KUBERNETES, "K2-zone-origin", namespace_hashed),
+        (V2_KUBERNETES, "K3-kds-sync-disabled", namespace_hashed),
+        (MAIN_KUBERNETES, "KM1-federate", universal_global),
+        (MAIN_KUBERNETES, "KM3-zone-origin", universal_global),
+    ];
+    for (kuma, scenario, copy) in cases {
+        let want = recorded_state(kuma, scenario);
         assert!(
-            want.iter()
-                .any(|h| h.0 == "zone-1" && h.3 == "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system"),
-            "{scenario}: {want:#?}"
+            want.iter().any(|h| h.0 == "zone-1" && h.3 == copy),
+            "{kuma:?} {scenario}: {want:#?}"
         );
-        let lab = kuma_sim::lab::Lab::start(scenario_inputs(scenario))
+        let lab = kuma_sim::lab::Lab::start(scenario_inputs(kuma, scenario))
             .await
             .expect("lab starts");
         let state = |lab: &kuma_sim::lab::Lab| {
@@ -262,7 +342,7 @@ async fn kuma_sim_reproduces_the_states_real_kuma_on_kubernetes_reached() {
             let missing: Vec<_> = want.difference(&got).collect();
             let extra: Vec<_> = got.difference(&want).collect();
             panic!(
-                "{scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
+                "{kuma:?} {scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
             );
         }
     }
