@@ -501,34 +501,43 @@ async fn kuma_sim_reproduces_the_states_real_kuma_reached() {
             "{kuma:?} {scenario}: {} resources recorded",
             want.len()
         );
-        let lab = kuma_sim::lab::Lab::start(scenario_inputs(kuma, scenario))
-            .await
-            .expect("lab starts");
-        let state = |lab: &kuma_sim::lab::Lab| {
-            let mut got = BTreeSet::new();
-            for (cp, store) in lab.stores() {
-                let cp = cp.to_string();
-                got.extend(
-                    store
-                        .list(None)
-                        .iter()
-                        .filter(|r| REPRODUCED.contains(&r.rtype.name()))
-                        .map(|r| held(&cp, r)),
-                );
-            }
-            got
-        };
-        let settled = lab
-            .wait_until(|lab| state(lab) == want, std::time::Duration::from_secs(20))
-            .await;
-        let got = state(&lab);
-        lab.shutdown().await;
-        if settled.is_err() {
-            let missing: Vec<_> = want.difference(&got).collect();
-            let extra: Vec<_> = got.difference(&want).collect();
-            panic!(
-                "{kuma:?} {scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
+        assert_kuma_sim_reaches(kuma, scenario, scenario_inputs(kuma, scenario), &want).await;
+    }
+}
+
+/// Starts a kuma-sim lab on `inputs` and waits until it holds exactly `want`, real Kuma's
+/// state after the same scenario; else fails with what only one of them held.
+pub(super) async fn assert_kuma_sim_reaches(
+    kuma: Kuma,
+    scenario: &str,
+    inputs: kuma_sim::lab::Scenario,
+    want: &BTreeSet<Held>,
+) {
+    let lab = kuma_sim::lab::Lab::start(inputs).await.expect("lab starts");
+    let state = |lab: &kuma_sim::lab::Lab| {
+        let mut got = BTreeSet::new();
+        for (cp, store) in lab.stores() {
+            let cp = cp.to_string();
+            got.extend(
+                store
+                    .list(None)
+                    .iter()
+                    .filter(|r| REPRODUCED.contains(&r.rtype.name()))
+                    .map(|r| held(&cp, r)),
             );
         }
+        got
+    };
+    let settled = lab
+        .wait_until(|lab| state(lab) == *want, std::time::Duration::from_secs(20))
+        .await;
+    let got = state(&lab);
+    lab.shutdown().await;
+    if settled.is_err() {
+        let missing: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(want).collect();
+        panic!(
+            "{kuma:?} {scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
+        );
     }
 }

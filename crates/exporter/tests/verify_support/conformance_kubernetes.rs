@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::conformance::{
     Held, KUMA_DEFAULTS, KUMA_WRITES, Kuma, MAIN_KUBERNETES, REPRODUCED, Row, V2_KUBERNETES,
-    assert_converged, held, recordings, rows, verify_recorded,
+    assert_converged, assert_kuma_sim_reaches, held, recordings, rows, verify_recorded,
 };
 
 /// The control planes of the Kubernetes recordings.
@@ -316,34 +316,6 @@ async fn kuma_sim_reproduces_the_states_real_kuma_on_kubernetes_reached() {
             want.iter().any(|h| h.0 == "zone-1" && h.3 == copy),
             "{kuma:?} {scenario}: {want:#?}"
         );
-        let lab = kuma_sim::lab::Lab::start(scenario_inputs(kuma, scenario))
-            .await
-            .expect("lab starts");
-        let state = |lab: &kuma_sim::lab::Lab| {
-            let mut got = BTreeSet::new();
-            for (cp, store) in lab.stores() {
-                let cp = cp.to_string();
-                got.extend(
-                    store
-                        .list(None)
-                        .iter()
-                        .filter(|r| REPRODUCED.contains(&r.rtype.name()))
-                        .map(|r| held(&cp, r)),
-                );
-            }
-            got
-        };
-        let settled = lab
-            .wait_until(|lab| state(lab) == want, std::time::Duration::from_secs(20))
-            .await;
-        let got = state(&lab);
-        lab.shutdown().await;
-        if settled.is_err() {
-            let missing: Vec<_> = want.difference(&got).collect();
-            let extra: Vec<_> = got.difference(&want).collect();
-            panic!(
-                "{kuma:?} {scenario}: kuma-sim differs from real Kuma\n  real Kuma only: {missing:#?}\n  kuma-sim only: {extra:#?}"
-            );
-        }
+        assert_kuma_sim_reaches(kuma, scenario, scenario_inputs(kuma, scenario), &want).await;
     }
 }
