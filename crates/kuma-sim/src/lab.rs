@@ -136,13 +136,12 @@ impl Lab {
         let global_store = Arc::new(GlobalStore::new(global_env.clone()).with_line(line));
         let skip_all = scenario.skip_creating_initial_policies.clone();
         for mesh in &scenario.meshes {
-            let mut r = Resource::new(
+            let r = Resource::new(
                 mesh_type(),
                 None,
                 &mesh.name,
                 serde_json::json!({"skipCreatingInitialPolicies": mesh.skip_creating_initial_policies}),
             );
-            annotate_display_name(&mut r, &global_env);
             global_store.upsert(r);
         }
         for r in scenario::read_documents("global", &scenario.global.resources)? {
@@ -452,19 +451,6 @@ impl std::fmt::Debug for Lab {
 fn mesh_type() -> ResourceType {
     ResourceType::from_name("Mesh").expect("Mesh is in the type table")
 }
-
-/// On a Kubernetes global every Kuma object carries its display name (an annotation
-/// Kuma's defaulting webhook and its Kubernetes store add, `pkg/plugins/runtime/k8s/webhooks/defaulter.go`,
-/// `pkg/plugins/resources/k8s/store.go`), global-scoped ones such as the Mesh included:
-/// recorded on real kuma-cp 2.14.3 (`docs/conformance.md`).
-fn annotate_display_name(r: &mut Resource, env: &Environment) {
-    // Namespaced types got theirs with the system namespace; the rest are named plainly.
-    if matches!(env, Environment::Kubernetes { .. }) {
-        let name = r.name.clone();
-        r.labels.entry(labels::DISPLAY_NAME.to_owned()).or_insert(name);
-    }
-}
-
 /// A resource as the global stores it on creation: the mesh label on mesh-scoped types;
 /// on a Kubernetes global, namespaced types live in the system namespace; Kuma 3 labels
 /// as [`crate::kuma_3`] says.
@@ -496,7 +482,6 @@ fn created_on_global(mut r: Resource, env: &Environment, line: KumaLine) -> Resu
                 .or_insert_with(|| "system".to_owned());
         }
     }
-    annotate_display_name(&mut r, env);
     if line == KumaLine::V3 {
         // Kuma 3 overwrites any display name with the resource's own (its plain name on
         // Kubernetes, set above).

@@ -124,6 +124,7 @@ impl GlobalStore {
 
     /// Creates or replaces the resource under its key; returns the previous one.
     pub fn upsert(&self, resource: Resource) -> Option<Resource> {
+        let resource = as_stored(resource, &self.environment);
         let previous = self.lock().resources.insert(resource.key(), resource);
         self.bump();
         previous
@@ -287,6 +288,27 @@ impl std::fmt::Debug for GlobalStore {
             .field("environment", &self.environment)
             .finish_non_exhaustive()
     }
+}
+
+/// A resource as a control plane's store keeps it. Kuma's Kubernetes store reads every
+/// object back with a display name, its `kuma.io/display-name` annotation or else the
+/// object's own name (`KubernetesMetaAdapter::GetLabels`,
+/// `pkg/plugins/resources/k8s/store.go`): the Mesh a Kubernetes global creates, and the
+/// Mesh copy a Kubernetes zone takes from a Universal global, carry one (recorded on real
+/// kuma-cp, `docs/conformance.md`). Universal stores keep labels as given.
+pub(crate) fn as_stored(mut resource: Resource, environment: &Environment) -> Resource {
+    if matches!(environment, Environment::Kubernetes { .. }) {
+        let object_name = match resource.name.rsplit_once('.') {
+            Some((name, _namespace)) if resource.rtype.info().k8s_namespaced() => name,
+            _ => resource.name.as_str(),
+        }
+        .to_owned();
+        resource
+            .labels
+            .entry(kuma_model::labels::DISPLAY_NAME.to_owned())
+            .or_insert(object_name);
+    }
+    resource
 }
 
 /// What the simulated APIs (REST, Kubernetes) need from any control plane's store, global

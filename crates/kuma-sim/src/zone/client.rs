@@ -12,7 +12,7 @@ use kds_proto::{
     global_kds_service_client::GlobalKdsServiceClient, google::rpc::Status as RpcStatus,
     kds_sync_service_client::KdsSyncServiceClient,
 };
-use kuma_model::{Environment, ResourceKey, ResourceType, labels, types::SpecEncoding};
+use kuma_model::{Environment, ResourceKey, ResourceType, types::SpecEncoding};
 use prost::Message;
 use prost_types::{ListValue, Struct, Value, value::Kind};
 use tokio::sync::{mpsc, watch};
@@ -286,17 +286,6 @@ fn apply(
         if let SpecEncoding::Proto(_) = rtype.info().spec_encoding {
             // The simulated global sends proto-based specs as JSON (see the crate docs).
             resource.spec = proto_spec_as_json(wire);
-        }
-        if matches!(env, Environment::Kubernetes { .. }) {
-            // Kuma's Kubernetes store reads every object's labels with a display name, the
-            // annotation or else the object's name (`KubernetesMetaAdapter::GetLabels`,
-            // `pkg/plugins/resources/k8s/store.go`): a copy sent without one, such as the
-            // Mesh of a Universal global, is stored with it (recorded on Kuma main).
-            let display = resource.name.clone();
-            resource
-                .labels
-                .entry(labels::DISPLAY_NAME.to_owned())
-                .or_insert(display);
         }
         resource.name = stored_name(env, rtype, resource.name);
         upserts.push(resource);

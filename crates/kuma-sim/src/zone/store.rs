@@ -76,6 +76,7 @@ impl ZoneStore {
 
     /// Creates or replaces the resource under its key; returns the previous one.
     pub fn upsert(&self, resource: Resource) -> Option<Resource> {
+        let resource = crate::store::as_stored(resource, &self.environment);
         let previous = self.lock().resources.insert(resource.key(), resource);
         self.bump();
         previous
@@ -184,7 +185,8 @@ impl ZoneStore {
             state.resources.remove(&key);
             outcome.deleted += 1;
         }
-        for mut r in upserts {
+        for r in upserts {
+            let mut r = crate::store::as_stored(r, &self.environment);
             let key = r.key();
             match state.resources.get(&key) {
                 Some(existing) if !managed(existing) => outcome.conflicts.push(r.name.clone()),
