@@ -153,6 +153,16 @@ fn real_kuma_3_states_that_synced_verify_as_converged() {
     }
 }
 
+/// Runs `verify` on a recorded scenario that did not converge: exit 1 and exactly the
+/// discrepancies `want`, in order. Returns the JSON verdict and the output for the
+/// caller's further checks.
+pub(super) fn assert_exactly(kuma: Kuma, scenario: &str, want: Vec<Row>) -> (Value, String) {
+    let (code, doc, text) = verify_recorded(kuma, scenario);
+    assert_eq!(code, Some(1), "{kuma:?} {scenario}: {text}");
+    assert_eq!(rows(&doc), want, "{kuma:?} {scenario}: {text}");
+    (doc, text)
+}
+
 /// One discrepancy as (zone, type, name, state).
 pub(super) type Row = (String, String, String, String);
 
@@ -180,20 +190,18 @@ fn a_real_zone_whose_kds_stream_froze_is_reported_exactly() {
     // API stayed readable (the silent stall of kumahq/kuma #16428). Both Kuma lines name
     // the copies alike.
     for kuma in [V2, MAIN] {
-        let (code, doc, text) = verify_recorded(kuma, "S5-kds-stall-zone2/frozen");
-        assert_eq!(code, Some(1), "{kuma:?}: {text}");
-        assert_eq!(
-            rows(&doc),
+        let (doc, _) = assert_exactly(
+            kuma,
+            "S5-kds-stall-zone2/frozen",
             vec![
                 row(
                     "MeshCircuitBreaker",
                     "demo-app-to-redis-65xb45x2xfd5bf7f",
-                    "drifted"
+                    "drifted",
                 ),
                 row("MeshRetry", "stall-retry-4xbz25444fdw6xwc", "missing"),
                 row("MeshTrafficPermission", "redis-7w7bc2f55x7w9d29", "orphaned"),
             ],
-            "{kuma:?}: {text}"
         );
         let drifted = &doc["discrepancies"][0]["differences"][0];
         assert_eq!(drifted["path"], ".to[0].default.connectionLimits.maxConnections");
@@ -241,9 +249,7 @@ fn real_kuma_3_faults_are_reported_exactly() {
         ),
     ];
     for (scenario, want) in cases {
-        let (code, doc, text) = verify_recorded(MAIN, scenario);
-        assert_eq!(code, Some(1), "{scenario}: {text}");
-        assert_eq!(rows(&doc), want, "{scenario}: {text}");
+        let (doc, text) = assert_exactly(MAIN, scenario, want);
         assert_eq!(
             doc["zones"][0]["state"], "converged",
             "{scenario}: zone-1 is untouched: {text}"
@@ -382,16 +388,26 @@ pub(super) const KUMA_WRITES: [&str; 5] = [
 /// One resource as compared: control plane, type, mesh, name, labels, spec fingerprint.
 pub(super) type Held = (String, String, String, String, Vec<(String, String)>, u128);
 
+/// The listings one control plane recorded of the kinds kuma-sim models, as (type, text);
+/// a kind with no listing (a type that Kuma lacks, or nothing of it) is left out.
+pub(super) fn reproduced_listings(kuma: Kuma, scenario: &str, cp: &str) -> Vec<(&'static str, String)> {
+    REPRODUCED
+        .into_iter()
+        .filter_map(|t| {
+            let rtype = kuma_model::ResourceType::from_name(t).expect("known");
+            let path = recordings(kuma)
+                .join(scenario)
+                .join(cp)
+                .join(format!("{}.json", rtype.info().rest_path));
+            Some((t, fs::read_to_string(&path).ok()?))
+        })
+        .collect()
+}
+
 fn recorded_items(kuma: Kuma, scenario: &str, cp: &str) -> Vec<Value> {
     let mut items = Vec::new();
-    for t in REPRODUCED {
-        let rtype = kuma_model::ResourceType::from_name(t).expect("known");
-        let path = recordings(kuma)
-            .join(scenario)
-            .join(cp)
-            .join(format!("{}.json", rtype.info().rest_path));
-        let Ok(bytes) = fs::read(&path) else { continue };
-        let page: Value = serde_json::from_slice(&bytes).expect("a recorded page");
+    for (_, text) in reproduced_listings(kuma, scenario, cp) {
+        let page: Value = serde_json::from_str(&text).expect("a recorded page");
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
     }
     items

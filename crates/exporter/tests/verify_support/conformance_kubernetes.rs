@@ -10,8 +10,8 @@ use std::{collections::BTreeSet, fs};
 use serde_json::{Value, json};
 
 use super::conformance::{
-    Held, KUMA_DEFAULTS, KUMA_WRITES, Kuma, MAIN_KUBERNETES, REPRODUCED, Row, V2_KUBERNETES,
-    assert_converged, assert_kuma_sim_reaches, held, recordings, rows, verify_recorded,
+    Held, KUMA_DEFAULTS, KUMA_WRITES, Kuma, MAIN_KUBERNETES, Row, V2_KUBERNETES, assert_converged,
+    assert_exactly, assert_kuma_sim_reaches, held, recordings, reproduced_listings,
 };
 
 /// The control planes of the Kubernetes recordings.
@@ -125,23 +125,21 @@ fn a_kuma_3_kubernetes_zone_stores_the_universal_globals_names() {
 /// once the quota was removed the next restart delivered both (converged above).
 #[test]
 fn copies_a_kubernetes_zone_cannot_store_are_reported_missing_with_what_they_held_up() {
-    let (code, doc, text) = verify_recorded(MAIN_KUBERNETES, "KM2-quota/refused");
-    assert_eq!(code, Some(1), "{text}");
-    assert_eq!(
-        rows(&doc),
+    let (doc, text) = assert_exactly(
+        MAIN_KUBERNETES,
+        "KM2-quota/refused",
         vec![
             zone_1(
                 "MeshCircuitBreaker",
                 "over-quota-46b8x4v987dcvbb5.kuma-system",
-                "missing"
+                "missing",
             ),
             zone_1(
                 "MeshTimeout",
                 "beside-quota-48769f7479ccd9x9.kuma-system",
-                "missing"
+                "missing",
             ),
         ],
-        "{text}"
     );
     assert_eq!(doc["zones"][1]["state"], "converged", "zone-2 got both: {text}");
 }
@@ -151,16 +149,14 @@ fn copies_a_kubernetes_zone_cannot_store_are_reported_missing_with_what_they_hel
 /// they are (drifted, not unknown) and the global's ZoneInsight says zone-1 is offline.
 #[test]
 fn a_stopped_kubernetes_zone_is_judged_on_the_copies_it_still_holds() {
-    let (code, doc, text) = verify_recorded(V2_KUBERNETES, "K4-zone1-stopped/stopped");
-    assert_eq!(code, Some(1), "{text}");
-    assert_eq!(
-        rows(&doc),
+    let (doc, text) = assert_exactly(
+        V2_KUBERNETES,
+        "K4-zone1-stopped/stopped",
         vec![zone_1(
             "MeshCircuitBreaker",
             "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system",
-            "drifted"
+            "drifted",
         )],
-        "{text}"
     );
     let difference = &doc["discrepancies"][0]["differences"][0];
     assert_eq!(
@@ -196,23 +192,21 @@ fn a_stopped_kubernetes_zone_is_judged_on_the_copies_it_still_holds() {
 /// repaired both (`K6-faults/zone1-restarted`, converged above).
 #[test]
 fn copies_tampered_with_on_a_kubernetes_zone_are_reported_exactly() {
-    let (code, doc, text) = verify_recorded(V2_KUBERNETES, "K6-faults/tampered");
-    assert_eq!(code, Some(1), "{text}");
-    assert_eq!(
-        rows(&doc),
+    assert_exactly(
+        V2_KUBERNETES,
+        "K6-faults/tampered",
         vec![
             zone_1(
                 "MeshCircuitBreaker",
                 "demo-app-to-redis-48bc6d6w28bw7b44.kuma-system",
-                "drifted"
+                "drifted",
             ),
             zone_1(
                 "MeshTrafficPermission",
                 "redis-zzfd69x27d4f6cb7.kuma-system",
-                "missing"
+                "missing",
             ),
         ],
-        "{text}"
     );
 }
 
@@ -220,15 +214,7 @@ fn copies_tampered_with_on_a_kubernetes_zone_are_reported_exactly() {
 /// kuma-sync reads it (a `kubectl` list or a REST page, whichever was recorded).
 fn recorded_resources(kuma: Kuma, scenario: &str, cp: &str) -> Vec<kuma_model::Resource> {
     let mut out = Vec::new();
-    for t in REPRODUCED {
-        let rtype = kuma_model::ResourceType::from_name(t).expect("known");
-        let path = recordings(kuma)
-            .join(scenario)
-            .join(cp)
-            .join(format!("{}.json", rtype.info().rest_path));
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
+    for (t, text) in reproduced_listings(kuma, scenario, cp) {
         let loaded = kuma_model::read::read_str(cp, &text, &Default::default())
             .unwrap_or_else(|e| panic!("{scenario} {cp} {t}: {e}"));
         out.extend(loaded.resources);
