@@ -186,8 +186,9 @@ async fn internal_secrets_and_configs_are_withheld() {
 mod agreement {
     use std::collections::BTreeMap;
 
+    use kds_wire::features;
     use kuma_model::{KumaLine, Resource, ResourceType};
-    use kuma_sim::kds::generation::{ZoneView, features, sent_to_zone};
+    use kuma_sim::kds::generation::{ZoneView, sent_to_zone};
     use policy_watcher::sync_rules::global_sends;
     use proptest::prelude::*;
     use serde_json::{Value, json};
