@@ -6,8 +6,9 @@
 //! this project's machines (kuma-semantics 10.9), so every end-to-end test of the workspace
 //! and `kuma-sync demo` run against this.
 //!
-//! It shares only the wire with the probe (kds-wire: the channel, the node, subscriptions,
-//! ACKs and NACKs, the `KumaResource` envelope) and keeps its own policy of what to send.
+//! As the oracle of those tests it depends on no product crate: it shares only the wire
+//! with the probe (kds-wire: the channel, the node, subscriptions, ACKs and NACKs, the
+//! `KumaResource` envelope) and keeps its own policy of what to send.
 //!
 //! # Layout
 //! - [`store`]: [`GlobalStore`], the global's resources and its zone records; tests mutate
