@@ -13,7 +13,7 @@
 
 use jiff::Timestamp;
 use kds_probe::decode::decode_entry;
-use kds_proto::{DeltaDiscoveryResponse, DeltaResource, KUMA_RESOURCE_TYPE_URL, KumaResource, Meta};
+use kds_wire::{DeltaDiscoveryResponse, DeltaResource, KUMA_RESOURCE_TYPE_URL, KumaResource, Meta};
 use kuma_model::{ResourceType, fingerprint, types::SpecEncoding};
 use kuma_sync_fuzz::pick_type;
 use libfuzzer_sys::fuzz_target;

@@ -21,11 +21,11 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use jiff::Timestamp;
 use kds_probe::{Probe, ProbeConfig, View, ViewEvent, decode::decode_entry};
-use kds_proto::DeltaDiscoveryResponse;
+use kds_wire::{DeltaDiscoveryResponse, features};
 use kuma_model::{Environment, Resource, ResourceType};
 use kuma_sim::{
     GlobalStore, KdsServerConfig,
-    kds::generation::{ZoneView, features, generate, map_for_zone},
+    kds::generation::{ZoneView, generate, map_for_zone},
     start_global_kds,
 };
 use prometheus::Registry;
@@ -35,7 +35,7 @@ use tokio::{sync::watch, time::Instant};
 use crate::{fixtures, measure::Samples};
 
 /// Kuma's and the probe's message limit.
-const LIMIT: usize = 10 << 20;
+const LIMIT: usize = kds_wire::MAX_MESSAGE_SIZE;
 /// Aim under the limit: the response also carries per-resource framing.
 const TARGET: usize = LIMIT - (96 << 10);
 const WAIT: Duration = Duration::from_secs(60);

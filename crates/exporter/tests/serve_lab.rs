@@ -1,7 +1,9 @@
 //! `serve` against a kuma-sim lab whose zones really sync over KDS: every fault of the
-//! lab shows its state on `/metrics` and `/status`, and heals back.
+//! lab shows its state on `/metrics` and `/status`, and heals back. Also kuma-sync's
+//! engine, sync rules and REST reader held against the simulator ([`oracle`]).
 
 mod lab_matrix;
+mod oracle;
 mod shards;
 mod support;
 

@@ -8,7 +8,7 @@ use exporter::{
     config::{ServeConfig, TlsFile},
     serve,
 };
-use kds_probe::config::TlsSettings;
+use kds_wire::TlsSettings;
 use kuma_model::ResourceType;
 use rustls_pki_types::ServerName;
 use support::*;
@@ -53,7 +53,7 @@ async fn metrics_are_served_over_tls_only() {
         skip_verify: false,
         client_identity: None,
     };
-    let mut config = (*kds_probe::tls::client_config(&settings).expect("client config")).clone();
+    let mut config = (*kds_wire::tls::client_config(&settings).expect("client config")).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -3,12 +3,11 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use kds_proto::{DeltaResource, KUMA_RESOURCE_TYPE_URL, KumaResource};
-use kuma_model::{Fingerprint, ResourceType, fingerprint, fingerprint_json, types::SpecEncoding};
-use prost::Message;
+use kds_wire::{DeltaResource, WireResource, codec};
+use kuma_model::{Fingerprint, ResourceType, delta_key, fingerprint, fingerprint_json, types::SpecEncoding};
 use serde_json::Value;
 
-use crate::view::{Entry, Spec, split_delta_key};
+use crate::view::{Entry, Spec};
 
 /// Decodes one resource of a response. Never fails: what cannot be decoded becomes an
 /// entry without a [`Spec`], named from its delta key, carrying the reason.
@@ -17,15 +16,15 @@ use crate::view::{Entry, Spec, split_delta_key};
 /// path needs it parsed (see [`Spec`]).
 pub fn decode_entry(rtype: ResourceType, wire: &DeltaResource, now: Timestamp) -> Entry {
     match decode_resource(rtype, wire) {
-        Ok(d) => Entry {
+        Ok((d, fingerprint)) => Entry {
             mesh: d.mesh,
             name: d.name,
             labels: d.labels,
             version: wire.version.clone(),
-            fingerprint: d.fingerprint,
+            fingerprint,
             first_seen: now,
             last_changed: now,
-            spec: Some(d.spec),
+            spec: Some(Spec::new(rtype, d.spec)),
             decode_error: None,
         },
         Err(reason) => {
@@ -34,7 +33,7 @@ pub fn decode_entry(rtype: ResourceType, wire: &DeltaResource, now: Timestamp) -
                 .as_ref()
                 .map(|a| a.value.as_slice())
                 .unwrap_or_default();
-            let (name, mesh) = split_delta_key(&wire.name);
+            let (name, mesh) = delta_key::split(&wire.name);
             Entry {
                 mesh: mesh.map(str::to_owned),
                 name: name.to_owned(),
@@ -50,42 +49,20 @@ pub fn decode_entry(rtype: ResourceType, wire: &DeltaResource, now: Timestamp) -
     }
 }
 
-/// The parts of a decoded resource an [`Entry`] keeps.
-struct Decoded {
-    mesh: Option<String>,
-    name: String,
-    labels: BTreeMap<String, String>,
-    fingerprint: Fingerprint,
-    spec: Spec,
-}
-
-fn decode_resource(rtype: ResourceType, wire: &DeltaResource) -> Result<Decoded, String> {
-    let any = wire.resource.as_ref().ok_or("the resource has no payload")?;
-    if any.type_url != KUMA_RESOURCE_TYPE_URL {
-        return Err(format!("unexpected payload type {:?}", any.type_url));
-    }
-    let kr = KumaResource::decode(any.value.as_slice()).map_err(|e| format!("invalid KumaResource: {e}"))?;
-    let meta = kr.meta.ok_or("the resource has no meta")?;
-    if meta.name.is_empty() {
-        return Err("the resource has an empty name".to_owned());
-    }
-    let spec_bytes = kr.spec.map(|a| a.value).unwrap_or_default();
+/// The resource and the fingerprint of its spec.
+fn decode_resource(rtype: ResourceType, wire: &DeltaResource) -> Result<(WireResource, Fingerprint), String> {
+    let decoded = codec::decode(wire).map_err(|e| e.to_string())?;
     let fingerprint = match rtype.info().spec_encoding {
         // An empty spec is read as `{}`, as `Spec::value` gives it.
-        SpecEncoding::Json if spec_bytes.is_empty() => fingerprint(&Value::Object(Default::default())),
-        SpecEncoding::Json => fingerprint_json(&spec_bytes).map_err(|e| format!("spec is not JSON: {e}"))?,
+        SpecEncoding::Json if decoded.spec.is_empty() => fingerprint(&Value::Object(Default::default())),
+        SpecEncoding::Json => {
+            fingerprint_json(&decoded.spec).map_err(|e| format!("spec is not JSON: {e}"))?
+        }
         // Protobuf specs are not decoded: their bytes are deterministic, so a fingerprint
         // of them still tells changes apart.
-        SpecEncoding::Proto(_) => raw_fingerprint(&spec_bytes),
+        SpecEncoding::Proto(_) => raw_fingerprint(&decoded.spec),
     };
-    Ok(Decoded {
-        mesh: (!meta.mesh.is_empty()).then_some(meta.mesh),
-        name: meta.name,
-        // A BTreeMap straight from prost (kds-proto's build.rs): moved, not re-collected.
-        labels: meta.labels,
-        fingerprint,
-        spec: Spec::new(rtype, spec_bytes),
-    })
+    Ok((decoded, fingerprint))
 }
 
 /// A fingerprint of bytes, through the JSON fingerprint of their hex form so one
@@ -102,7 +79,7 @@ fn raw_fingerprint(bytes: &[u8]) -> Fingerprint {
 
 #[cfg(test)]
 mod tests {
-    use kds_proto::Meta;
+    use kds_wire::{KumaResource, Meta};
     use prost_types::Any;
     use serde_json::json;
 
@@ -122,14 +99,7 @@ mod tests {
             }),
             status: None,
         };
-        DeltaResource {
-            name: format!("{name}.{mesh}"),
-            version: "abc".into(),
-            resource: Some(Any {
-                type_url: KUMA_RESOURCE_TYPE_URL.into(),
-                value: kr.encode_to_vec(),
-            }),
-        }
+        codec::encode(delta_key::join(name, mesh), "abc".into(), &kr)
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Why the probe lost (or never got) its stream, and whether trying again can help.
 
-use std::{error::Error as StdError, io, path::PathBuf};
+use std::{io, path::PathBuf};
 
 use tonic::Code;
 
@@ -15,34 +15,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The CA file cannot be read or holds no usable certificate.
-    #[error("CA file {path}: {reason}")]
-    CaFile { path: PathBuf, reason: String },
-    /// The client certificate or key cannot be read or does not form a usable identity.
-    #[error("client certificate {cert} / key {key}: {reason}")]
-    ClientIdentity {
-        cert: PathBuf,
-        key: PathBuf,
-        reason: String,
-    },
-    /// The global's certificate failed verification: wrong CA file, wrong host name or
-    /// an expired certificate. Retrying cannot fix it.
-    #[error("the certificate of {address} was rejected: {reason} (check --ca-file and the host name)")]
-    CertificateRejected { address: String, reason: String },
-    /// TCP connect failed or timed out (refused, unreachable, DNS).
-    #[error("cannot connect to {address}: {source}")]
-    Connect {
-        address: String,
-        #[source]
-        source: io::Error,
-    },
-    /// The TLS handshake failed for a reason other than the certificate.
-    #[error("TLS handshake with {address} failed: {source}")]
-    Handshake {
-        address: String,
-        #[source]
-        source: io::Error,
-    },
+    /// No channel to the global: a TLS file, the certificate, TCP or the handshake.
+    #[error(transparent)]
+    Transport(#[from] kds_wire::Error),
     /// The global refused the probe's identity (a Kong Mesh global wants a zone token).
     #[error(
         "the global refused the probe ({code:?}): {message}; a zone token is needed, which the probe does not send"
@@ -80,19 +55,13 @@ impl Error {
     /// Whether reconnecting can help.
     pub fn is_retryable(&self) -> bool {
         match self {
+            Error::Transport(e) => e.is_retryable(),
             Error::Config(_)
-            | Error::CaFile { .. }
-            | Error::ClientIdentity { .. }
-            | Error::CertificateRejected { .. }
             | Error::Refused { .. }
             | Error::NotKds { .. }
             | Error::Metrics(_)
             | Error::Record { .. } => false,
-            Error::Connect { .. }
-            | Error::Handshake { .. }
-            | Error::MessageTooLarge { .. }
-            | Error::Stream { .. }
-            | Error::StreamClosed => true,
+            Error::MessageTooLarge { .. } | Error::Stream { .. } | Error::StreamClosed => true,
         }
     }
 
@@ -100,11 +69,13 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
-            Error::CaFile { .. } => "ca_file",
-            Error::ClientIdentity { .. } => "client_identity",
-            Error::CertificateRejected { .. } => "certificate",
-            Error::Connect { .. } => "connect",
-            Error::Handshake { .. } => "handshake",
+            Error::Transport(e) => match e {
+                kds_wire::Error::CaFile { .. } => "ca_file",
+                kds_wire::Error::ClientIdentity { .. } => "client_identity",
+                kds_wire::Error::CertificateRejected { .. } => "certificate",
+                kds_wire::Error::Connect { .. } => "connect",
+                kds_wire::Error::Handshake { .. } => "handshake",
+            },
             Error::Refused { .. } => "refused",
             Error::NotKds { .. } => "not_kds",
             Error::Metrics(_) | Error::Record { .. } => "config",
@@ -141,11 +112,11 @@ impl Error {
         "stream_closed",
     ];
 
-    /// Classifies a gRPC status from `rpc`. A status that wraps one of the probe's own
-    /// connect errors (the channel reconnects inside tonic) becomes that error.
+    /// Classifies a gRPC status from `rpc`. A status that wraps one of the connector's
+    /// own errors (the channel reconnects inside tonic) becomes that error.
     pub fn from_status(rpc: &'static str, status: tonic::Status) -> Self {
-        if let Some(e) = find_connect_error(&status) {
-            return e;
+        if let Some(e) = kds_wire::Error::in_chain(&status) {
+            return Error::Transport(e);
         }
         let message = status.message().to_owned();
         match status.code() {
@@ -166,81 +137,6 @@ impl Error {
             code => Error::Stream { rpc, code, message },
         }
     }
-
-    /// Classifies a failure of `Endpoint::connect_with_connector`.
-    pub fn from_transport(address: &str, err: tonic::transport::Error) -> Self {
-        if let Some(e) = find_connect_error(&err) {
-            return e;
-        }
-        Error::Connect {
-            address: address.to_owned(),
-            source: io::Error::other(chain_message(&err)),
-        }
-    }
-}
-
-/// The connector's own error, carried through tonic's and hyper's error chains.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectFailure {
-    #[error("cannot connect to {address}: {source}")]
-    Tcp { address: String, source: io::Error },
-    #[error("certificate of {address} rejected: {reason}")]
-    Certificate { address: String, reason: String },
-    #[error("TLS handshake with {address} failed: {source}")]
-    Handshake { address: String, source: io::Error },
-}
-
-impl ConnectFailure {
-    fn to_error(&self) -> Error {
-        let copy = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
-        match self {
-            ConnectFailure::Tcp { address, source } => Error::Connect {
-                address: address.clone(),
-                source: copy(source),
-            },
-            ConnectFailure::Certificate { address, reason } => Error::CertificateRejected {
-                address: address.clone(),
-                reason: reason.clone(),
-            },
-            ConnectFailure::Handshake { address, source } => Error::Handshake {
-                address: address.clone(),
-                source: copy(source),
-            },
-        }
-    }
-}
-
-fn find_connect_error(err: &(dyn StdError + 'static)) -> Option<Error> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(f) = e.downcast_ref::<ConnectFailure>() {
-            return Some(f.to_error());
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && let Some(f) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<ConnectFailure>())
-        {
-            return Some(f.to_error());
-        }
-        cur = e.source();
-    }
-    None
-}
-
-/// The messages of an error and its causes, joined: tonic's top-level transport error
-/// alone says only "transport error".
-fn chain_message(err: &(dyn StdError + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if parts.last() != Some(&s) {
-            parts.push(s);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -278,25 +174,6 @@ mod tests {
     }
 
     #[test]
-    fn connect_failures_inside_a_status_keep_their_class() {
-        let failure = ConnectFailure::Certificate {
-            address: "h:1".into(),
-            reason: "UnknownIssuer".into(),
-        };
-        let status = tonic::Status::from_error(Box::new(failure));
-        let e = Error::from_status("GlobalToZoneSync", status);
-        assert!(matches!(e, Error::CertificateRejected { .. }), "{e:?}");
-        assert!(!e.is_retryable());
-        let refused = io::Error::other(ConnectFailure::Tcp {
-            address: "h:1".into(),
-            source: io::Error::from(io::ErrorKind::ConnectionRefused),
-        });
-        let e = Error::from_status("GlobalToZoneSync", tonic::Status::from_error(Box::new(refused)));
-        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
-        assert!(e.is_retryable());
-    }
-
-    #[test]
     fn labels_are_a_closed_set() {
         let samples = [
             Error::StreamClosed,
@@ -306,10 +183,10 @@ mod tests {
                 code: Code::DeadlineExceeded,
                 message: String::new(),
             },
-            Error::CaFile {
+            Error::Transport(kds_wire::Error::CaFile {
                 path: "x".into(),
                 reason: String::new(),
-            },
+            }),
         ];
         for e in samples {
             assert!(

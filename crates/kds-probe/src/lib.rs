@@ -7,12 +7,13 @@
 //! jittered exponential backoff; fatal errors (configuration, certificates, refused
 //! identity) stop it with a message that says why.
 //!
+//! The wire itself (the channel and its TLS verifier, the node, subscriptions and ACKs,
+//! the `KumaResource` envelope, the message size limit) is kds-wire's, which the
+//! simulator shares; this crate holds the probe's policy on top of it.
+//!
 //! # Layout
 //! - [`config`]: [`ProbeConfig`] and its validation.
 //! - [`error`]: [`Error`], classified retryable or fatal, with metric labels.
-//! - [`tls`]: the rustls client configuration and the verifier that accepts Kuma's
-//!   self-signed CA:TRUE certificate when it is itself the CA file.
-//! - [`transport`]: TCP + TLS connector and the tonic channel.
 //! - [`session`]: one GlobalToZoneSync stream and the HealthCheck calls beside it.
 //! - [`decode`]: wire resources into view entries.
 //! - [`view`]: the per-type view, change events and snapshots.
@@ -31,8 +32,6 @@ pub mod metrics;
 pub mod probe;
 pub mod record;
 pub mod session;
-pub mod tls;
-pub mod transport;
 pub mod view;
 
 pub use command::{OutputFormat, ProbeArgs, render_json, render_table, run_command};

@@ -3,6 +3,7 @@
 
 use std::{future::Future, pin::pin};
 
+use kds_wire::Connector;
 use prometheus::Registry;
 
 use crate::{
@@ -11,8 +12,6 @@ use crate::{
     error::{Error, Result},
     metrics::Metrics,
     session::Session,
-    tls,
-    transport::KdsConnector,
     view::View,
 };
 
@@ -21,7 +20,7 @@ pub struct Probe {
     config: ProbeConfig,
     view: View,
     metrics: Metrics,
-    connector: KdsConnector,
+    connector: Connector,
     recorder: Option<crate::record::Recorder>,
 }
 
@@ -31,11 +30,11 @@ impl Probe {
     pub fn new(config: ProbeConfig, registry: &Registry) -> Result<Self> {
         config.validate()?;
         let tls = if config.address.tls {
-            Some(tls::client_config(&config.tls)?)
+            Some(kds_wire::tls::client_config(&config.tls)?)
         } else {
             None
         };
-        let connector = KdsConnector::new(config.address.clone(), tls)?;
+        let connector = Connector::new(config.address.clone(), tls)?;
         let metrics =
             Metrics::register(registry, &config.types).map_err(|e| Error::Metrics(e.to_string()))?;
         let view = View::new(&config.types);
@@ -87,7 +86,7 @@ impl Probe {
                 match self.connector.channel(self.config.connect_timeout).await {
                     Ok(channel) => session.run(channel).await,
                     Err(error) => crate::session::Ended {
-                        error,
+                        error: error.into(),
                         got_response: false,
                     },
                 }

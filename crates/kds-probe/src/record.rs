@@ -14,7 +14,7 @@ use std::{
 };
 
 use jiff::Timestamp;
-use kds_proto::DeltaDiscoveryResponse;
+use kds_wire::DeltaDiscoveryResponse;
 use kuma_model::{Resource, ResourceType};
 use prost::Message;
 

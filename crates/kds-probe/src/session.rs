@@ -4,38 +4,22 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kds_proto::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, ZoneHealthCheckRequest,
-    global_kds_service_client::GlobalKdsServiceClient, kds_sync_service_client::KdsSyncServiceClient,
+use kds_wire::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, ZoneHealthCheckRequest,
+    global_kds_service_client::GlobalKdsServiceClient, request, transport::sync_client,
 };
 use kuma_model::ResourceType;
 use prost::Message;
-use prost_types::{ListValue, Struct, Value, value::Kind};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{Request, transport::Channel};
 
 use crate::{
     decode::decode_entry,
     error::Error,
     metrics::Metrics,
-    transport::MAX_MESSAGE_SIZE,
     view::{Update, View},
 };
-
-/// Node-metadata features of a Kuma 2.14 zone (kuma-semantics 2.2). Advertising all of them
-/// makes the global send the names and sets real zones get. `zone-ping-health` is left
-/// out on purpose: it would opt the probe's streams into ZoneWatch.
-pub const NODE_FEATURES: &[&str] = &[
-    "zone-token",
-    "hash-suffix",
-    "hg-mz-selector",
-    "producer-policy-flow",
-    "optional-top-level-target-ref",
-];
-
-/// Values of the multi-value `features` gRPC metadata header.
-pub const METADATA_FEATURES: &[&str] = &["hash-suffix"];
 
 /// Bound on one HealthCheck call, so a stalled global shows as down rather than hanging.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,9 +44,7 @@ pub(crate) struct Ended {
 impl Session<'_> {
     /// Runs the stream until it fails. It never ends otherwise: the caller drops it to stop.
     pub(crate) async fn run(&self, channel: Channel) -> Ended {
-        let mut client = KdsSyncServiceClient::new(channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let mut client = sync_client(channel.clone());
         // The global answers nothing until it has requests, and tonic waits for response
         // headers before returning the stream, so the subscriptions are queued first.
         // Capacity: one subscription per type, then at most one ACK per type in flight,
@@ -109,47 +91,14 @@ impl Session<'_> {
         Ended { error, got_response }
     }
 
-    fn node(&self, full: bool) -> Node {
-        let metadata = full.then(|| {
-            let features = NODE_FEATURES
-                .iter()
-                .map(|f| Value {
-                    kind: Some(Kind::StringValue((*f).to_owned())),
-                })
-                .collect();
-            Struct {
-                fields: [(
-                    "features".to_owned(),
-                    Value {
-                        kind: Some(Kind::ListValue(ListValue { values: features })),
-                    },
-                )]
-                .into(),
-            }
-        });
-        Node {
-            id: self.zone_name.to_owned(),
-            metadata,
-        }
-    }
-
     /// The first request of a type: wildcard, empty nonce, full Node (kuma-semantics 3.1).
     fn subscription(&self, rtype: ResourceType) -> DeltaDiscoveryRequest {
-        DeltaDiscoveryRequest {
-            node: Some(self.node(true)),
-            type_url: rtype.name().to_owned(),
-            resource_names_subscribe: vec!["*".to_owned()],
-            ..Default::default()
-        }
+        request::subscription(self.zone_name, rtype.name())
     }
 
     /// `client-id` and `features`; never `version` (kuma-semantics 5).
     fn identify(&self, md: &mut tonic::metadata::MetadataMap) {
-        let id = MetadataValue::try_from(self.zone_name).expect("a validated DNS label is valid metadata");
-        md.insert("client-id", id);
-        for f in METADATA_FEATURES {
-            md.append("features", MetadataValue::from_static(f));
-        }
+        request::identify(md, self.zone_name, None).expect("a validated DNS label is valid metadata");
     }
 
     /// Applies a response to the view and returns its ACK. Never a NACK: a probe's NACK
@@ -159,12 +108,7 @@ impl Session<'_> {
             recorder.record(&response);
         }
         let bytes = response.encoded_len();
-        let ack = DeltaDiscoveryRequest {
-            node: Some(self.node(false)),
-            type_url: response.type_url.clone(),
-            response_nonce: response.nonce.clone(),
-            ..Default::default()
-        };
+        let ack = request::ack(self.zone_name, &response.type_url, response.nonce.clone());
         let Some(rtype) = ResourceType::from_name(&response.type_url).filter(|t| self.types.contains(t))
         else {
             tracing::warn!(type_url = %response.type_url, "response for a type the probe did not subscribe to");

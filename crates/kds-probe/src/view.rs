@@ -433,17 +433,6 @@ fn merge(old: Option<Entry>, mut new: Entry) -> Entry {
     new
 }
 
-/// Splits a delta key `<name>.<mesh>` at the last dot (kuma-semantics section 4). A trailing
-/// dot means a global-scoped resource (`mesh = None`). A key without a dot is returned as
-/// a name with no mesh, since Kuma never sends one.
-pub fn split_delta_key(key: &str) -> (&str, Option<&str>) {
-    match key.rsplit_once('.') {
-        Some((name, "")) => (name, None),
-        Some((name, mesh)) => (name, Some(mesh)),
-        None => (key, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,18 +463,6 @@ mod tests {
             removed: removed.iter().map(|s| s.to_string()).collect(),
             bytes: 10,
         }
-    }
-
-    #[test]
-    fn delta_keys_split_at_the_last_dot() {
-        assert_eq!(
-            split_delta_key("allow-all-x7.default"),
-            ("allow-all-x7", Some("default"))
-        );
-        assert_eq!(split_delta_key("default."), ("default", None));
-        assert_eq!(split_delta_key("a.b.mesh-1"), ("a.b", Some("mesh-1")));
-        assert_eq!(split_delta_key("hg.kuma-system."), ("hg.kuma-system", None));
-        assert_eq!(split_delta_key("nodot"), ("nodot", None));
     }
 
     #[test]

@@ -15,7 +15,10 @@ async fn a_wrong_ca_is_fatal_and_says_why() {
     let probe = spawn(config(&sim, &["MeshTrafficPermission"], Some(&wrong_ca)));
     let metrics = probe.metrics.clone();
     let err = probe.finished().await.expect_err("fatal");
-    assert!(matches!(err, Error::CertificateRejected { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Transport(kds_wire::Error::CertificateRejected { .. })),
+        "{err:?}"
+    );
     assert!(!err.is_retryable());
     let message = err.to_string();
     assert!(
@@ -185,6 +188,9 @@ fn a_missing_ca_file_is_fatal() {
     let err = Probe::new(cfg, &prometheus::Registry::new())
         .err()
         .expect("refused");
-    assert!(matches!(err, Error::CaFile { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Transport(kds_wire::Error::CaFile { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("/nonexistent/kuma-cp.crt"));
 }

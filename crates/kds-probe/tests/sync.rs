@@ -199,10 +199,7 @@ async fn every_response_is_acked_and_none_nacked() {
         assert_eq!(r.subscribe, ["*"]);
         assert!(r.has_node_metadata);
         let features: BTreeSet<_> = r.features.iter().map(String::as_str).collect();
-        assert_eq!(
-            features,
-            kuma_sim::kds::generation::features::ALL.into_iter().collect()
-        );
+        assert_eq!(features, kds_wire::features::ALL.into_iter().collect());
         assert!(r.initial_resource_versions.is_empty());
     }
     for r in requests.iter().filter(|r| r.is_response_to_nonce()) {

@@ -6,7 +6,9 @@
 //! # Layout
 //! - [`types`]: the type table (KDS flags, scope, hashing, REST path, Kubernetes kind).
 //! - [`hash`]: Kuma's hash-suffixed names.
-//! - [`resource`]: [`Resource`], [`Identity`], origins and the expected names of copies.
+//! - [`resource`]: [`Resource`], [`Identity`], origins and the expected names of copies,
+//!   and the name a store gives a synced copy ([`Environment::stored_name`]).
+//! - [`delta_key`]: the KDS delta key `<name>.<mesh>`, joined and split.
 //! - [`fingerprint`]: canonical specs, their 128-bit fingerprints and structural diffs.
 //! - [`read`]: universal YAML, REST JSON and Kubernetes documents into [`Resource`]s.
 //! - [`version`]: which Kuma a control plane runs ([`KumaLine`]), and so which rules apply.
@@ -14,6 +16,7 @@
 //! - [`constants`]: the names Kuma treats specially (internal GlobalSecrets, synced Configs).
 
 pub mod constants;
+pub mod delta_key;
 pub mod fingerprint;
 pub mod hash;
 pub mod read;

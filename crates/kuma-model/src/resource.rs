@@ -163,7 +163,7 @@ impl Resource {
 
     /// The KDS delta key `<name>.<mesh>` (kuma-semantics section 4).
     pub fn delta_key(&self) -> String {
-        format!("{}.{}", self.name, self.mesh_or_empty())
+        crate::delta_key::join(&self.name, self.mesh_or_empty())
     }
 }
 
@@ -233,8 +233,9 @@ impl Environment {
     }
 
     /// The core name a store of this kind gives a synced copy called `name`: a Kubernetes
-    /// store places hash-suffixed types in its system namespace (kuma-semantics 6.4).
-    fn stored_name(&self, rtype: ResourceType, name: String) -> String {
+    /// store places hash-suffixed types in its system namespace (kuma-semantics 6.4), on a
+    /// zone (`ZoneSyncCallback`) and on the global (`GlobalSyncCallback`) alike.
+    pub fn stored_name(&self, rtype: ResourceType, name: String) -> String {
         match self.system_namespace() {
             Some(ns) if !rtype.info().skip_kds_hash && rtype.info().k8s_namespaced() => {
                 format!("{name}.{ns}")

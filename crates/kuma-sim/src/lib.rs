@@ -6,12 +6,18 @@
 //! this project's machines (kuma-semantics 10.9), so every end-to-end test of the workspace
 //! and `kuma-sync demo` run against this.
 //!
+//! As the oracle of those tests it depends on no product crate: it shares only the wire
+//! with the probe (kds-wire: the channel, the node, subscriptions, ACKs and NACKs, the
+//! `KumaResource` envelope) and keeps its own policy of what to send.
+//!
 //! # Layout
 //! - [`store`]: [`GlobalStore`], the global's resources and its zone records; tests mutate
 //!   it and every open stream hears of the change.
 //! - [`kds`]: the gRPC server ([`start_global_kds`], [`KdsHandle`]), the per-stream delta
-//!   protocol, what each zone is sent ([`kds::generation`]), fault knobs ([`Faults`]) and
-//!   the record of what clients sent ([`RecordedRequest`]).
+//!   protocol and the per-type state of a delta server, which the zones' `ZoneToGlobalSync`
+//!   shares (`kds::delta`), what each zone is sent ([`kds::generation`]), resources to and
+//!   from `KumaResource` ([`kds::codec`]), fault knobs ([`Faults`]) and the record of what
+//!   clients sent ([`RecordedRequest`]).
 //! - [`tls`]: a self-signed certificate shaped like Kuma's auto-generated one.
 //! - [`rest`]: Kuma's REST API over any [`ResourceStore`] ([`rest::serve_rest`],
 //!   [`rest::RestApi`]), with the global's zones and zone insights.

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kds_proto::KumaResource;
+use kds_wire::KumaResource;
 use kuma_model::Environment;
 use kuma_sim::{KdsServerConfig, Undecodable};
 use prost::Message;
@@ -181,8 +181,8 @@ async fn health_check_default_interval_is_zero() {
 #[tokio::test]
 async fn zone_to_global_sync_subscribes_to_zone_types() {
     let (store, handle) = start(Environment::Universal).await;
-    let mut client = kds_proto::kds_sync_service_client::KdsSyncServiceClient::new(channel(&handle).await);
-    let (_tx, rx) = tokio::sync::mpsc::channel::<kds_proto::DeltaDiscoveryResponse>(1);
+    let mut client = kds_wire::kds_sync_service_client::KdsSyncServiceClient::new(channel(&handle).await);
+    let (_tx, rx) = tokio::sync::mpsc::channel::<kds_wire::DeltaDiscoveryResponse>(1);
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     request
         .metadata_mut()

@@ -236,8 +236,8 @@ async fn requests_are_recorded() {
 #[tokio::test]
 async fn malformed_streams_are_rejected() {
     let (_store, handle) = start(Environment::Universal).await;
-    let mut client = kds_proto::kds_sync_service_client::KdsSyncServiceClient::new(channel(&handle).await);
-    let (_tx, rx) = tokio::sync::mpsc::channel::<kds_proto::DeltaDiscoveryRequest>(1);
+    let mut client = kds_wire::kds_sync_service_client::KdsSyncServiceClient::new(channel(&handle).await);
+    let (_tx, rx) = tokio::sync::mpsc::channel::<kds_wire::DeltaDiscoveryRequest>(1);
     let refused = client
         .global_to_zone_sync(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await;
@@ -246,8 +246,8 @@ async fn malformed_streams_are_rejected() {
     assert!(status.message().contains("client-id"), "{status:?}");
 
     let mut zone = Zone::connect(&handle, "zone-1").await;
-    zone.send(kds_proto::DeltaDiscoveryRequest {
-        node: Some(kds_proto::Node {
+    zone.send(kds_wire::DeltaDiscoveryRequest {
+        node: Some(kds_wire::Node {
             id: "zone-1".into(),
             metadata: None,
         }),
@@ -260,7 +260,7 @@ async fn malformed_streams_are_rejected() {
     );
 
     let mut zone = Zone::connect(&handle, "zone-1").await;
-    zone.send(kds_proto::DeltaDiscoveryRequest {
+    zone.send(kds_wire::DeltaDiscoveryRequest {
         type_url: "MeshTimeout".into(),
         ..Default::default()
     })
@@ -321,8 +321,8 @@ async fn gzip_clients_are_served() {
 async fn oversize_requests_end_the_stream() {
     let (_store, handle) = start(Environment::Universal).await;
     let mut zone = Zone::connect(&handle, "zone-1").await;
-    zone.send(kds_proto::DeltaDiscoveryRequest {
-        node: Some(kds_proto::Node {
+    zone.send(kds_wire::DeltaDiscoveryRequest {
+        node: Some(kds_wire::Node {
             id: "zone-1".into(),
             metadata: None,
         }),

@@ -160,13 +160,9 @@ async fn serves_grpc_over_tls_with_alpn_h2() {
             .expect("HealthCheck over TLS"),
         std::time::Duration::ZERO
     );
-    let mut zone = Zone::connect_with(
-        channel,
-        "zone-1",
-        kuma_sim::kds::generation::features::ALL.to_vec(),
-    )
-    .await
-    .expect("stream over TLS");
+    let mut zone = Zone::connect_with(channel, "zone-1", kds_wire::features::ALL.to_vec())
+        .await
+        .expect("stream over TLS");
     zone.subscribe("MeshCircuitBreaker").await;
     assert_eq!(zone.expect_response().await.resources.len(), 1);
 }

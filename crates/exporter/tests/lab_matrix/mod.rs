@@ -44,6 +44,12 @@ fn findings(report: &Report) -> BTreeSet<Finding> {
 
 /// The oracle: the lab's stores as they are, judged by an engine with the same types.
 fn truth(lab: &Lab, cfg: &ServeConfig) -> Report {
+    judge(lab, Selection::new(cfg.types.iter().copied(), None))
+}
+
+/// An engine fed every store of the lab (and the global's Zone records), checking
+/// `selection`.
+pub(crate) fn judge(lab: &Lab, selection: Selection) -> Report {
     let topology = Topology::new(
         lab.global_store().environment().clone(),
         lab.zones()
@@ -52,7 +58,7 @@ fn truth(lab: &Lab, cfg: &ServeConfig) -> Report {
             .collect(),
     )
     .with_kuma(kuma_model::KumaLine::V2);
-    let mut engine = Engine::new(topology, Selection::new(cfg.types.iter().copied(), None));
+    let mut engine = Engine::new(topology, selection);
     let zone_type = ResourceType::from_name("Zone").expect("known");
     for (cp, store) in lab.stores() {
         let mut resources = store.list(None);

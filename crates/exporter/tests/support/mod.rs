@@ -49,11 +49,29 @@ pub fn kubeconfig(dir: &Path, name: &str, addr: SocketAddr) -> std::path::PathBu
 
 /// `GET path` over a fresh connection; returns (status, body).
 pub async fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = auth
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    exchange(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// `PUT path` with a JSON `body` over a fresh connection; returns (status, body).
+pub async fn put(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let len = body.len();
+    exchange(
+        addr,
+        format!("PUT {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}"),
+    )
+    .await
+}
+
+/// Sends one raw HTTP/1.1 request and reads the answer until the server closes.
+async fn exchange(addr: SocketAddr, req: String) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))

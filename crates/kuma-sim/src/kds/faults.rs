@@ -6,13 +6,16 @@ use std::{
     time::Duration,
 };
 
-use kds_proto::{KUMA_RESOURCE_TYPE_URL, KumaResource, Meta};
-use kuma_model::{ResourceType, types::SpecEncoding};
+use kds_wire::{KUMA_RESOURCE_TYPE_URL, KumaResource, Meta};
+use kuma_model::{ResourceType, delta_key};
 use prost::Message;
 use prost_types::Any;
 use tokio::sync::{broadcast, watch};
 
-use super::generation::{WireEntry, fault_mesh, wire_entry};
+use super::{
+    codec::{spec_type_url, wire_entry},
+    generation::{WireEntry, fault_mesh},
+};
 
 /// How an injected resource fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,15 +147,8 @@ fn meta(rtype: ResourceType, name: &str) -> Meta {
     }
 }
 
-fn spec_type_url(rtype: ResourceType) -> String {
-    match rtype.info().spec_encoding {
-        SpecEncoding::Json => String::new(),
-        SpecEncoding::Proto(proto) => format!("type.googleapis.com/{proto}"),
-    }
-}
-
 fn undecodable_entry(rtype: ResourceType, kind: Undecodable) -> WireEntry {
-    let key = format!("{UNDECODABLE_NAME}.{}", fault_mesh(rtype));
+    let key = delta_key::join(UNDECODABLE_NAME, fault_mesh(rtype));
     match kind {
         Undecodable::SpecNotJson => {
             let kr = KumaResource {
@@ -190,7 +186,7 @@ fn oversize_entry(rtype: ResourceType, max_message_size: usize) -> WireEntry {
     };
     debug_assert!(kr.encoded_len() > max_message_size);
     let mut entry = wire_entry(
-        format!("{OVERSIZE_NAME}.{}", fault_mesh(rtype)),
+        delta_key::join(OVERSIZE_NAME, fault_mesh(rtype)),
         "oversize".to_owned(),
         &kr,
     );

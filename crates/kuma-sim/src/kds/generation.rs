@@ -1,12 +1,12 @@
-//! What the global sends one zone for one type: Kuma's `GlobalProvidedFilter`, its global
-//! mappers and its encoding (`pkg/kds/context/context.go`, `pkg/kds/util/resource.go`;
-//! kuma-semantics 3.3, 4 and 6.1).
+//! What the global sends one zone for one type: Kuma's `GlobalProvidedFilter` and its
+//! global mappers (`pkg/kds/context/context.go`, `pkg/kds/util/resource.go`;
+//! kuma-semantics 3.3 and 6.1), encoded by [`super::codec`].
 //!
 //! The functions are public so client tests can compute what a real global would send.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kds_proto::{DeltaResource, KUMA_RESOURCE_TYPE_URL, KumaResource, Meta};
+use kds_wire::{DeltaResource, features};
 use kuma_model::{
     Environment, Resource, ResourceType,
     constants::{
@@ -15,28 +15,11 @@ use kuma_model::{
     },
     hash::hashed_name,
     labels,
-    types::{Scope, SpecEncoding},
+    types::Scope,
 };
-use prost::Message;
-use prost_types::Any;
 use serde_json::Value;
 
-/// Node-metadata features a zone advertises (`pkg/kds/features.go`).
-pub mod features {
-    pub const HASH_SUFFIX: &str = "hash-suffix";
-    pub const PRODUCER_POLICY_FLOW: &str = "producer-policy-flow";
-    pub const OPTIONAL_TOP_LEVEL_TARGET_REF: &str = "optional-top-level-target-ref";
-    pub const HG_MZ_SELECTOR: &str = "hg-mz-selector";
-    pub const ZONE_TOKEN: &str = "zone-token";
-    /// The five a Kuma v2.14 zone sends.
-    pub const ALL: [&str; 5] = [
-        ZONE_TOKEN,
-        HASH_SUFFIX,
-        HG_MZ_SELECTOR,
-        PRODUCER_POLICY_FLOW,
-        OPTIONAL_TOP_LEVEL_TARGET_REF,
-    ];
-}
+use super::codec;
 
 /// Who is asking: the node id (the zone name the filter uses) and its features.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,82 +206,6 @@ fn rename(r: &mut Resource, name: String) {
     r.name = name;
 }
 
-/// `KumaResource` for an already mapped resource (kuma-semantics 4).
-///
-/// Deviation: proto-based types carry JSON bytes under their proto `type_url`, since the
-/// simulator has no generated messages for them; clients treat those specs as opaque.
-pub fn kuma_resource(mapped: &Resource) -> KumaResource {
-    let info = mapped.rtype.info();
-    let type_url = match info.spec_encoding {
-        SpecEncoding::Json => String::new(),
-        SpecEncoding::Proto(proto) => format!("type.googleapis.com/{proto}"),
-    };
-    // Serialising a `Value` cannot fail: its map keys are always strings.
-    let spec = serde_json::to_vec(&mapped.spec).unwrap_or_default();
-    KumaResource {
-        meta: Some(Meta {
-            name: mapped.name.clone(),
-            mesh: mapped.mesh_or_empty().to_owned(),
-            version: String::new(),
-            labels: mapped
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }),
-        spec: Some(Any {
-            type_url,
-            value: spec,
-        }),
-        // The global drops status, then encodes the empty one for types that have it.
-        status: info.has_status.then(|| Any {
-            type_url: String::new(),
-            value: b"{}".to_vec(),
-        }),
-    }
-}
-
-/// A deterministic, opaque version over what the zone receives. Kuma uses SHA-256 of the
-/// deterministic protobuf; this hashes a canonical form with xxh3 instead, which is as
-/// opaque to clients and cheaper.
-pub fn version_of(mapped: &Resource, kr: &KumaResource) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [mapped.rtype.name(), &mapped.name, mapped.mesh_or_empty()] {
-        h.update(part.as_bytes());
-        h.update(&[0]);
-    }
-    for (k, v) in &mapped.labels {
-        h.update(k.as_bytes());
-        h.update(&[1]);
-        h.update(v.as_bytes());
-        h.update(&[0]);
-    }
-    for any in [&kr.spec, &kr.status].into_iter().flatten() {
-        h.update(any.type_url.as_bytes());
-        h.update(&[2]);
-        h.update(&any.value);
-        h.update(&[0]);
-    }
-    format!("{:032x}", h.digest128())
-}
-
-/// Wraps a `KumaResource` as a delta resource.
-pub fn wire_entry(delta_key: String, version: String, kr: &KumaResource) -> WireEntry {
-    let any = Any {
-        type_url: KUMA_RESOURCE_TYPE_URL.to_owned(),
-        value: kr.encode_to_vec(),
-    };
-    WireEntry {
-        resource: DeltaResource {
-            name: delta_key.clone(),
-            version,
-            resource: Some(any),
-        },
-        delta_key,
-        oversize_fault: false,
-    }
-}
-
 /// Everything of `rtype` the global sends `zone`, keyed by delta key.
 pub fn generate(
     resources: &[Resource],
@@ -310,9 +217,7 @@ pub fn generate(
         .iter()
         .filter(|r| r.rtype.info().flows_global_to_zone() && sent_to_zone(r, zone, &zone_enabled))
         .map(|r| {
-            let mapped = map_for_zone(r, global, zone);
-            let kr = kuma_resource(&mapped);
-            let entry = wire_entry(mapped.delta_key(), version_of(&mapped, &kr), &kr);
+            let entry = codec::encode(&map_for_zone(r, global, zone));
             (entry.delta_key.clone(), entry)
         })
         .collect()
@@ -331,6 +236,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::kds::codec::{kuma_resource, version_of};
 
     fn zone(features: &[&str]) -> ZoneView {
         ZoneView {

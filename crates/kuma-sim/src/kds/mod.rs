@@ -4,6 +4,8 @@
 //! and the configuration outlive the server itself, so [`KdsHandle::restart`] brings the
 //! same global back on the same address, as a restarted kuma-cp with a persistent store.
 
+pub mod codec;
+pub(crate) mod delta;
 pub mod faults;
 pub mod generation;
 pub mod record;
@@ -13,8 +15,9 @@ pub mod zone_to_global;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use kds_proto::{
-    global_kds_service_server::GlobalKdsServiceServer, kds_sync_service_server::KdsSyncServiceServer,
+use kds_wire::{
+    MAX_MESSAGE_SIZE, global_kds_service_server::GlobalKdsServiceServer,
+    kds_sync_service_server::KdsSyncServiceServer,
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{
@@ -28,8 +31,6 @@ pub use zone_to_global::UpstreamTypeStats;
 
 use crate::{Error, Result, store::GlobalStore, tls::SelfSigned};
 
-/// Kuma's default for both directions (`KUMA_MULTIZONE_*_KDS_MAX_MSG_SIZE`).
-pub const MAX_MESSAGE_SIZE: usize = 10 << 20;
 /// Kuma's keepalive time and timeout (`pkg/kds/mux/server.go`).
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How long a stopping server waits for clients to leave before dropping them.

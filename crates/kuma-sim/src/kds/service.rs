@@ -7,7 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use kds_proto::{
+use kds_wire::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, ZoneHealthCheckRequest, ZoneHealthCheckResponse,
     global_kds_service_server::{GlobalKdsService, GlobalKdsServiceServer},
     kds_sync_service_server::{KdsSyncService, KdsSyncServiceServer},

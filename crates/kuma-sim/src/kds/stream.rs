@@ -1,17 +1,16 @@
 //! One `GlobalToZoneSync` stream: go-control-plane's delta server as Kuma runs it
 //! (kuma-semantics 3.1).
 //!
-//! Each request re-arms its type's one-shot watch; an armed type gets one response when
-//! what the zone should have differs from what this stream sent it (or at once, empty or
-//! not, for the first wildcard response), and then nothing until the next request of that
-//! type. Versions count as delivered when sent, so a NACK causes no resend.
+//! Each request re-arms its type's one-shot watch ([`super::delta`]); the first wildcard
+//! response goes out at once, empty or not. A type's subscription (wildcard, names)
+//! decides what of the zone's resources it is sent.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::Arc,
 };
 
-use kds_proto::{ControlPlane, DeltaDiscoveryRequest, DeltaDiscoveryResponse};
+use kds_wire::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, request::node_features};
 use kuma_model::ResourceType;
 use prost::Message;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -19,6 +18,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     Shared,
+    delta::Sent,
     generation::{self, WireEntry, ZoneView},
     record::{RecordedRequest, RecordedResponse},
 };
@@ -37,17 +37,12 @@ pub(crate) struct StreamContext {
     pub subscription: String,
 }
 
-/// Per type URL: go-control-plane's `StreamState` plus the watch.
-#[derive(Debug, Default)]
+/// Per type URL: go-control-plane's `StreamState`, the subscription and the watch.
+#[derive(Debug)]
 struct TypeWatch {
-    /// A request arrived since the last response: one response may be sent.
-    armed: bool,
-    /// No response sent yet for this type on this stream.
-    first: bool,
     wildcard: bool,
     names: BTreeSet<String>,
-    /// Delta key -> version, as sent on this stream.
-    sent: BTreeMap<String, String>,
+    sent: Sent,
 }
 
 struct Session {
@@ -166,14 +161,15 @@ impl Session {
             .types
             .entry(request.type_url.clone())
             .or_insert_with(|| TypeWatch {
-                first: true,
                 wildcard: request.resource_names_subscribe.is_empty(),
-                sent: request
-                    .initial_resource_versions
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                ..TypeWatch::default()
+                names: BTreeSet::new(),
+                sent: Sent::new(
+                    request
+                        .initial_resource_versions
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
             });
         for name in &request.resource_names_subscribe {
             match name.as_str() {
@@ -188,11 +184,11 @@ impl Session {
                 "*" => watch.wildcard = false,
                 _ => {
                     watch.names.remove(name);
-                    watch.sent.remove(name);
+                    watch.sent.forget(name);
                 }
             }
         }
-        watch.armed = true;
+        watch.sent.arm();
         Ok(())
     }
 
@@ -228,7 +224,7 @@ impl Session {
         let armed: Vec<String> = self
             .types
             .iter()
-            .filter(|(_, w)| w.armed)
+            .filter(|(_, w)| w.sent.is_armed())
             .map(|(t, _)| t.clone())
             .collect();
         for type_url in armed {
@@ -304,72 +300,20 @@ impl Session {
         desired: BTreeMap<String, WireEntry>,
     ) -> Option<(DeltaDiscoveryResponse, bool)> {
         let watch = self.types.get_mut(type_url)?;
-        if !watch.armed {
-            return None;
-        }
         let (wildcard, names) = (watch.wildcard, &watch.names);
         let desired: BTreeMap<String, WireEntry> = desired
             .into_iter()
             .filter(|(key, _)| wildcard || names.contains(key))
             .collect();
-        let removed: Vec<String> = watch
-            .sent
-            .keys()
-            .filter(|k| !desired.contains_key(*k))
-            .cloned()
-            .collect();
-        let changed: Vec<WireEntry> = desired
-            .into_values()
-            .filter(|e| watch.sent.get(&e.delta_key) != Some(&e.resource.version))
-            .collect();
         // go-control-plane answers the first wildcard request even with nothing in it.
-        if changed.is_empty() && removed.is_empty() && !(watch.first && watch.wildcard) {
-            return None;
-        }
-        for key in &removed {
-            watch.sent.remove(key);
-        }
-        for entry in &changed {
-            watch
-                .sent
-                .insert(entry.delta_key.clone(), entry.resource.version.clone());
-        }
-        watch.armed = false;
-        watch.first = false;
+        let delta = watch.sent.next(desired, wildcard)?;
         self.nonce += 1;
-        let oversize_fault = changed.iter().any(|e| e.oversize_fault);
-        let response = DeltaDiscoveryResponse {
-            system_version_info: String::new(),
-            resources: changed.into_iter().map(|e| e.resource).collect(),
-            type_url: type_url.to_owned(),
-            removed_resources: removed,
-            nonce: self.nonce.to_string(),
-            control_plane: Some(ControlPlane {
-                identifier: CONTROL_PLANE_ID.to_owned(),
-            }),
-        };
-        Some((response, oversize_fault))
+        let oversize_fault = delta.changed.iter().any(|e| e.oversize_fault);
+        Some((
+            delta.into_response(type_url, self.nonce, CONTROL_PLANE_ID),
+            oversize_fault,
+        ))
     }
-}
-
-/// `node.metadata.features`, a list of strings.
-fn node_features(node: &kds_proto::Node) -> Vec<String> {
-    use prost_types::value::Kind;
-    let Some(Kind::ListValue(list)) = node
-        .metadata
-        .as_ref()
-        .and_then(|m| m.fields.get("features"))
-        .and_then(|v| v.kind.as_ref())
-    else {
-        return Vec::new();
-    };
-    list.values
-        .iter()
-        .filter_map(|v| match &v.kind {
-            Some(Kind::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// What ends a stream from the server's side.

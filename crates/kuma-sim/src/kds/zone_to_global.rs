@@ -10,19 +10,19 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use kds_probe::view::split_delta_key;
-use kds_proto::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, KUMA_RESOURCE_TYPE_URL, KumaResource, Node,
-    google::rpc::Status as RpcStatus,
+use kds_wire::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+    request::{ack, nack, subscription},
 };
-use kuma_model::{Environment, Resource, ResourceKey, ResourceType, labels};
-use prost::Message;
-use prost_types::{ListValue, Struct, Value, value::Kind};
+use kuma_model::{Resource, ResourceKey, ResourceType, labels};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
-use super::{Shared, generation::features};
+use super::{
+    Shared,
+    codec::{self, ProtoSpecs},
+};
 
 /// Per zone and type: what the global received on `ZoneToGlobalSync`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -100,30 +100,6 @@ fn types_sent_by_zone() -> Vec<ResourceType> {
         .collect()
 }
 
-fn node(zone: &str, full: bool) -> Node {
-    let metadata = full.then(|| {
-        let values = features::ALL
-            .iter()
-            .map(|f| Value {
-                kind: Some(Kind::StringValue((*f).to_owned())),
-            })
-            .collect();
-        Struct {
-            fields: [(
-                "features".to_owned(),
-                Value {
-                    kind: Some(Kind::ListValue(ListValue { values })),
-                },
-            )]
-            .into(),
-        }
-    });
-    Node {
-        id: zone.to_owned(),
-        metadata,
-    }
-}
-
 /// Runs one stream until the zone leaves, the server stops or a test closes streams.
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -141,13 +117,7 @@ pub(crate) async fn run(
         .update(|s| *s.open.entry(zone.clone()).or_default() += 1);
     let mut closes = shared.faults.closes();
     for t in types_sent_by_zone() {
-        let subscribe = DeltaDiscoveryRequest {
-            node: Some(node(&zone, true)),
-            type_url: t.name().to_owned(),
-            resource_names_subscribe: vec!["*".to_owned()],
-            ..Default::default()
-        };
-        if tx.send(Ok(subscribe)).await.is_err() {
+        if tx.send(Ok(subscription(&zone, t.name()))).await.is_err() {
             break;
         }
     }
@@ -191,20 +161,9 @@ pub(crate) async fn run(
                 Err(_) => stats.responses_rejected += 1,
             }
         });
-        let reply = DeltaDiscoveryRequest {
-            node: Some(node(&zone, false)),
-            type_url,
-            response_nonce: nonce,
-            resource_names_subscribe: if verdict.is_err() {
-                vec!["*".to_owned()]
-            } else {
-                Vec::new()
-            },
-            error_detail: verdict.err().map(|message| RpcStatus {
-                message,
-                ..Default::default()
-            }),
-            ..Default::default()
+        let reply = match verdict {
+            Ok(()) => ack(&zone, &type_url, nonce),
+            Err(message) => nack(&zone, &type_url, nonce, message),
         };
         if tx.send(Ok(reply)).await.is_err() {
             break;
@@ -237,25 +196,15 @@ fn receive(
     let env = shared.store.environment().clone();
     let mut upserts = Vec::with_capacity(response.resources.len());
     for wire in &response.resources {
-        let mut r = decode(rtype, wire).map_err(|reason| format!("{}: {reason}", wire.name))?;
+        let mut r = codec::resource(rtype, wire, ProtoSpecs::Json)
+            .map_err(|reason| format!("{}: {reason}", wire.name))?;
         r.labels.insert(labels::ZONE.to_owned(), zone.to_owned());
         r.labels
             .insert(labels::ORIGIN.to_owned(), labels::ORIGIN_ZONE.to_owned());
-        r.name = stored_name(&env, rtype, r.name);
+        r.name = env.stored_name(rtype, r.name);
         upserts.push(r);
     }
-    let removed: Vec<ResourceKey> = response
-        .removed_resources
-        .iter()
-        .map(|key| {
-            let (name, mesh) = split_delta_key(key);
-            ResourceKey {
-                rtype,
-                mesh: mesh.map(str::to_owned),
-                name: stored_name(&env, rtype, name.to_owned()),
-            }
-        })
-        .collect();
+    let removed = codec::removed_keys(rtype, &response.removed_resources, &env);
     let full = synced.insert(rtype);
     let incoming: BTreeSet<ResourceKey> = upserts.iter().map(Resource::key).collect();
     // `PrefilterBy(hasZoneLabel)`: only this zone's resources are ever touched.
@@ -299,37 +248,4 @@ fn receive(
         }
     }
     Ok(())
-}
-
-/// A Kubernetes global stores namespaced types in its system namespace (`addNamespaceSuffix`).
-fn stored_name(env: &Environment, rtype: ResourceType, name: String) -> String {
-    match env {
-        Environment::Kubernetes { system_namespace } if rtype.info().k8s_namespaced() => {
-            format!("{name}.{system_namespace}")
-        }
-        _ => name,
-    }
-}
-
-fn decode(rtype: ResourceType, wire: &kds_proto::DeltaResource) -> Result<Resource, String> {
-    let any = wire.resource.as_ref().ok_or("no payload")?;
-    if any.type_url != KUMA_RESOURCE_TYPE_URL {
-        return Err(format!("unexpected payload type {:?}", any.type_url));
-    }
-    let kr = KumaResource::decode(any.value.as_slice()).map_err(|e| format!("invalid KumaResource: {e}"))?;
-    let meta = kr.meta.ok_or("no meta")?;
-    if meta.name.is_empty() {
-        return Err("empty name".to_owned());
-    }
-    let bytes = kr.spec.map(|s| s.value).unwrap_or_default();
-    let spec = if bytes.is_empty() {
-        serde_json::Value::Object(Default::default())
-    } else {
-        // Proto-based specs travel as JSON in the simulator too (see the crate docs).
-        serde_json::from_slice(&bytes).map_err(|e| format!("spec is not JSON: {e}"))?
-    };
-    let mesh = (!meta.mesh.is_empty()).then_some(meta.mesh.as_str());
-    let mut r = Resource::new(rtype, mesh, &meta.name, spec);
-    r.labels = meta.labels.into_iter().collect();
-    Ok(r)
 }

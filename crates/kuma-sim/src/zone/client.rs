@@ -1,26 +1,25 @@
 //! The zone's side of the KDS connection: one session is the `GlobalToZoneSync` stream
 //! (applied to the zone store), the `ZoneToGlobalSync` stream (answered from it, see
 //! [`super::upstream`]) and the HealthCheck calls, all on one channel opened with
-//! kds-probe's transport. The session ends on the first stream error, on a reconnect
+//! kds-wire's transport. The session ends on the first stream error, on a reconnect
 //! request or when a stall is lifted; the loop then connects again.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use kds_probe::{decode::decode_entry, view::split_delta_key};
-use kds_proto::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaResource, KumaResource, Node, ZoneHealthCheckRequest,
-    global_kds_service_client::GlobalKdsServiceClient, google::rpc::Status as RpcStatus,
+use kds_wire::{
+    Connector, DeltaDiscoveryResponse, ZoneHealthCheckRequest,
+    global_kds_service_client::GlobalKdsServiceClient,
     kds_sync_service_client::KdsSyncServiceClient,
+    request::{self, ack, nack},
+    transport,
 };
-use kuma_model::{Environment, ResourceKey, ResourceType, types::SpecEncoding};
-use prost::Message;
-use prost_types::{ListValue, Struct, Value, value::Kind};
+use kuma_model::ResourceType;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Request, codec::CompressionEncoding, metadata::MetadataValue, transport::Channel};
+use tonic::{Request, codec::CompressionEncoding, transport::Channel};
 
 use super::{Error, ZoneShared};
-use crate::kds::{MAX_MESSAGE_SIZE, generation::features};
+use crate::kds::codec::{self, ProtoSpecs};
 
 /// Bound on one HealthCheck call.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,13 +59,12 @@ pub(super) async fn run(shared: Arc<ZoneShared>, mut stop: watch::Receiver<bool>
 }
 
 async fn session(shared: &ZoneShared) -> Error {
-    let channel = match kds_probe::transport::open_channel(
-        shared.global_address.clone(),
-        shared.tls.clone(),
-        shared.config.connect_timeout,
-    )
-    .await
-    {
+    let connected = async {
+        Connector::new(shared.global_address.clone(), shared.tls.clone())?
+            .channel(shared.config.connect_timeout)
+            .await
+    };
+    let channel = match connected.await {
         Ok(channel) => channel,
         Err(error) => return Error::Connect(error),
     };
@@ -80,46 +78,14 @@ async fn session(shared: &ZoneShared) -> Error {
 /// `client-id`, `features` and `version` on every call, as a Kuma zone sends them
 /// (kuma-semantics 2.1).
 pub(super) fn identify(md: &mut tonic::metadata::MetadataMap, zone: &str) -> Result<(), Error> {
-    let id = MetadataValue::try_from(zone).map_err(|_| Error::InvalidName(zone.to_owned()))?;
-    md.insert("client-id", id);
-    md.append("features", MetadataValue::from_static("hash-suffix"));
-    md.append("kds-version", MetadataValue::from_static("v3"));
     // Real zones say which Kuma they run; the global shows it in ZoneInsight.
-    md.insert("version", MetadataValue::from_static(crate::rest::VERSION));
-    Ok(())
+    request::identify(md, zone, Some(crate::rest::VERSION)).map_err(|_| Error::InvalidName(zone.to_owned()))
 }
 
 pub(super) fn sync_client(channel: Channel) -> KdsSyncServiceClient<Channel> {
-    KdsSyncServiceClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    transport::sync_client(channel)
         .send_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Gzip)
-}
-
-/// `node` with the zone's id; the full metadata only on subscriptions (kuma-semantics 2.2).
-pub(crate) fn node(zone: &str, full: bool) -> Node {
-    let metadata = full.then(|| {
-        let values = features::ALL
-            .iter()
-            .map(|f| Value {
-                kind: Some(Kind::StringValue((*f).to_owned())),
-            })
-            .collect();
-        Struct {
-            fields: [(
-                "features".to_owned(),
-                Value {
-                    kind: Some(Kind::ListValue(ListValue { values })),
-                },
-            )]
-            .into(),
-        }
-    });
-    Node {
-        id: zone.to_owned(),
-        metadata,
-    }
 }
 
 /// Per-type state of the global-to-zone stream.
@@ -139,12 +105,7 @@ async fn global_to_zone(shared: &ZoneShared, channel: Channel) -> Error {
     // Unbounded: the receive loop must never wait on its own ACKs.
     let (tx, rx) = mpsc::unbounded_channel();
     for t in &types {
-        let _ = tx.send(DeltaDiscoveryRequest {
-            node: Some(node(zone, true)),
-            type_url: t.name().to_owned(),
-            resource_names_subscribe: vec!["*".to_owned()],
-            ..Default::default()
-        });
+        let _ = tx.send(request::subscription(zone, t.name()));
     }
     let mut request = Request::new(UnboundedReceiverStream::new(rx));
     if let Err(e) = identify(request.metadata_mut(), zone) {
@@ -176,7 +137,7 @@ async fn global_to_zone(shared: &ZoneShared, channel: Channel) -> Error {
             if !faults.stop_ack.contains(rtype)
                 && let Some(nonce) = state.held_ack.take()
             {
-                let _ = tx.send(ack(zone, rtype.name(), nonce, None));
+                let _ = tx.send(ack(zone, rtype.name(), nonce));
             }
         }
         let response = tokio::select! {
@@ -196,7 +157,7 @@ async fn global_to_zone(shared: &ZoneShared, channel: Channel) -> Error {
             return Error::Stalled;
         }
         let Some(rtype) = ResourceType::from_name(&response.type_url) else {
-            let _ = tx.send(ack(zone, &response.type_url, response.nonce.clone(), None));
+            let _ = tx.send(ack(zone, &response.type_url, response.nonce.clone()));
             continue;
         };
         let state = received.entry(rtype).or_default();
@@ -224,32 +185,16 @@ async fn global_to_zone(shared: &ZoneShared, channel: Channel) -> Error {
                 if faults.stop_ack.contains(&rtype) {
                     state.held_ack = Some(nonce);
                 } else {
-                    let _ = tx.send(ack(zone, rtype.name(), nonce, None));
+                    let _ = tx.send(ack(zone, rtype.name(), nonce));
                     shared.status.send_modify(|s| s.acks_sent += 1);
                 }
             }
             Err(reason) => {
                 tracing::warn!(zone, %rtype, %reason, "rejecting a KDS response");
-                let _ = tx.send(ack(zone, rtype.name(), nonce, Some(reason)));
+                let _ = tx.send(nack(zone, rtype.name(), nonce, reason));
                 shared.status.send_modify(|s| s.nacks_sent += 1);
             }
         }
-    }
-}
-
-/// An ACK, or with `error` a NACK (which also re-subscribes, as Kuma's does).
-fn ack(zone: &str, type_url: &str, nonce: String, error: Option<String>) -> DeltaDiscoveryRequest {
-    let nack = error.is_some();
-    DeltaDiscoveryRequest {
-        node: Some(node(zone, false)),
-        type_url: type_url.to_owned(),
-        response_nonce: nonce,
-        resource_names_subscribe: if nack { vec!["*".to_owned()] } else { Vec::new() },
-        error_detail: error.map(|message| RpcStatus {
-            message,
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 
@@ -271,37 +216,16 @@ fn apply(
     full: bool,
 ) -> Result<(), Rejection> {
     let env = shared.store.environment();
-    let now = jiff::Timestamp::now();
     let mut upserts = Vec::with_capacity(response.resources.len());
     for wire in &response.resources {
-        let mut entry = decode_entry(rtype, wire, now);
-        let reason = entry.decode_error.take();
-        let Some(mut resource) = entry.into_resource() else {
-            return Err(Rejection::Nack(format!(
-                "cannot decode {}: {}",
-                wire.name,
-                reason.unwrap_or_default()
-            )));
-        };
-        if let SpecEncoding::Proto(_) = rtype.info().spec_encoding {
-            // The simulated global sends proto-based specs as JSON (see the crate docs).
-            resource.spec = proto_spec_as_json(wire);
-        }
-        resource.name = stored_name(env, rtype, resource.name);
+        // The simulated global sends proto-based specs as JSON (see the crate docs); a
+        // real one sends protobuf, read as `null`.
+        let mut resource = codec::resource(rtype, wire, ProtoSpecs::JsonOrNull)
+            .map_err(|reason| Rejection::Nack(format!("cannot decode {}: {reason}", wire.name)))?;
+        resource.name = env.stored_name(rtype, resource.name);
         upserts.push(resource);
     }
-    let removed: Vec<ResourceKey> = response
-        .removed_resources
-        .iter()
-        .map(|key| {
-            let (name, mesh) = split_delta_key(key);
-            ResourceKey {
-                rtype,
-                mesh: mesh.map(str::to_owned),
-                name: stored_name(env, rtype, name.to_owned()),
-            }
-        })
-        .collect();
+    let removed = codec::removed_keys(rtype, &response.removed_resources, env);
     let outcome = shared.store.apply_from_global(rtype, upserts, &removed, full);
     tracing::debug!(zone = %shared.config.name, %rtype, full, ?outcome, "applied a KDS response");
     match (outcome.conflicts.is_empty(), outcome.fatal) {
@@ -315,28 +239,6 @@ fn apply(
             outcome.conflicts.join(", ")
         ))),
     }
-}
-
-/// A Kubernetes zone stores hash-suffixed namespaced types in its system namespace
-/// (`ZoneSyncCallback`'s `addNamespaceSuffix`, kuma-semantics 6.4).
-pub(crate) fn stored_name(env: &Environment, rtype: ResourceType, name: String) -> String {
-    match env {
-        Environment::Kubernetes { system_namespace }
-            if !rtype.info().skip_kds_hash && rtype.info().k8s_namespaced() =>
-        {
-            format!("{name}.{system_namespace}")
-        }
-        _ => name,
-    }
-}
-
-fn proto_spec_as_json(wire: &DeltaResource) -> serde_json::Value {
-    wire.resource
-        .as_ref()
-        .and_then(|any| KumaResource::decode(any.value.as_slice()).ok())
-        .and_then(|kr| kr.spec)
-        .and_then(|spec| serde_json::from_slice(&spec.value).ok())
-        .unwrap_or(serde_json::Value::Null)
 }
 
 /// Calls HealthCheck at once, then every interval; keeps going while the streams stall.

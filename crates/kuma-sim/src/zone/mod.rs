@@ -2,11 +2,12 @@
 //! it in sync with the global over real gRPC (both directions, kuma-semantics 3), and fault
 //! knobs ([`ZoneFaults`]) for the ways real zones break.
 //!
-//! The client is written here rather than as a hook in kds-probe's session: a zone must
-//! NACK, withhold ACKs, stall, apply full states into a store with Kuma's ownership rules
-//! and serve `ZoneToGlobalSync`, none of which a probe may ever do. It reuses the probe's
-//! transport and TLS verifier (`kds_probe::transport::open_channel`, feature
-//! `zone-client`), its decoder and its delta-key parsing.
+//! The client is the simulator's own, not the probe's: a zone must NACK, withhold ACKs,
+//! stall, apply full states into a store with Kuma's ownership rules and serve
+//! `ZoneToGlobalSync`, none of which a probe may ever do. What both share is the wire,
+//! from kds-wire: the channel and its TLS verifier ([`kds_wire::Connector`]), the node,
+//! subscriptions, ACKs and NACKs ([`kds_wire::request`]) and the `KumaResource`
+//! envelope; the delta key is kuma-model's.
 //!
 //! # Layout
 //! - [`store`]: [`ZoneStore`] and the application of global-to-zone responses.
@@ -21,7 +22,7 @@ pub mod upstream;
 
 use std::{sync::Arc, time::Duration};
 
-use kds_probe::{KdsAddress, TlsSettings};
+use kds_wire::{KdsAddress, TlsSettings};
 use kuma_model::{CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType, labels};
 use serde::Serialize;
 use tokio::{sync::watch, task::JoinHandle};
@@ -100,16 +101,16 @@ impl LinkStatus {
 pub enum Error {
     /// The global address is not `grpc[s]://host:port`.
     #[error("invalid global address for zone")]
-    Address(#[source] kds_probe::ConfigError),
+    Address(#[source] kds_wire::AddressError),
     /// The zone name cannot travel as gRPC metadata.
     #[error("zone name {0:?} is not valid gRPC metadata")]
     InvalidName(String),
     /// The TLS client configuration could not be built.
     #[error("failed to configure TLS towards the global")]
-    Tls(#[source] kds_probe::Error),
+    Tls(#[source] kds_wire::Error),
     /// Connecting to the global failed.
     #[error("failed to connect to the global")]
-    Connect(#[source] kds_probe::Error),
+    Connect(#[source] kds_wire::Error),
     /// A stream ended with a gRPC status.
     #[error("{0} failed: {1}")]
     Stream(&'static str, tonic::Status),
@@ -163,7 +164,7 @@ impl ZoneControlPlane {
             return Err(Error::InvalidName(config.name));
         }
         let tls = match global_address.tls {
-            true => Some(kds_probe::tls::client_config(&TlsSettings::default()).map_err(Error::Tls)?),
+            true => Some(kds_wire::tls::client_config(&TlsSettings::default()).map_err(Error::Tls)?),
             false => None,
         };
         let shared = Arc::new(ZoneShared {

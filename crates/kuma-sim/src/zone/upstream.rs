@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kds_proto::{ControlPlane, DeltaDiscoveryRequest, DeltaDiscoveryResponse};
+use kds_wire::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 use kuma_model::{
     Environment, Resource, ResourceType, labels, resource::expected_name_on_global, types::flags,
 };
@@ -14,21 +14,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, transport::Channel};
 
 use super::{Error, ZoneShared, client, store::is_locally_originated};
-use crate::kds::generation::{WireEntry, kuma_resource, version_of, wire_entry};
+use crate::kds::{codec, delta::Sent, generation::WireEntry};
 
 /// Removed by Kuma's zone mapper before sending.
 const DELETION_GRACE_LABEL: &str = "kuma.io/deletion-grace-period-started-at";
-
-/// What this stream sent for one type.
-#[derive(Default)]
-struct Served {
-    /// A request arrived since the last response.
-    armed: bool,
-    /// Nothing sent yet: the next response is the full state, even if empty.
-    first: bool,
-    /// Delta key -> version.
-    sent: BTreeMap<String, String>,
-}
 
 pub(super) async fn zone_to_global(shared: &super::ZoneShared, channel: Channel) -> Error {
     let zone = shared.config.name.as_str();
@@ -43,7 +32,8 @@ pub(super) async fn zone_to_global(shared: &super::ZoneShared, channel: Channel)
     };
     tracing::info!(zone, "ZoneToGlobalSync stream open");
     shared.status.send_modify(|s| s.upstream_types_answered = 0);
-    let mut served: BTreeMap<String, Served> = BTreeMap::new();
+    // Per type URL; every first response is the full state, even if empty.
+    let mut served: BTreeMap<String, Sent> = BTreeMap::new();
     let mut nonce = 0u64;
     let mut store_changes = shared.store.subscribe();
     let mut fault_changes = shared.faults.subscribe();
@@ -58,7 +48,7 @@ pub(super) async fn zone_to_global(shared: &super::ZoneShared, channel: Channel)
             if shared.faults.snapshot().stalled {
                 break;
             }
-            let first = state.first;
+            let first = state.is_first();
             let Some(response) = next_response(shared, type_url, state, &mut nonce) else {
                 continue;
             };
@@ -82,63 +72,33 @@ pub(super) async fn zone_to_global(shared: &super::ZoneShared, channel: Channel)
     }
 }
 
-fn on_request(shared: &ZoneShared, served: &mut BTreeMap<String, Served>, request: DeltaDiscoveryRequest) {
+fn on_request(shared: &ZoneShared, served: &mut BTreeMap<String, Sent>, request: DeltaDiscoveryRequest) {
     if let Some(error) = &request.error_detail {
         tracing::warn!(zone = %shared.config.name, type_url = %request.type_url, message = %error.message, "the global rejected a response");
         shared.status.send_modify(|s| s.upstream_nacks_received += 1);
     }
-    let state = served.entry(request.type_url).or_insert_with(|| Served {
-        first: true,
-        ..Served::default()
-    });
-    state.armed = true;
+    served
+        .entry(request.type_url)
+        .or_insert_with(|| Sent::new(BTreeMap::new()))
+        .arm();
 }
 
 fn next_response(
     shared: &ZoneShared,
     type_url: &str,
-    state: &mut Served,
+    state: &mut Sent,
     nonce: &mut u64,
 ) -> Option<DeltaDiscoveryResponse> {
-    if !state.armed {
+    if !state.is_armed() {
         return None;
     }
     let desired = match ResourceType::from_name(type_url) {
         Some(rtype) => provided(shared, rtype),
         None => BTreeMap::new(),
     };
-    let removed: Vec<String> = state
-        .sent
-        .keys()
-        .filter(|k| !desired.contains_key(*k))
-        .cloned()
-        .collect();
-    let changed: Vec<WireEntry> = desired
-        .into_values()
-        .filter(|e| state.sent.get(&e.delta_key) != Some(&e.resource.version))
-        .collect();
-    if changed.is_empty() && removed.is_empty() && !state.first {
-        return None;
-    }
-    for key in &removed {
-        state.sent.remove(key);
-    }
-    for e in &changed {
-        state.sent.insert(e.delta_key.clone(), e.resource.version.clone());
-    }
-    state.armed = false;
-    state.first = false;
+    let delta = state.next(desired, true)?;
     *nonce += 1;
-    Some(DeltaDiscoveryResponse {
-        system_version_info: String::new(),
-        resources: changed.into_iter().map(|e| e.resource).collect(),
-        type_url: type_url.to_owned(),
-        removed_resources: removed,
-        nonce: nonce.to_string(),
-        control_plane: Some(ControlPlane {
-            identifier: shared.config.name.clone(),
-        }),
-    })
+    Some(delta.into_response(type_url, *nonce, &shared.config.name))
 }
 
 /// The zone's own resources of `rtype` as the global receives them, by delta key.
@@ -153,9 +113,11 @@ fn provided(shared: &ZoneShared, rtype: ResourceType) -> BTreeMap<String, WireEn
         .iter()
         .filter(|r| is_locally_originated(r) && !kds_disabled(r))
         .map(|r| {
-            let mapped = map_for_global(r, &shared.config.name, shared.store.environment());
-            let kr = kuma_resource(&mapped);
-            let entry = wire_entry(mapped.delta_key(), version_of(&mapped, &kr), &kr);
+            let entry = codec::encode(&map_for_global(
+                r,
+                &shared.config.name,
+                shared.store.environment(),
+            ));
             (entry.delta_key.clone(), entry)
         })
         .collect()

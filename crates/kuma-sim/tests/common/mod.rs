@@ -5,13 +5,14 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use kds_proto::{
+use kds_wire::features;
+use kds_wire::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, KumaResource, Node,
     global_kds_service_client::GlobalKdsServiceClient, google::rpc::Status as RpcStatus,
     kds_sync_service_client::KdsSyncServiceClient,
 };
 use kuma_model::{Environment, Resource, ResourceType};
-use kuma_sim::{GlobalStore, KdsHandle, KdsServerConfig, kds::generation::features, start_global_kds};
+use kuma_sim::{GlobalStore, KdsHandle, KdsServerConfig, start_global_kds};
 use prost::Message;
 use prost_types::{ListValue, Struct, Value, value::Kind};
 use tokio::sync::mpsc;
@@ -20,7 +21,7 @@ use tonic::{Request, Status, Streaming, codec::CompressionEncoding, transport::C
 
 /// Bounds every wait on the network.
 pub const WAIT: Duration = Duration::from_secs(10);
-pub const MAX_MESSAGE: usize = 10 << 20;
+pub const MAX_MESSAGE: usize = kds_wire::MAX_MESSAGE_SIZE;
 
 pub fn rtype(name: &str) -> ResourceType {
     ResourceType::from_name(name).unwrap_or_else(|| panic!("unknown type {name}"))
@@ -207,7 +208,7 @@ pub fn decode(response: &DeltaDiscoveryResponse) -> BTreeMap<String, KumaResourc
         .iter()
         .map(|r| {
             let any = r.resource.as_ref().expect("resource present");
-            assert_eq!(any.type_url, kds_proto::KUMA_RESOURCE_TYPE_URL);
+            assert_eq!(any.type_url, kds_wire::KUMA_RESOURCE_TYPE_URL);
             (
                 r.name.clone(),
                 KumaResource::decode(any.value.as_slice()).expect("a KumaResource"),
@@ -231,7 +232,7 @@ pub fn labels(kr: &KumaResource) -> BTreeMap<String, String> {
 }
 
 pub async fn health(channel: Channel, client_id: Option<&str>) -> Result<Duration, Status> {
-    let mut request = Request::new(kds_proto::ZoneHealthCheckRequest {});
+    let mut request = Request::new(kds_wire::ZoneHealthCheckRequest {});
     if let Some(id) = client_id {
         request
             .metadata_mut()

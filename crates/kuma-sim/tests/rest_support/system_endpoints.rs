@@ -1,16 +1,12 @@
 //! The system endpoints over real HTTP: zones and zone insights fed by a real KDS stream,
-//! kuma-sync's own REST reader, and the index, `/_resources` and `/config`.
+//! and the index, `/_resources` and `/config`. (kuma-sync's own REST reader against this
+//! API is tested in the exporter's tests: the simulator depends on no product crate.)
 
 use std::sync::Arc;
 
-use kuma_model::Resource;
 use kuma_sim::{
     GlobalStore, ResourceStore,
     rest::{RestApi, serve_rest},
-};
-use policy_watcher::source::{
-    http::{HttpClient, HttpSettings},
-    rest::KumaApi,
 };
 use serde_json::json;
 
@@ -131,52 +127,6 @@ async fn zones_and_insights_reflect_zone_records() {
     assert_eq!(zones["total"], 1);
     api.shutdown().await;
     kds.shutdown().await;
-}
-
-#[tokio::test]
-async fn kuma_sync_reads_every_page() {
-    let (store, api) = global_with_meshes(&["default", "payments"]).await;
-    for i in 0..1100 {
-        let m = if i % 3 == 0 { "payments" } else { "default" };
-        store.upsert(stored_mcb(m, &format!("cb-{i:04}")).with_label("team", "t"));
-    }
-    // Some written through the API itself, so they carry the API's times.
-    for i in 0..5 {
-        let name = format!("via-api-{i}");
-        let url = format!("{}/meshes/default/meshtimeouts/{name}", api.url());
-        let body =
-            json!({"type":"MeshTimeout","mesh":"default","name":name,"spec":{"targetRef":{"kind":"Mesh"}}});
-        assert_eq!(call("PUT", &url, Some(&body.to_string())).await.status, 201);
-    }
-    let types = [rtype("MeshCircuitBreaker"), rtype("MeshTimeout")];
-    let client = KumaApi::new(
-        &api.url(),
-        HttpClient::new(HttpSettings::default()).expect("client"),
-    )
-    .expect("api");
-    let read = tokio::time::timeout(WAIT, client.list_all(&types))
-        .await
-        .expect("in time")
-        .expect("every page read");
-    // A resource put in the store without times reads back with Go's zero time, as
-    // Kuma prints an unset `time.Time`.
-    let go_zero: jiff::Timestamp = "0001-01-01T00:00:00Z".parse().expect("literal");
-    let canonical = |mut rs: Vec<Resource>| {
-        for r in &mut rs {
-            r.creation_time.get_or_insert(go_zero);
-            r.modification_time.get_or_insert(go_zero);
-        }
-        rs.sort_by_key(Resource::key);
-        rs
-    };
-    let expected = canonical(types.iter().flat_map(|t| store.list(Some(*t))).collect());
-    let read = canonical(read);
-    assert_eq!(expected.len(), 1105);
-    assert_eq!(read.len(), expected.len(), "every resource, once");
-    for (got, want) in read.iter().zip(&expected) {
-        assert_eq!(got, want);
-    }
-    api.shutdown().await;
 }
 
 #[tokio::test]

@@ -2,13 +2,16 @@
 //!
 //! That certificate is self-signed with CA:TRUE (kuma-semantics 2.4), which webpki refuses as
 //! an end-entity (`CaUsedAsEndEntity`) even when it is the trust anchor itself. Operators
-//! hand the probe exactly that file as the CA, so [`PinningVerifier`] verifies normally
+//! hand the client exactly that file as the CA, so [`PinningVerifier`] verifies normally
 //! first and, only when the presented certificate is byte-identical to one the operator
 //! trusts, accepts it after checking its validity period and name itself. The handshake
 //! signature is still verified against the certificate's key, so the server must hold
 //! the private key.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -20,10 +23,28 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
 
-use crate::{
-    config::TlsSettings,
-    error::{Error, Result},
-};
+use crate::error::{Error, Result};
+
+/// How a client trusts the global's certificate and proves its own identity. Without a
+/// CA file, [`client_config`] accepts any certificate: a caller that wants that said
+/// out loud (the probe's `--skip-verify`) checks `skip_verify` itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM file of trusted certificates. Kuma's auto-generated certificate may be given
+    /// here as is, although it is a CA:TRUE certificate (kuma-semantics 10.6).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. For tests and first contact only.
+    pub skip_verify: bool,
+    /// PEM certificate chain and private key presented to the global, when it asks.
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate and its key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
 
 /// The TLS client configuration for `settings`: ring provider, ALPN `h2` (grpc-go 1.82
 /// refuses connections without it, kuma-semantics 10.6), optional client certificate.
@@ -276,7 +297,7 @@ mod tests {
     }
 
     fn write_pem(tag: &str, pem: &str) -> TempPem {
-        let path = std::env::temp_dir().join(format!("kds-probe-tls-{tag}-{}.pem", std::process::id()));
+        let path = std::env::temp_dir().join(format!("kds-wire-tls-{tag}-{}.pem", std::process::id()));
         std::fs::write(&path, pem).unwrap();
         TempPem(path)
     }
@@ -355,7 +376,6 @@ mod tests {
 
     #[test]
     fn client_identities_load_or_fail_clearly() {
-        use crate::config::ClientIdentity;
         let key = KeyPair::generate().unwrap();
         let cert = CertificateParams::new(vec!["kuma-sync-probe".to_owned()])
             .unwrap()

@@ -1,4 +1,5 @@
-//! The gRPC channel to the global: TCP, then TLS with the probe's own verifier.
+//! The gRPC channel to the global: TCP, then TLS with this crate's verifier
+//! ([`crate::tls`]), and the KDS client over it with Kuma's message size limit.
 //!
 //! tonic's `ClientTlsConfig` cannot take a custom certificate verifier, so the channel is
 //! built with `Endpoint::connect_with_connector` and a connector that does the handshake
@@ -23,11 +24,13 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::{
-    config::KdsAddress,
+    address::KdsAddress,
     error::{ConnectFailure, Error, Result},
+    kds_sync_service_client::KdsSyncServiceClient,
 };
 
-/// Kuma's limit on KDS messages in both directions (kuma-semantics 2.5); tonic's default is 4 MiB.
+/// Kuma's limit on KDS messages in both directions (`KUMA_MULTIZONE_*_KDS_MAX_MSG_SIZE`,
+/// kuma-semantics 2.5); tonic's default is 4 MiB.
 pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 
 /// HTTP/2 keepalive ping interval. The global closes connections that ping more often
@@ -36,14 +39,15 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How the connector reaches the global; cloned into every connection attempt.
 #[derive(Clone)]
-pub(crate) struct KdsConnector {
+pub struct Connector {
     address: KdsAddress,
     /// `None` for `grpc://`.
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
-impl KdsConnector {
-    pub(crate) fn new(address: KdsAddress, tls: Option<Arc<ClientConfig>>) -> Result<Self> {
+impl Connector {
+    /// Fails only when TLS is on and the host cannot be checked against a certificate.
+    pub fn new(address: KdsAddress, tls: Option<Arc<ClientConfig>>) -> Result<Self> {
         let tls = match tls {
             None => None,
             Some(config) => {
@@ -77,7 +81,7 @@ impl KdsConnector {
     }
 
     /// Opens a channel; connection errors come back classified.
-    pub(crate) async fn channel(&self, connect_timeout: Duration) -> Result<Channel> {
+    pub async fn channel(&self, connect_timeout: Duration) -> Result<Channel> {
         let authority = self.address.authority();
         let endpoint = Endpoint::from_shared(format!("http://{authority}"))
             .map_err(|e| Error::Connect {
@@ -97,15 +101,12 @@ impl KdsConnector {
     }
 }
 
-/// Opens a channel to `address` exactly as the probe does (TCP, optional TLS with `tls`,
-/// keepalive, classified errors), for other simulated zones.
-#[cfg(feature = "zone-client")]
-pub async fn open_channel(
-    address: KdsAddress,
-    tls: Option<Arc<ClientConfig>>,
-    connect_timeout: Duration,
-) -> Result<Channel> {
-    KdsConnector::new(address, tls)?.channel(connect_timeout).await
+/// The KDS client on `channel`, with [`MAX_MESSAGE_SIZE`] both ways. Compression is the
+/// caller's choice.
+pub fn sync_client(channel: Channel) -> KdsSyncServiceClient<Channel> {
+    KdsSyncServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
 /// A certificate the verifier refused is fatal; anything else (EOF, reset) is not.
