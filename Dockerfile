@@ -12,7 +12,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p exporter --bin kuma-sync \
+    cargo build --release --locked -p kuma-sync --bin kuma-sync \
  && install -D -m 0755 target/release/kuma-sync /out/kuma-sync
 
 # glibc, libgcc and CA certificates, no shell; runs as nonroot (65532:65532).

@@ -16,7 +16,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
-RECORDING = os.path.join(ROOT, "crates/exporter/tests/conformance/kuma-2.14.3")
+RECORDING = os.path.join(ROOT, "crates/kuma-sync/tests/conformance/kuma-2.14.3")
 FIXTURES = os.path.join(ROOT, "crates/kuma-model/tests/fixtures")
 # Seeds are kept small: libFuzzer's default -max_len follows the largest seed.
 MAX_SEED = 16 << 10

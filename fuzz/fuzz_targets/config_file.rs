@@ -1,5 +1,5 @@
 //! Feeds the bytes to `kuma-sync serve`'s configuration as the text of its file:
-//! `exporter::config::ServeConfig::parse` (YAML into the file's structure, unknown keys
+//! `kuma_sync::config::ServeConfig::parse` (YAML into the file's structure, unknown keys
 //! refused, then validation), for a file in a folder that does not exist. Inputs naming
 //! a device or kernel file are skipped: a `passwordFile: /dev/zero` is read at start-up
 //! like any secret, and is the user's to avoid, not the parser's input.
@@ -11,7 +11,7 @@
 
 use std::{path::Path, time::Duration};
 
-use exporter::config::ServeConfig;
+use kuma_sync::config::ServeConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,12 +10,12 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
-use exporter::{
+use kuma_model::Environment;
+use kuma_sim::{GlobalStore, k8s_api, rest::RestApi};
+use kuma_sync::{
     config::{CpConfig, ServeConfig, SourceConfig},
     serve,
 };
-use kuma_model::Environment;
-use kuma_sim::{GlobalStore, k8s_api, rest::RestApi};
 use tokio::time::Instant;
 
 use crate::{fixtures::Fixture, measure::Samples, scrape_http};

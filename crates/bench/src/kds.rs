@@ -346,7 +346,7 @@ fn stall_check(resources: &[Resource], view: &View, runs: usize) -> anyhow::Resu
     monitor.snapshot(&kuma_model::CpRole::Global, resources.to_vec(), Timestamp::now());
     let mut pc = ProbeConfig::new("grpc://127.0.0.1:1")?;
     pc.types = vec![mcb()];
-    let check = exporter::stall::StallCheck::register(
+    let check = kuma_sync::stall::StallCheck::register(
         &Registry::new(),
         monitor,
         view.clone(),

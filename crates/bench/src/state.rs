@@ -8,12 +8,12 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, ensure};
-use exporter::{
+use jiff::Timestamp;
+use kuma_model::{CpRole, Environment};
+use kuma_sync::{
     collectors::{Exposition, events::EventMetrics},
     server::{self, App},
 };
-use jiff::Timestamp;
-use kuma_model::{CpRole, Environment};
 use policy_watcher::{
     Engine, Selection,
     monitor::{Monitor, MonitorConfig},

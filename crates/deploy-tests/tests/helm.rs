@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use deploy_tests::k8s::{PrometheusRule, ServiceMonitor, strict, validate_object};
 use deploy_tests::{helm, repo, serve_config};
-use exporter::config::ServeConfig;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kuma_sync::config::ServeConfig;
 use serde_json::Value;
 
 const RULES: &str = "prometheus/kuma-sync-rules.yaml";

@@ -159,5 +159,5 @@ fn the_dockerfile_builds_with_the_pinned_toolchain() {
         dockerfile.contains(&format!("FROM docker.io/library/rust:{channel}-")),
         "the build stage uses Rust {channel}, as rust-toolchain.toml pins"
     );
-    assert!(dockerfile.contains("cargo build --release --locked -p exporter --bin kuma-sync"));
+    assert!(dockerfile.contains("cargo build --release --locked -p kuma-sync --bin kuma-sync"));
 }

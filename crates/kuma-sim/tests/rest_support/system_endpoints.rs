@@ -1,6 +1,6 @@
 //! The system endpoints over real HTTP: zones and zone insights fed by a real KDS stream,
 //! and the index, `/_resources` and `/config`. (kuma-sync's own REST reader against this
-//! API is tested in the exporter's tests: the simulator depends on no product crate.)
+//! API is tested in kuma-sync's tests: the simulator depends on no product crate.)
 
 use std::sync::Arc;
 

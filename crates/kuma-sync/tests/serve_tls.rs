@@ -4,12 +4,12 @@ mod support;
 
 use std::sync::Arc;
 
-use exporter::{
+use kds_wire::TlsSettings;
+use kuma_model::ResourceType;
+use kuma_sync::{
     config::{ServeConfig, TlsFile},
     serve,
 };
-use kds_wire::TlsSettings;
-use kuma_model::ResourceType;
 use rustls_pki_types::ServerName;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

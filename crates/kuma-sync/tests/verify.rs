@@ -396,7 +396,7 @@ fn a_table_of_many_discrepancies_is_capped_and_says_so() {
         .lines()
         .filter(|l| l.starts_with("zone-1 ") && l.contains("missing"))
         .count();
-    assert_eq!(rows, exporter::output::TABLE_ROWS, "{text}");
+    assert_eq!(rows, kuma_sync::output::TABLE_ROWS, "{text}");
     assert!(text.contains("... and 100 more discrepancies"), "{text}");
     assert!(text.contains("zone-1: diverged (600 missing"), "{text}");
     let json_args = args("json");

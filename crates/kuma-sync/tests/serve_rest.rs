@@ -5,12 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use exporter::{
+use kuma_model::ResourceType;
+use kuma_sim::{KdsServerConfig, start_global_kds};
+use kuma_sync::{
     config::{KdsFile, ServeConfig},
     serve,
 };
-use kuma_model::ResourceType;
-use kuma_sim::{KdsServerConfig, start_global_kds};
 use policy_watcher::ZoneState;
 use support::*;
 

@@ -17,12 +17,12 @@ use deploy_tests::{
     repo,
     webhook::WebhookReceiver,
 };
-use exporter::{
+use kuma_model::ResourceType;
+use kuma_sim::{KdsServerConfig, start_global_kds};
+use kuma_sync::{
     config::{KdsFile, ServeConfig},
     serve,
 };
-use kuma_model::ResourceType;
-use kuma_sim::{KdsServerConfig, start_global_kds};
 use serde_json::Value;
 use support::*;
 

@@ -36,7 +36,7 @@ fn rtype(name: &str) -> ResourceType {
 /// missing after the drop fault.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_reports_converged_then_exactly_the_dropped_copy() {
-    let mut scenario = Scenario::from_yaml(exporter::demo::FEDERATE).expect("the example scenario parses");
+    let mut scenario = Scenario::from_yaml(kuma_sync::demo::FEDERATE).expect("the example scenario parses");
     scenario.ports = Some(PortPlan::Ephemeral);
     let lab = Lab::start(scenario).await.expect("lab starts");
     lab.wait_connected(2 * WAIT).await.expect("zones connect");

@@ -5,9 +5,9 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use exporter::{config::ShardsFile, serve};
 use kuma_model::Environment;
 use kuma_sim::lab::Scenario;
+use kuma_sync::{config::ShardsFile, serve};
 use policy_watcher::Shard;
 
 use crate::support::{get, until};

@@ -9,12 +9,12 @@ mod support;
 
 use std::time::Duration;
 
-use exporter::{
+use kuma_model::{ResourceKey, ResourceType};
+use kuma_sim::lab::{Lab, PortPlan, Scenario};
+use kuma_sync::{
     demo::{DemoArgs, FEDERATE, serve_config},
     serve,
 };
-use kuma_model::{ResourceKey, ResourceType};
-use kuma_sim::lab::{Lab, PortPlan, Scenario};
 use policy_watcher::{Report, State, ZoneState};
 use support::*;
 
@@ -69,7 +69,7 @@ async fn metrics(r: &serve::Running) -> String {
 async fn lab_and_config(
     mut scenario: Scenario,
     dir: &std::path::Path,
-) -> (Lab, exporter::config::ServeConfig) {
+) -> (Lab, kuma_sync::config::ServeConfig) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     scenario.ports = Some(PortPlan::Ephemeral);
     let lab = Lab::start(scenario).await.expect("lab starts");

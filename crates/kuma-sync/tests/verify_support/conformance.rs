@@ -46,7 +46,7 @@ const MAIN: Kuma = Kuma {
 };
 
 pub(super) fn recordings(kuma: Kuma) -> PathBuf {
-    root().join("crates/exporter/tests/conformance").join(kuma.dir)
+    root().join("crates/kuma-sync/tests/conformance").join(kuma.dir)
 }
 
 /// Runs `verify -o json` on every listing a scenario recorded.

@@ -1,6 +1,6 @@
 //! The fault matrix: every fault kuma-sim can make, on its universal zone (read over
 //! REST) and on its Kubernetes zone (read through kube-rs watchers), judged by
-//! `verify --config`'s own function ([`exporter::live::verify`]).
+//! `verify --config`'s own function ([`kuma_sync::live::verify`]).
 //!
 //! Two things are asserted of every verdict. It equals what the lab's control planes
 //! really hold: an engine fed the lab's stores directly is the oracle, so a source that
@@ -10,14 +10,14 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use exporter::{
+use kuma_model::{CpRole, Resource, ResourceType};
+use kuma_sim::lab::{Lab, Scenario};
+use kuma_sync::{
     config::{ServeConfig, SourceConfig},
     demo::FEDERATE,
     live,
     verify::Verdict,
 };
-use kuma_model::{CpRole, Resource, ResourceType};
-use kuma_sim::lab::{Lab, Scenario};
 use policy_watcher::{Engine, Report, Selection, State, Topology, ZoneSpec, ZoneState};
 
 use super::{change_policy, copy_key, mcb};

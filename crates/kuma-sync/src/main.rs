@@ -1,7 +1,7 @@
 use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
-use exporter::{
+use kuma_sync::{
     cli::{Cli, Command, OutputFormat},
     config, demo, exit, live, output, serve, shutdown, telemetry, verify,
 };

@@ -1,15 +1,15 @@
-//! Shared pieces of the exporter's end-to-end tests: resources shaped as on Kubernetes
+//! Shared pieces of kuma-sync's end-to-end tests: resources shaped as on Kubernetes
 //! control planes, kubeconfigs for simulated clusters, and a raw HTTP GET.
 
 #![allow(dead_code)] // each test binary uses a part
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use exporter::{
+use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
+use kuma_sync::{
     config::{CpConfig, SourceConfig},
     serve,
 };
-use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_in_zone};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -5,12 +5,12 @@ mod support;
 
 use std::{sync::Arc, time::Duration};
 
-use exporter::{
+use kuma_model::{Environment, ResourceType};
+use kuma_sim::{GlobalStore, k8s_api};
+use kuma_sync::{
     config::{CpConfig, ServeConfig, SourceConfig},
     serve,
 };
-use kuma_model::{Environment, ResourceType};
-use kuma_sim::{GlobalStore, k8s_api};
 use policy_watcher::ZoneState;
 use support::*;
 
