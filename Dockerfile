@@ -5,14 +5,15 @@
 # and the Helm chart expect. Without a registry to pull these bases from, .ci/image
 # builds the same layout FROM scratch with buildah.
 
-# Rust as pinned in rust-toolchain.toml; Debian 12, like the runtime, so the glibc the
+# The daemon is built without the `demo` feature: it does not link kuma-sim, the
+# simulator it is tested against. Rust as pinned in rust-toolchain.toml; Debian 12, like the runtime, so the glibc the
 # binary links against is the one it runs on.
 FROM docker.io/library/rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p kuma-sync --bin kuma-sync \
+    cargo build --release --locked -p kuma-sync --bin kuma-sync --no-default-features \
  && install -D -m 0755 target/release/kuma-sync /out/kuma-sync
 
 # glibc, libgcc and CA certificates, no shell; runs as nonroot (65532:65532).

@@ -9,7 +9,8 @@
 //!
 //! The wire itself (the channel and its TLS verifier, the node, subscriptions and ACKs,
 //! the `KumaResource` envelope, the message size limit) is kds-wire's, which the
-//! simulator shares; this crate holds the probe's policy on top of it.
+//! simulator shares; this crate holds the probe's policy on top of it. Its command line
+//! (`kuma-sync probe`) is the kuma-sync crate's, beside `verify` and `serve`.
 //!
 //! # Layout
 //! - [`config`]: [`ProbeConfig`] and its validation.
@@ -21,10 +22,8 @@
 //! - [`metrics`]: the `kuma_sync_kds_*` metrics.
 //! - [`probe`]: [`Probe`], the reconnect loop.
 //! - [`record`]: `--record`: every response as its bytes, and replaying a recording.
-//! - [`command`]: `kuma-sync probe` flags and output.
 
 pub mod backoff;
-pub mod command;
 pub mod config;
 pub mod decode;
 pub mod error;
@@ -34,7 +33,6 @@ pub mod record;
 pub mod session;
 pub mod view;
 
-pub use command::{OutputFormat, ProbeArgs, render_json, render_table, run_command};
 pub use config::{ConfigError, KdsAddress, ProbeConfig, TlsSettings};
 pub use error::{Error, Result};
 pub use probe::Probe;

@@ -1,9 +1,7 @@
 //! TLS trust and the retry-or-stop decision, against a simulated global.
 
-mod support;
-
+use crate::support::*;
 use kds_probe::{ConfigError, Error, Probe};
-use support::*;
 
 /// A CA file that did not sign the global's certificate stops the probe at once with a
 /// clear, fatal error; it is not retried forever.

@@ -1,13 +1,11 @@
 //! The probe against a simulated global: full sync, deltas, ACK discipline, restarts,
 //! stalls and bad resources, over loopback TCP and real TLS.
 
-mod support;
-
 use std::{collections::BTreeSet, time::Duration};
 
+use crate::support::*;
 use kds_probe::{ConfigError, Error, Probe, ProbeConfig, ViewEvent};
 use kuma_sim::Undecodable;
-use support::*;
 
 const TYPES: [&str; 4] = [
     "MeshTrafficPermission",

@@ -14,10 +14,13 @@
 //! - [`version`]: which Kuma a control plane runs ([`KumaLine`]), and so which rules apply.
 //! - [`zone_name`]: the one rule for zone names (Kuma 2.x, and Kuma 3's stricter one).
 //! - [`constants`]: the names Kuma treats specially (internal GlobalSecrets, synced Configs).
+//! - `fixtures` (feature `test-util`): policies to build tests and benchmarks from.
 
 pub mod constants;
 pub mod delta_key;
 pub mod fingerprint;
+#[cfg(feature = "test-util")]
+pub mod fixtures;
 pub mod hash;
 pub mod read;
 pub mod resource;

@@ -1,10 +1,8 @@
 //! Each fault knob, the size limit, HealthCheck and restart have an observable effect.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use kds_wire::KumaResource;
 use kuma_model::Environment;
 use kuma_sim::{KdsServerConfig, Undecodable};

@@ -1,8 +1,6 @@
 //! What each zone is sent: `GlobalProvidedFilter` (kuma-semantics 3.3) end to end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kuma_model::{Environment, Resource, hash::hashed_name};
 use serde_json::json;
 

@@ -1,11 +1,9 @@
 //! kube-rs against the simulated Kubernetes API, over real HTTP on 127.0.0.1.
 
-mod k8s_api_support;
-
 use std::{collections::BTreeMap, time::Duration};
 
+use crate::k8s_api_support::*;
 use futures::StreamExt;
-use k8s_api_support::*;
 use kube::{
     Api as KubeApi,
     api::{DynamicObject, ListParams, WatchEvent, WatchParams},

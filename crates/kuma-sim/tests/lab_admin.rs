@@ -1,9 +1,7 @@
 //! The admin endpoint drives faults over HTTP and lists them.
 
-mod lab_support;
-
+use crate::lab_support::*;
 use kuma_model::{Environment, resource::expected_name_in_zone};
-use lab_support::*;
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

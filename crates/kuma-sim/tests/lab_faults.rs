@@ -1,13 +1,11 @@
 //! Each fault produces its observable effect in the stores and the global's zone
 //! records, and heals.
 
-mod lab_support;
-
 use std::time::Duration;
 
+use crate::lab_support::*;
 use kuma_model::{Environment, hash::hashed_name, labels, resource::expected_name_in_zone};
 use kuma_sim::{GlobalStore, lab::Lab};
-use lab_support::*;
 use serde_json::json;
 
 /// The zone-1 copy of a global MeshCircuitBreaker (universal global and zone).

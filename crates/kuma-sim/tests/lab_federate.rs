@@ -1,15 +1,13 @@
 //! The federate guide end to end: global policies reach both zones under Kuma's names,
 //! zone-origin producer policies reach the global and the other zone.
 
-mod lab_support;
-
+use crate::lab_support::*;
 use kuma_model::{
     Environment, Resource,
     hash::hashed_name,
     labels,
     resource::{expected_name_in_zone, expected_name_on_global},
 };
-use lab_support::*;
 use serde_json::json;
 
 /// The guide's MeshCircuitBreaker applied on a universal global lands in the universal

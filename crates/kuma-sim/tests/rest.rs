@@ -1,16 +1,15 @@
 //! Kuma's REST API on simulated control planes, over real HTTP on 127.0.0.1.
 
-mod common;
-mod rest_support;
+use crate::rest_support;
 
 use std::{collections::BTreeSet, sync::Arc};
 
+use crate::rest_support::*;
 use kuma_model::ResourceKey;
 use kuma_sim::{
     ResourceStore,
     rest::{MAX_BODY_BYTES, RestApi},
 };
-use rest_support::*;
 use serde_json::{Value, json};
 
 fn mcb_key(mesh: &str, name: &str) -> ResourceKey {

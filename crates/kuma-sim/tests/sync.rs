@@ -1,8 +1,6 @@
 //! `GlobalToZoneSync` as kuma-semantics 3.1 describes it, driven by the generated client.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kuma_model::{Environment, Resource};
 use serde_json::json;
 use tonic::Code;

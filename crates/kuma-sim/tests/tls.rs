@@ -1,7 +1,5 @@
 //! The server speaks TLS with ALPN h2 and a Kuma-like self-signed CA:TRUE certificate.
 
-mod common;
-
 use std::{
     future::Future,
     pin::Pin,
@@ -9,7 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use common::*;
+use crate::common::*;
 use hyper_util::rt::TokioIo;
 use kuma_model::Environment;
 use kuma_sim::KdsServerConfig;

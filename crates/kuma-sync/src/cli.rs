@@ -22,11 +22,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Connect to a global control plane's KDS as a synthetic zone and show, live, what it
     /// sends. Side effect: a Zone named after the probe appears on the global.
-    Probe(kds_probe::ProbeArgs),
+    Probe(crate::probe::ProbeArgs),
     /// Watch the global and every zone, and serve /metrics, /status, /healthz and /readyz.
     Serve(ServeArgs),
     /// Start a simulated global and two zones that really sync (kuma-sim), serve against
     /// them, and show the verdict live; `--break zone-2` makes zone-2 silently stall.
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoArgs),
 }
 

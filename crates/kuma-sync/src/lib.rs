@@ -7,7 +7,8 @@
 //! - [`cli`]: command-line definitions.
 //! - [`config`]: the `serve` configuration file, validated.
 //! - [`serve`]: sources, monitor, probe and HTTP server wired together.
-//! - [`demo`]: `kuma-sync demo` on a kuma-sim lab.
+//! - [`probe`]: `kuma-sync probe`, flags and the live display of kds-probe's view.
+//! - `demo` (feature `demo`, on by default): `kuma-sync demo` on a kuma-sim lab.
 //! - [`server`]: `/metrics`, `/status`, `/healthz`, `/readyz`.
 //! - [`collectors`]: Prometheus collectors.
 //! - [`stall`]: the KDS stall check.
@@ -22,10 +23,12 @@
 pub mod cli;
 pub mod collectors;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod live;
 pub mod output;
+pub mod probe;
 pub mod serve;
 pub mod server;
 pub mod shutdown;

@@ -3,7 +3,7 @@ use std::{io::Write, process::ExitCode};
 use clap::Parser;
 use kuma_sync::{
     cli::{Cli, Command, OutputFormat},
-    config, demo, exit, live, output, serve, shutdown, telemetry, verify,
+    config, exit, live, output, probe, serve, shutdown, telemetry, verify,
 };
 
 /// mimalloc rather than glibc's malloc: the engine makes and frees millions of small
@@ -86,19 +86,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
+        #[cfg(feature = "demo")]
         Command::Demo(args) => {
             telemetry::init_at(telemetry::Format::Compact, "warn");
             let rt = tokio::runtime::Runtime::new()?;
-            Ok(rt.block_on(demo::run(args, std::io::stdout(), shutdown::signal()))?)
+            Ok(rt.block_on(kuma_sync::demo::run(args, std::io::stdout(), shutdown::signal()))?)
         }
         Command::Probe(args) => {
             telemetry::init(telemetry::Format::Compact);
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(kds_probe::run_command(
-                args,
-                std::io::stdout(),
-                shutdown::signal(),
-            ))?;
+            rt.block_on(probe::run(args, std::io::stdout(), shutdown::signal()))?;
             Ok(exit::CONVERGED)
         }
     }

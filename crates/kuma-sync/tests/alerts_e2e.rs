@@ -7,10 +7,9 @@
 //! global's KDS goes quiet, and the out-of-sync and stall alerts reach the webhook;
 //! healing resolves them.
 
-mod support;
-
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
+use crate::support::*;
 use deploy_tests::{
     alertmanager::Alertmanager,
     prom::{Prometheus, PrometheusOptions, override_for_durations},
@@ -24,7 +23,6 @@ use kuma_sync::{
     serve,
 };
 use serde_json::Value;
-use support::*;
 
 /// Collects webhook notifications until `want` (alertname, status) pairs have all arrived.
 fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within: Duration) -> Vec<Value> {

@@ -1,10 +1,9 @@
 //! `serve` with Kubernetes sources: kube-rs watchers against simulated Kubernetes API
 //! servers, state on a real `/metrics` and `/status`, divergence seen within a second.
 
-mod support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::*;
 use kuma_model::{Environment, ResourceType};
 use kuma_sim::{GlobalStore, k8s_api};
 use kuma_sync::{
@@ -12,7 +11,6 @@ use kuma_sync::{
     serve,
 };
 use policy_watcher::ZoneState;
-use support::*;
 
 fn kube_cp(kubeconfig: std::path::PathBuf) -> CpConfig {
     CpConfig {

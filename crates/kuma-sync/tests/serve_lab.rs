@@ -2,13 +2,16 @@
 //! lab shows its state on `/metrics` and `/status`, and heals back. Also kuma-sync's
 //! engine, sync rules and REST reader held against the simulator ([`oracle`]).
 
+#[path = "lab_matrix/mod.rs"]
 mod lab_matrix;
+#[path = "oracle/mod.rs"]
 mod oracle;
+#[path = "shards/mod.rs"]
 mod shards;
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use kuma_model::{ResourceKey, ResourceType};
 use kuma_sim::lab::{Lab, PortPlan, Scenario};
 use kuma_sync::{
@@ -16,7 +19,6 @@ use kuma_sync::{
     serve,
 };
 use policy_watcher::{Report, State, ZoneState};
-use support::*;
 
 fn mcb() -> ResourceType {
     ResourceType::from_name("MeshCircuitBreaker").unwrap()

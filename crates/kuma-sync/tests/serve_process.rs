@@ -1,11 +1,9 @@
 //! `kuma-sync serve` as a real process: a bad configuration exits 64 before anything
 //! starts; SIGTERM stops a running server cleanly.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn serve(config: &std::path::Path, listen: &str) -> tokio::process::Child {
     kuma_sync(&["serve", "--config", config.to_str().unwrap(), "--listen", listen])

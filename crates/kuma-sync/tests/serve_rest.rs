@@ -1,10 +1,9 @@
 //! `serve` with REST sources and the KDS probe against the simulated global: polling,
 //! divergence, unreachable zones, and a silent KDS stall seen on `/metrics`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use kuma_model::ResourceType;
 use kuma_sim::{KdsServerConfig, start_global_kds};
 use kuma_sync::{
@@ -12,7 +11,6 @@ use kuma_sync::{
     serve,
 };
 use policy_watcher::ZoneState;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_sources_and_the_kds_probe() {

@@ -1,9 +1,8 @@
 //! `/metrics` over TLS, with a self-signed certificate like the ones clusters hand out.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use kds_wire::TlsSettings;
 use kuma_model::ResourceType;
 use kuma_sync::{
@@ -11,7 +10,6 @@ use kuma_sync::{
     serve,
 };
 use rustls_pki_types::ServerName;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]

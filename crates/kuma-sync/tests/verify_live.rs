@@ -1,9 +1,7 @@
 //! `kuma-sync verify --config` as a real process against kuma-sim's REST APIs: a late
 //! convergence with `--wait` exits 0, a timeout exits 1, unreadable zones are named.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 struct Setup {
     zone: std::sync::Arc<kuma_sim::GlobalStore>,

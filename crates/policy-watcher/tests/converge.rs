@@ -1,8 +1,6 @@
 //! Every sync rule and every state, on hand-written multi-zone scenarios.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kuma_model::{
     CpRole, Environment, KumaLine, Resource, hash::hashed_name, labels, resource::expected_name_in_zone,
 };

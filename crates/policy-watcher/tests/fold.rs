@@ -1,11 +1,9 @@
 //! `Engine::fold` and `Engine::load` (the cold-start paths that count changes instead of
 //! describing them) leave exactly the state `apply` and `replace` leave.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use kuma_model::{CpRole, Resource, labels};
 use policy_watcher::{Change, Engine, Report};
 use proptest::prelude::*;

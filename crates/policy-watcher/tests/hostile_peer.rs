@@ -3,15 +3,13 @@
 //! Each must be an error of its own class, the token must never leave the configured
 //! address, and a zone served that way must never be `converged`.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use common::http_peer::{self, Log};
+use crate::common::http_peer::{self, Log};
 use kuma_model::{CpRole, Environment, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec, ZoneState,

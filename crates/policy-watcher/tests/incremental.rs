@@ -1,11 +1,9 @@
 //! The engine's central promise: applying changes one at a time gives exactly the verdict
 //! a fresh compare of the final state gives, whatever the order.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use kuma_model::{CpRole, Resource, ResourceKey, labels};
 use policy_watcher::{Change, Report, State};
 use proptest::prelude::*;

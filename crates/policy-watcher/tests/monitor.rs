@@ -1,11 +1,9 @@
 //! The live layer: readiness, unknown control planes, out-of-sync ages, propagation
 //! latency and flaps, with time driven by the test.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use jiff::Timestamp;
 use kuma_model::{CpRole, ResourceType};
 use policy_watcher::{

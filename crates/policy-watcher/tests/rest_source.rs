@@ -1,11 +1,9 @@
 //! The REST source against a real HTTP server that answers like Kuma's API server:
 //! pagination, tokens, and every way a control plane can fail to be read.
 
-mod common;
-
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
-use common::http_peer::{self, Log};
+use crate::common::http_peer::{self, Log};
 use kuma_model::ResourceType;
 use policy_watcher::source::{
     SourceError,

@@ -13,47 +13,13 @@ use std::{
 };
 
 use kds_probe::{Probe, ProbeConfig, View, config::BackoffSettings, metrics::Metrics};
-use kuma_model::{Environment, Resource, ResourceType, resource::wire_name_global_to_zone};
+pub use kuma_model::fixtures::{mcb, mtp, rtype, timeout};
+use kuma_model::{Environment, Resource, resource::wire_name_global_to_zone};
 use kuma_sim::{GlobalStore, KdsHandle, KdsServerConfig, start_global_kds};
-use serde_json::json;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Upper bound on any wait in these tests; loopback traffic takes milliseconds.
 pub const WAIT: Duration = Duration::from_secs(10);
-
-pub fn rtype(name: &str) -> ResourceType {
-    ResourceType::from_name(name).unwrap_or_else(|| panic!("{name} is a Kuma type"))
-}
-
-pub fn mtp(name: &str, action: &str) -> Resource {
-    Resource::new(
-        rtype("MeshTrafficPermission"),
-        Some("default"),
-        name,
-        json!({"targetRef": {"kind": "Mesh"}, "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": action}}]}),
-    )
-    .with_label("kuma.io/mesh", "default")
-}
-
-pub fn mcb(name: &str, max_connections: u32) -> Resource {
-    Resource::new(
-        rtype("MeshCircuitBreaker"),
-        Some("default"),
-        name,
-        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"connectionLimits": {"maxConnections": max_connections}}}]}),
-    )
-    .with_label("kuma.io/mesh", "default")
-}
-
-pub fn timeout(name: &str) -> Resource {
-    Resource::new(
-        rtype("MeshTimeout"),
-        Some("default"),
-        name,
-        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "1h0m0s"}}]}),
-    )
-    .with_label("kuma.io/mesh", "default")
-}
 
 /// The delta key a zone sees for a resource created on a universal global.
 pub fn wire_key(r: &Resource) -> String {

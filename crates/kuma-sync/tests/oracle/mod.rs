@@ -24,7 +24,7 @@ use policy_watcher::{
 use serde_json::json;
 
 use crate::{
-    lab_matrix::judge,
+    serve_lab::lab_matrix::judge,
     support::{WAIT, put},
 };
 

@@ -5,12 +5,13 @@
 
 pub mod http_peer;
 
+pub use kuma_model::fixtures::{mcb, policy, rtype};
 use kuma_model::{
-    CpRole, Environment, Resource, ResourceType, labels,
+    CpRole, Environment, Resource, labels,
     resource::{expected_name_in_zone, expected_name_on_global},
 };
 use policy_watcher::{Engine, Selection, Topology, ZoneSpec};
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub const Z1: &str = "zone-1";
 pub const Z2: &str = "zone-2";
@@ -40,23 +41,6 @@ pub fn env_of(zone: &str) -> Environment {
         .find(|z| z.name == zone)
         .map(|z| z.environment)
         .expect("zone in topology")
-}
-
-pub fn rtype(name: &str) -> ResourceType {
-    ResourceType::from_name(name).expect("known type")
-}
-
-pub fn policy(t: &str, name: &str, spec: Value) -> Resource {
-    Resource::new(rtype(t), Some("default"), name, spec).with_label(labels::MESH, "default")
-}
-
-pub fn mcb(name: &str, max_connections: u32) -> Resource {
-    policy(
-        "MeshCircuitBreaker",
-        name,
-        json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "redis"},
-               "default": {"connectionLimits": {"maxConnections": max_connections}}}]}),
-    )
 }
 
 pub fn mtp(name: &str) -> Resource {

@@ -1,13 +1,13 @@
-//! `kuma-sync probe`: flags, and a live per-type display of what the global sends.
+//! `kuma-sync probe`: flags, and a live per-type display of what the global sends. The
+//! probe itself (session, view, metrics) is kds-probe's; this is its command line.
 
 use std::{future::Future, io::Write, path::PathBuf, pin::pin, time::Duration};
 
 use kuma_model::ResourceType;
 
-use crate::{
+use kds_probe::{
+    Probe, Result,
     config::{ClientIdentity, ConfigError, DEFAULT_ZONE_NAME, ProbeConfig, parse_duration},
-    error::Result,
-    probe::Probe,
     view::{Snapshot, View},
 };
 
@@ -101,11 +101,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
 
 /// Runs the probe and prints what the global sends until `shutdown` completes, a fatal
 /// error occurs, or (`--once`) every type has its first full state.
-pub async fn run_command(
-    args: ProbeArgs,
-    mut out: impl Write,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
+pub async fn run(args: ProbeArgs, mut out: impl Write, shutdown: impl Future<Output = ()>) -> Result<()> {
     let format = args.output;
     let once = args.once;
     let config = ProbeConfig::try_from(args)?;
@@ -257,7 +253,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::view::{SentResource, TypeSnapshot};
+    use kds_probe::view::{SentResource, TypeSnapshot};
 
     #[derive(Parser)]
     struct Cli {

@@ -1,0 +1,12 @@
+//! policy-watcher's integration tests in one binary, a module per subject: a binary per file would
+//! link the whole dependency graph (tonic, kube, hyper) once per file.
+//! Shared fixtures are the `common` and `*support` modules.
+
+mod common;
+
+mod converge;
+mod fold;
+mod hostile_peer;
+mod incremental;
+mod monitor;
+mod rest_source;
