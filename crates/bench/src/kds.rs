@@ -30,7 +30,8 @@ use kuma_sim::{
 };
 use prometheus::Registry;
 use prost::Message;
-use tokio::{sync::watch, time::Instant};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::{fixtures, measure::Samples};
 
@@ -109,7 +110,7 @@ fn client_decode(bytes: &[u8]) -> anyhow::Result<usize> {
 
 struct Running {
     view: View,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -118,11 +119,9 @@ async fn start_probe(url: &str) -> anyhow::Result<Running> {
     pc.types = vec![mcb()];
     let probe = Probe::new(pc, &Registry::new())?;
     let view = probe.view();
-    let (stop, mut stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
     let task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
         if let Err(error) = probe.run(shutdown).await {
             // The bench's wait for the view then fails with its own message.
             eprintln!("kds bench: probe stopped: {error}");
@@ -154,7 +153,7 @@ async fn until_synced(view: &View, expect: usize) -> anyhow::Result<()> {
 }
 
 async fn stop_probe(p: Running) {
-    let _ = p.stop.send(true);
+    p.stop.cancel();
     let _ = p.task.await;
 }
 

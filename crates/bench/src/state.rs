@@ -20,7 +20,8 @@ use policy_watcher::{
 };
 use prometheus::Registry;
 use serde::{Deserialize, Serialize};
-use tokio::{net::TcpListener, sync::watch, time::Instant};
+use tokio::{net::TcpListener, time::Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     fixtures::Fixture,
@@ -157,10 +158,8 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
         exposition: exposition.clone(),
         basic_auth: None,
     });
-    let (stop, mut stopped) = watch::channel(false);
-    let server = tokio::spawn(server::run(listener, None, app, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(server::run(listener, None, app, stop.clone().cancelled_owned()));
     let mut http = Samples::default();
     for _ in 0..scrapes {
         let start = Instant::now();
@@ -185,7 +184,7 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
             "the change is on /metrics"
         );
     }
-    let _ = stop.send(true);
+    stop.cancel();
     server.await.context("the metrics server panicked")?;
 
     Ok(SizeFigures {

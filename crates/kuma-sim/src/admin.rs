@@ -29,8 +29,8 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use http_serve::Server;
+use hyper::body::Incoming;
 use kuma_model::{ResourceKey, ResourceType};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -49,34 +49,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, LabError> {
     })
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes; requests in flight finish first.
 pub async fn serve(lab: Lab, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::warn!(%error, "admin endpoint failed to accept a connection");
-                    continue;
-                }
-            },
-        };
+    let handler = move |req| {
         let lab = lab.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let lab = lab.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&lab, req).await) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "admin connection ended with an error");
-            }
-        });
-    }
+        async move { handle(&lab, req).await }
+    };
+    Server::new("admin endpoint", listener)
+        .serve(handler, shutdown)
+        .await;
 }
 
 /// An error answer.

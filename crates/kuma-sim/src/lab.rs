@@ -24,9 +24,10 @@ use std::{
 use kuma_model::{CpRole, Environment, KumaLine, Resource, ResourceType, labels};
 use serde::Serialize;
 use tokio::{
-    sync::{RwLock, RwLockReadGuard, watch},
+    sync::{RwLock, RwLockReadGuard},
     task::JoinHandle,
 };
+use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultsReport, GlobalFaults};
 pub use scenario::{EnvironmentSpec, GlobalSpec, MeshSpec, PortPlan, Scenario, ZoneSpec};
@@ -118,10 +119,18 @@ struct Inner {
     global: RwLock<KdsHandle>,
     zones: Vec<ZoneControlPlane>,
     urls: Mutex<LabUrls>,
-    /// `true` stops the admin endpoint, the APIs and the defaults task.
-    stop: watch::Sender<bool>,
+    /// Cancelled to stop the admin endpoint, the APIs and the defaults task (on
+    /// shutdown, or when the last handle to the lab goes).
+    stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     global_faults: Mutex<GlobalFaults>,
+}
+
+impl Drop for Inner {
+    /// A lab dropped without [`Lab::shutdown`] still stops its servers.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Lab {
@@ -197,7 +206,7 @@ impl Lab {
             zones.push(zone);
         }
 
-        let (stop, _) = watch::channel(false);
+        let stop = CancellationToken::new();
         let lab = Lab {
             inner: Arc::new(Inner {
                 global_store: global_store.clone(),
@@ -330,7 +339,7 @@ impl Lab {
 
     /// Stops zones, the admin endpoint, the APIs and the global, in that order.
     pub async fn shutdown(self) {
-        let _ = self.inner.stop.send(true);
+        self.inner.stop.cancel();
         for z in &self.inner.zones {
             z.shutdown().await;
         }
@@ -348,10 +357,7 @@ impl Lab {
 
     /// Resolves once the lab is shutting down.
     pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.inner.stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
+        self.inner.stop.clone().cancelled_owned()
     }
 
     /// Serves each control plane's REST API, and the Kubernetes API of the

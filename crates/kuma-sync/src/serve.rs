@@ -17,7 +17,8 @@ use policy_watcher::{
     },
 };
 use prometheus::Registry;
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     collectors::{Exposition, events::EventMetrics},
@@ -63,14 +64,14 @@ pub struct Running {
     pub registry: Registry,
     /// The Kuma whose sync rules are applied, configured or learnt from the global.
     pub kuma: KumaLine,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl Running {
     /// Stops every task and waits for them.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
 }
@@ -173,12 +174,10 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
     });
     let exposition = Arc::new(Exposition::new(registry.clone(), monitor.clone(), probe_zone)?);
 
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut rx = stopped.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
+    let stop = CancellationToken::new();
+    let until_stopped = {
+        let stop = stop.clone();
+        move || stop.clone().cancelled_owned()
     };
     let mut tasks = JoinSet::new();
     let mut sources = vec![(CpRole::Global, cfg.global.clone())];

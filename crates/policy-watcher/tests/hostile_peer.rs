@@ -20,6 +20,7 @@ use policy_watcher::{
         rest::{KumaApi, ReadLimits},
     },
 };
+use tokio_util::sync::CancellationToken;
 
 /// Bounds no test should need to wait for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -283,7 +284,7 @@ async fn a_zone_served_by_a_hostile_peer_is_never_converged() {
         MonitorConfig::default(),
         Box::new(NoRecorder),
     ));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
     for (cp, addr) in [
         (CpRole::Global, global.addr),
         (CpRole::Zone("zone-1".into()), zone.addr),
@@ -291,10 +292,7 @@ async fn a_zone_served_by_a_hostile_peer_is_never_converged() {
         let types = PollTarget::types_for(&cp, [mt()].into_iter());
         let mut target = PollTarget::new(cp, api(addr), types, Duration::from_millis(100));
         target.read_deadline = Duration::from_secs(1);
-        let mut stopped = stopped.clone();
-        tokio::spawn(poll(target, monitor.clone(), async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
+        tokio::spawn(poll(target, monitor.clone(), stop.clone().cancelled_owned()));
     }
     let converged = |m: &Monitor| m.report().converged;
     until(&monitor, "a first converged read", converged).await;
@@ -328,7 +326,7 @@ async fn a_zone_served_by_a_hostile_peer_is_never_converged() {
         until(&monitor, &format!("recovery from {mode:?}"), converged).await;
     }
     assert!(other.seen.lock().unwrap().is_empty());
-    let _ = stop.send(true);
+    stop.cancel();
 }
 
 /// A Kubernetes list page as an API server writes it, with a `continue` token when
@@ -411,10 +409,7 @@ async fn a_kubernetes_zone_whose_lists_never_end_is_unknown_until_they_end() {
         MonitorConfig::default(),
         Box::new(NoRecorder),
     ));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
+    let stop = CancellationToken::new();
     let types = PollTarget::types_for(&CpRole::Global, [mt()].into_iter());
     let target = PollTarget::new(
         CpRole::Global,
@@ -422,14 +417,14 @@ async fn a_kubernetes_zone_whose_lists_never_end_is_unknown_until_they_end() {
         types,
         Duration::from_millis(100),
     );
-    tokio::spawn(poll(target, monitor.clone(), until_stopped(stopped.clone())));
+    tokio::spawn(poll(target, monitor.clone(), stop.clone().cancelled_owned()));
     tokio::spawn(policy_watcher::source::kube::watch_within(
         CpRole::Zone("zone-1".into()),
         client,
         vec![mt()],
         monitor.clone(),
         20,
-        until_stopped(stopped.clone()),
+        stop.clone().cancelled_owned(),
     ));
 
     // Refused twice: the watchers did start again, and the zone stayed unknown.
@@ -444,5 +439,5 @@ async fn a_kubernetes_zone_whose_lists_never_end_is_unknown_until_they_end() {
 
     endless.store(false, Ordering::SeqCst);
     until(&monitor, "a whole list read", |m| m.report().converged).await;
-    let _ = stop.send(true);
+    stop.cancel();
 }

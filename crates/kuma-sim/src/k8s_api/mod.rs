@@ -40,11 +40,11 @@ pub mod selector;
 mod status;
 mod watch;
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper::{server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, sync::watch as signal, task::JoinSet};
+use http_serve::Server;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::ResourceStore;
 use journal::Journal;
@@ -98,8 +98,8 @@ impl Error {
 pub(crate) struct Shared {
     journal: Arc<Journal>,
     config: K8sApiConfig,
-    /// Turns true when the server stops; open watches end.
-    stop: signal::Receiver<bool>,
+    /// Cancelled when the server stops; open watches end.
+    stop: CancellationToken,
     local_addr: Option<SocketAddr>,
 }
 
@@ -113,14 +113,16 @@ pub async fn serve_k8s_api(
 }
 
 /// Serves the API on `listener` until `shutdown` completes; open watches then end and
-/// connections close (after at most 5 seconds).
+/// connections close (after at most the server's drain timeout).
 pub async fn serve_k8s_api_with(
     store: Arc<dyn ResourceStore>,
     listener: TcpListener,
     config: K8sApiConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let (stop_tx, stop) = signal::channel(false);
+    // One signal for the watches and the server: a watch is a response that never ends
+    // by itself, so the server's drain would otherwise wait it out.
+    let stop = CancellationToken::new();
     let journal = Arc::new(Journal::new(store, config.history_limit));
     journal.sync();
     let shared = Arc::new(Shared {
@@ -129,33 +131,19 @@ pub async fn serve_k8s_api_with(
         stop: stop.clone(),
         local_addr: listener.local_addr().ok(),
     });
-    let mut tasks = JoinSet::new();
-    tasks.spawn(follow_store(journal, stop.clone()));
-    let mut shutdown = pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tasks.spawn(serve_connection(shared.clone(), stream, stop.clone()));
-                }
-                Err(error) => {
-                    // Usually out of file descriptors: wait for some to free up.
-                    tracing::warn!(%error, "Kubernetes API accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tasks.abort_all();
-    }
+    let follower = tokio::spawn(follow_store(journal, stop.clone()));
+    let handler = move |request| {
+        let shared = shared.clone();
+        async move { routes::handle(&shared, request).await }
+    };
+    let stopping = async {
+        shutdown.await;
+        stop.cancel();
+    };
+    Server::new("Kubernetes API", listener)
+        .serve(handler, stopping)
+        .await;
+    let _ = follower.await;
 }
 
 /// A running API on its own task.
@@ -212,7 +200,7 @@ pub async fn start_k8s_api(
 }
 
 /// Keeps the journal, and so every open watch, up with the store.
-async fn follow_store(journal: Arc<Journal>, mut stop: signal::Receiver<bool>) {
+async fn follow_store(journal: Arc<Journal>, stop: CancellationToken) {
     let mut changes = journal.store().subscribe();
     loop {
         tokio::select! {
@@ -222,37 +210,7 @@ async fn follow_store(journal: Arc<Journal>, mut stop: signal::Receiver<bool>) {
                 }
                 journal.sync();
             }
-            () = until_stopped(&mut stop) => return,
+            () = stop.cancelled() => return,
         }
     }
-}
-
-async fn serve_connection(
-    shared: Arc<Shared>,
-    stream: tokio::net::TcpStream,
-    mut stop: signal::Receiver<bool>,
-) {
-    let service = service_fn(move |request| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(routes::handle(&shared, request).await) }
-    });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    let mut connection = pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "Kubernetes API connection ended with an error");
-            }
-        }
-        () = until_stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
-}
-
-/// Resolves once the server stops (or its stop signal is gone). Returns nothing so that
-/// no `watch::Ref` guard lives in a `select!` that must stay `Send`.
-pub(crate) async fn until_stopped(stop: &mut signal::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }

@@ -123,13 +123,13 @@ struct Stream {
 struct Gone;
 
 impl Stream {
-    async fn run(self, start: Start, timeout: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn run(self, start: Start, timeout: Duration, stop: tokio_util::sync::CancellationToken) {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let _ = tokio::select! {
             result = self.events(start) => result,
             () = &mut deadline => Ok(()),
-            () = super::until_stopped(&mut stop) => Ok(()),
+            () = stop.cancelled() => Ok(()),
             () = self.tx.closed() => Err(Gone),
         };
     }

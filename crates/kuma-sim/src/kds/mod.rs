@@ -20,6 +20,7 @@ use kds_wire::{
     kds_sync_service_server::KdsSyncServiceServer,
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 use tonic::{
     codec::CompressionEncoding,
     transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming},
@@ -92,8 +93,8 @@ pub struct KdsHandle {
 }
 
 struct Running {
-    /// `true` tells the accept loop and every stream to stop.
-    stop: watch::Sender<bool>,
+    /// Cancelled to stop the accept loop and every stream.
+    stop: CancellationToken,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -129,8 +130,8 @@ pub async fn start_global_kds(
 }
 
 fn serve(listener: TcpListener, shared: &Arc<Shared>, cfg: &KdsServerConfig) -> Result<Running> {
-    let (stop, stop_rx) = watch::channel(false);
-    let sync = KdsSyncServiceServer::new(service::SyncService::new(shared.clone(), stop_rx.clone()))
+    let stop = CancellationToken::new();
+    let sync = KdsSyncServiceServer::new(service::SyncService::new(shared.clone(), stop.clone()))
         .max_decoding_message_size(cfg.max_message_size)
         // The stream enforces the send limit itself, so the oversize fault can break it.
         .max_encoding_message_size(usize::MAX)
@@ -152,13 +153,8 @@ fn serve(listener: TcpListener, shared: &Arc<Shared>, cfg: &KdsServerConfig) -> 
     }
     let routes = service::Routes { sync, health };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut signal = stop_rx;
-    let task = tokio::spawn(
-        builder.serve_with_incoming_shutdown(routes, incoming, async move {
-            // An error means the handle is gone: stop as well.
-            let _ = signal.wait_for(|stop| *stop).await;
-        }),
-    );
+    let task =
+        tokio::spawn(builder.serve_with_incoming_shutdown(routes, incoming, stop.clone().cancelled_owned()));
     Ok(Running { stop, task })
 }
 
@@ -313,7 +309,7 @@ impl KdsHandle {
         let Some(Running { stop, mut task }) = self.running.take() else {
             return;
         };
-        let _ = stop.send(true);
+        stop.cancel();
         if tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await.is_err() {
             tracing::warn!("KDS server did not drain in time; dropping its connections");
             task.abort();
@@ -324,7 +320,7 @@ impl KdsHandle {
 impl Drop for KdsHandle {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            let _ = running.stop.send(true);
+            running.stop.cancel();
             running.task.abort();
         }
     }

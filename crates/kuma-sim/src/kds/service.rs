@@ -13,8 +13,9 @@ use kds_wire::{
     kds_sync_service_server::{KdsSyncService, KdsSyncServiceServer},
 };
 use kuma_model::Environment;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::{Request, Response, Status, Streaming, metadata::MetadataMap};
 
@@ -27,12 +28,12 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub(crate) struct SyncService {
     shared: Arc<Shared>,
-    /// Flips to `true` when this server instance stops; every stream ends with Unavailable.
-    stop: watch::Receiver<bool>,
+    /// Cancelled when this server instance stops; every stream ends with Unavailable.
+    stop: CancellationToken,
 }
 
 impl SyncService {
-    pub(crate) fn new(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, stop: CancellationToken) -> Self {
         Self { shared, stop }
     }
 }

@@ -13,7 +13,8 @@ use std::{
 use kds_wire::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, request::node_features};
 use kuma_model::ResourceType;
 use prost::Message;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use super::{
@@ -69,7 +70,7 @@ pub(crate) async fn run(
     ctx: StreamContext,
     inbound: Streaming<DeltaDiscoveryRequest>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let closes = shared.faults.closes();
     let interrupts = Interrupts { stop, closes };
@@ -318,8 +319,8 @@ impl Session {
 
 /// What ends a stream from the server's side.
 struct Interrupts {
-    /// Flips to `true` when the server instance stops.
-    stop: watch::Receiver<bool>,
+    /// Cancelled when the server instance stops.
+    stop: CancellationToken,
     /// `Faults::close_streams` requests.
     closes: broadcast::Receiver<(tonic::Code, String)>,
 }
@@ -328,7 +329,7 @@ impl Interrupts {
     /// Resolves when the server stops or a test closes streams.
     async fn wait(&mut self) -> End {
         tokio::select! {
-            _ = self.stop.wait_for(|stop| *stop) => End::Status(Status::unavailable("stream unavailable")),
+            () = self.stop.cancelled() => End::Status(Status::unavailable("stream unavailable")),
             close = recv_close(&mut self.closes) => End::Status(close),
         }
     }

@@ -17,6 +17,7 @@ use kds_wire::{
 use kuma_model::{Resource, ResourceKey, ResourceType, labels};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use super::{
@@ -106,7 +107,7 @@ pub(crate) async fn run(
     zone: String,
     mut inbound: Streaming<DeltaDiscoveryResponse>,
     tx: mpsc::Sender<Result<DeltaDiscoveryRequest, Status>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     if shared.store.zone(&zone).is_none() {
         // `createZoneIfAbsent`.
@@ -124,7 +125,7 @@ pub(crate) async fn run(
     let mut synced: BTreeSet<ResourceType> = BTreeSet::new();
     loop {
         let response = tokio::select! {
-            () = stopped(&mut stop) => {
+            () = stop.cancelled() => {
                 let _ = tx.send(Err(Status::unavailable("stream unavailable"))).await;
                 break;
             }
@@ -175,12 +176,6 @@ pub(crate) async fn run(
         }
     });
     tracing::info!(%zone, "ZoneToGlobalSync stream ended");
-}
-
-/// Resolves when the server stops; the `watch::Ref` must not live across the await
-/// in the select arm (it is not `Send`).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Decodes and stores one response; `Err` is the NACK message.

@@ -35,24 +35,21 @@ mod zones;
 
 use std::{
     collections::BTreeMap,
-    convert::Infallible,
     future::Future,
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use http_serve::Server;
+use hyper::body::Incoming;
 use kuma_model::{ResourceType, types::Scope};
 use serde::Serialize;
 use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},
-    task::JoinSet,
 };
 
 pub use zones::ZoneAdmin;
@@ -198,34 +195,12 @@ impl RestApi {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RestError> {
         let local_addr = listener.local_addr().map_err(RestError::LocalAddr)?;
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((io, _peer)) => {
-                        let api = self.api.clone();
-                        connections.spawn(async move {
-                            let service = service_fn(move |req| {
-                                let api = api.clone();
-                                async move { Ok::<_, Infallible>(api.handle(req, local_addr).await) }
-                            });
-                            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(io), service).await {
-                                tracing::debug!(error = %e, "REST API connection ended with an error");
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "REST API accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        connections.shutdown().await;
+        let api = self.api;
+        let handler = move |req| {
+            let api = api.clone();
+            async move { api.handle(req, local_addr).await }
+        };
+        Server::new("REST API", listener).serve(handler, shutdown).await;
         Ok(())
     }
 }

@@ -14,8 +14,9 @@ use kds_wire::{
     transport,
 };
 use kuma_model::ResourceType;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, codec::CompressionEncoding, transport::Channel};
 
 use super::{Error, ZoneShared};
@@ -24,21 +25,21 @@ use crate::kds::codec::{self, ProtoSpecs};
 /// Bound on one HealthCheck call.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs sessions until `stop` flips.
-pub(super) async fn run(shared: Arc<ZoneShared>, mut stop: watch::Receiver<bool>) {
+/// Runs sessions until `stop` is cancelled.
+pub(super) async fn run(shared: Arc<ZoneShared>, stop: CancellationToken) {
     let mut reconnects = shared.faults.reconnect_requests();
     let mut fault_changes = shared.faults.subscribe();
     loop {
         // An offline zone waits for the fault to be lifted.
         while shared.faults.snapshot().offline {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
+                () = stop.cancelled() => return,
                 _ = fault_changes.changed() => {}
             }
         }
         reconnects.mark_unchanged();
         let ended = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
             _ = reconnects.changed() => Error::ReconnectRequested,
             error = session(&shared) => error,
         };
@@ -51,7 +52,7 @@ pub(super) async fn run(shared: Arc<ZoneShared>, mut stop: watch::Receiver<bool>
             continue;
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
             _ = reconnects.changed() => {}
             () = tokio::time::sleep(shared.config.reconnect_delay) => {}
         }

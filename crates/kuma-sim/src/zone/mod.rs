@@ -26,6 +26,7 @@ use kds_wire::{KdsAddress, TlsSettings};
 use kuma_model::{CpRole, Environment, KumaLine, Resource, ResourceKey, ResourceType, labels};
 use serde::Serialize;
 use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 pub use faults::{ZoneFaultState, ZoneFaults};
 pub use store::ZoneStore;
@@ -149,8 +150,8 @@ pub(crate) struct ZoneShared {
 /// A running zone control plane. Dropping it stops the client.
 pub struct ZoneControlPlane {
     shared: Arc<ZoneShared>,
-    /// `true` stops the client task.
-    stop: watch::Sender<bool>,
+    /// Cancelled to stop the client task.
+    stop: CancellationToken,
     /// Taken by the first shutdown.
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -175,8 +176,8 @@ impl ZoneControlPlane {
             tls,
             status: watch::Sender::new(LinkStatus::default()),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(client::run(shared.clone(), stop_rx));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(client::run(shared.clone(), stop.clone()));
         Ok(Self {
             shared,
             stop,
@@ -278,7 +279,7 @@ impl ZoneControlPlane {
 
     /// Stops the client and waits for it; later calls return at once.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(task) = task {
             let _ = task.await;
@@ -288,7 +289,7 @@ impl ZoneControlPlane {
 
 impl Drop for ZoneControlPlane {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
         }
