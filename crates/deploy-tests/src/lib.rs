@@ -16,6 +16,7 @@
 //! - [`http`]: a minimal blocking HTTP/1.1 client for the servers' loopback APIs.
 //! - [`prom`]: [`prom::Prometheus`] guard, instant queries, alerts, TSDB backfill.
 //! - [`alertmanager`]: [`alertmanager::Alertmanager`] guard, posting and listing alerts.
+//! - [`exposition`]: every metric family kuma-sync exports, read from its golden `/metrics`.
 //! - [`synthetic`]: OpenMetrics data covering every metric `kuma-sync serve` exports.
 //! - [`repo`]: paths of the shipped files inside the workspace, the image name and tag.
 //! - [`k8s`]: strict validation of Kubernetes (and Prometheus Operator) objects.
@@ -24,6 +25,7 @@
 //! - [`webhook`]: a loopback receiver for Alertmanager webhook notifications.
 
 pub mod alertmanager;
+pub mod exposition;
 pub mod helm;
 pub mod http;
 pub mod k8s;

@@ -6,89 +6,14 @@
 //! zone-3 unreadable (`unknown`) and incompatible, zone-4 known to the global but not
 //! configured (unmonitored); the KDS probe is connected and receiving.
 
-use std::fmt::Write;
+use std::{collections::BTreeSet, fmt::Write};
 
-/// How a metric family is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Gauge,
-    /// Exposed with a `_total` suffix on the family name.
-    Counter,
-    /// Exposed as `_bucket`, `_sum` and `_count`.
-    Histogram,
-}
-
-/// Every metric family of kuma-sync (names without `_total`/`_bucket` suffixes) and the
-/// labels it carries besides `job`/`instance`. The list, kept in one place so the
-/// dashboard and rule tests can reject names that do not exist.
-pub const FAMILIES: &[(&str, Kind, &[&str])] = &[
-    ("kuma_sync_up", Kind::Gauge, &["cp"]),
-    ("kuma_sync_source_errors", Kind::Counter, &["cp", "class"]),
-    (
-        "kuma_sync_source_last_sync_timestamp_seconds",
-        Kind::Gauge,
-        &["cp"],
-    ),
-    ("kuma_sync_resources", Kind::Gauge, &["zone", "type", "state"]),
-    ("kuma_sync_zone_converged", Kind::Gauge, &["zone"]),
-    ("kuma_sync_zone_state", Kind::Gauge, &["zone", "state"]),
-    ("kuma_sync_zone_unmonitored", Kind::Gauge, &["zone"]),
-    ("kuma_sync_out_of_sync_seconds", Kind::Gauge, &["zone"]),
-    (
-        "kuma_sync_propagation_seconds",
-        Kind::Histogram,
-        &["zone", "type"],
-    ),
-    ("kuma_sync_flaps", Kind::Counter, &["zone", "type"]),
-    ("kuma_sync_zone_online", Kind::Gauge, &["zone"]),
-    ("kuma_sync_zone_last_ack_age_seconds", Kind::Gauge, &["zone"]),
-    (
-        "kuma_sync_zone_rejected_responses",
-        Kind::Gauge,
-        &["zone", "type"],
-    ),
-    (
-        "kuma_sync_zone_info",
-        Kind::Gauge,
-        &["zone", "version", "compatible"],
-    ),
-    ("kuma_sync_kds_stalled", Kind::Gauge, &[]),
-    ("kuma_sync_kds_connected", Kind::Gauge, &[]),
-    ("kuma_sync_kds_stream_starts", Kind::Counter, &[]),
-    ("kuma_sync_kds_responses", Kind::Counter, &["type"]),
-    ("kuma_sync_kds_response_bytes", Kind::Counter, &["type"]),
-    ("kuma_sync_kds_resources", Kind::Gauge, &["type"]),
-    (
-        "kuma_sync_kds_last_response_timestamp_seconds",
-        Kind::Gauge,
-        &["type"],
-    ),
-    ("kuma_sync_kds_errors", Kind::Counter, &["class"]),
-    // Exported by kds-probe beyond the list.
-    ("kuma_sync_kds_undecodable_resources", Kind::Counter, &["type"]),
-    ("kuma_sync_kds_health_check_up", Kind::Gauge, &[]),
-    ("kuma_sync_build_info", Kind::Gauge, &["version"]),
-];
+use crate::exposition::{self, Kind};
 
 /// Histogram buckets of `kuma_sync_propagation_seconds` (10 ms to 5 min).
 pub const PROPAGATION_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
-
-/// Every sample name a family exposes (`x_total`, `x_bucket`/`x_sum`/`x_count`, `x`).
-pub fn sample_names() -> Vec<String> {
-    FAMILIES
-        .iter()
-        .flat_map(|(name, kind, _)| match kind {
-            Kind::Gauge => vec![(*name).to_owned()],
-            Kind::Counter => vec![format!("{name}_total")],
-            Kind::Histogram => ["_bucket", "_sum", "_count"]
-                .iter()
-                .map(|s| format!("{name}{s}"))
-                .collect(),
-        })
-        .collect()
-}
 
 pub const JOB: &str = "kuma-sync";
 pub const INSTANCE: &str = "10.0.0.7:9465";
@@ -110,9 +35,11 @@ impl Dataset {
         self.start + self.step * (self.samples - 1)
     }
 
-    /// The whole history as OpenMetrics text with timestamps, ending in `# EOF`.
-    pub fn to_openmetrics(&self) -> String {
-        let mut out = Family::new(*self);
+    /// The whole history as OpenMetrics text with timestamps, ending in `# EOF`; an
+    /// error when the scenario and kuma-sync's families (its golden exposition) disagree:
+    /// a dashboard test on data that lacks a family would pass on what it cannot see.
+    pub fn to_openmetrics(&self) -> Result<String, CoverageError> {
+        let mut out = History::new(*self);
         self.sources(&mut out);
         self.convergence(&mut out);
         self.propagation(&mut out);
@@ -121,10 +48,13 @@ impl Dataset {
         out.gauge("kuma_sync_build_info", &[&[("version", "0.1.0")]], |_| 1.0);
         out.gauge("up", &[&[]], |_| 1.0);
         out.text.push_str("# EOF\n");
-        out.text
+        // `up` is Prometheus' own, added by every scrape: not kuma-sync's to export.
+        let written: Vec<_> = out.written.into_iter().filter(|f| f.name != "up").collect();
+        covers(&written, &exposition::families())?;
+        Ok(out.text)
     }
 
-    fn sources(&self, out: &mut Family) {
+    fn sources(&self, out: &mut History) {
         let cps: Vec<Labels> = ["global", "zone-1", "zone-2", "zone-3"]
             .iter()
             .map(|cp| vec![("cp", *cp)])
@@ -151,7 +81,7 @@ impl Dataset {
         );
     }
 
-    fn convergence(&self, out: &mut Family) {
+    fn convergence(&self, out: &mut History) {
         let states = ["synced", "missing", "drifted", "orphaned", "unexpected"];
         let mut resources = Vec::new();
         for zone in ZONES {
@@ -202,7 +132,7 @@ impl Dataset {
         });
     }
 
-    fn propagation(&self, out: &mut Family) {
+    fn propagation(&self, out: &mut History) {
         let mut series = Vec::new();
         for zone in ["zone-1", "zone-2"] {
             for ty in TYPES {
@@ -225,7 +155,7 @@ impl Dataset {
         );
     }
 
-    fn zone_insights(&self, out: &mut Family) {
+    fn zone_insights(&self, out: &mut History) {
         let all: Vec<Labels> = ["zone-1", "zone-2", "zone-3", "zone-4"]
             .iter()
             .map(|z| vec![("zone", *z)])
@@ -261,7 +191,7 @@ impl Dataset {
         );
     }
 
-    fn kds_probe(&self, out: &mut Family) {
+    fn kds_probe(&self, out: &mut History) {
         out.gauge("kuma_sync_kds_stalled", &[&[]], |_| 0.0);
         out.gauge("kuma_sync_kds_connected", &[&[]], |_| 1.0);
         out.gauge("kuma_sync_kds_health_check_up", &[&[]], |_| 1.0);
@@ -298,25 +228,43 @@ struct Point {
     time: f64,
 }
 
-/// Accumulates the text, one metric family after the other as OpenMetrics requires.
-struct Family {
+/// Accumulates the text, one metric family after the other as OpenMetrics requires, and
+/// which families it holds.
+struct History {
     dataset: Dataset,
     text: String,
+    written: Vec<exposition::Family>,
 }
 
-impl Family {
+impl History {
     fn new(dataset: Dataset) -> Self {
         Self {
             dataset,
             text: String::new(),
+            written: Vec::new(),
         }
     }
 
+    /// Notes a family as written, with the labels of its series.
+    fn note(&mut self, name: &str, kind: Kind, series: &[&[(&str, &str)]]) {
+        let labels = series
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, _)| (*k).to_owned()))
+            .collect();
+        self.written.push(exposition::Family {
+            name: name.to_owned(),
+            kind,
+            labels,
+        });
+    }
+
     fn gauge(&mut self, name: &str, series: &[&[(&str, &str)]], value: impl Fn(&Point) -> f64) {
+        self.note(name, Kind::Gauge, series);
         self.family(name, "gauge", "", series, value);
     }
 
     fn counter(&mut self, name: &str, series: &[&[(&str, &str)]], value: impl Fn(&Point) -> f64) {
+        self.note(name, Kind::Counter, series);
         self.family(name, "counter", "_total", series, value);
     }
 
@@ -350,6 +298,7 @@ impl Family {
         series: &[&[(&str, &str)]],
         observed: impl Fn(usize) -> &'static [f64],
     ) {
+        self.note(name, Kind::Histogram, series);
         let _ = writeln!(self.text, "# TYPE {name} histogram");
         for (s, labels) in series.iter().enumerate() {
             let values = observed(s);
@@ -379,6 +328,45 @@ impl Family {
     }
 }
 
+/// The synthetic scenario and kuma-sync's families disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoverageError {
+    #[error(
+        "kuma-sync exports {0:?} (crates/kuma-sync/tests/golden/metrics.txt) and the synthetic scenario has no generator for them: add one to deploy-tests' synthetic.rs"
+    )]
+    NoGenerator(Vec<String>),
+    #[error("the synthetic scenario writes {written:?}; kuma-sync exports {exported:?}")]
+    NotExported {
+        written: Box<exposition::Family>,
+        exported: Option<Box<exposition::Family>>,
+    },
+}
+
+/// Checks that `written` is exactly the `exported` families: each one there, as the same
+/// kind with the same labels.
+fn covers(written: &[exposition::Family], exported: &[exposition::Family]) -> Result<(), CoverageError> {
+    for w in written {
+        let e = exported.iter().find(|e| e.name == w.name);
+        if e != Some(w) {
+            return Err(CoverageError::NotExported {
+                written: Box::new(w.clone()),
+                exported: e.cloned().map(Box::new),
+            });
+        }
+    }
+    let names: BTreeSet<&str> = written.iter().map(|w| w.name.as_str()).collect();
+    let missing: Vec<String> = exported
+        .iter()
+        .filter(|e| !names.contains(e.name.as_str()))
+        .map(|e| e.name.clone())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CoverageError::NoGenerator(missing))
+    }
+}
+
 fn render_labels(labels: &[(&str, &str)], le: Option<&str>) -> String {
     let mut parts = vec![format!("job=\"{JOB}\""), format!("instance=\"{INSTANCE}\"")];
     parts.extend(labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")));
@@ -399,9 +387,10 @@ mod tests {
             step: 15,
             samples: 3,
         }
-        .to_openmetrics();
+        .to_openmetrics()
+        .unwrap();
         assert!(text.ends_with("# EOF\n"));
-        for name in sample_names() {
+        for name in exposition::sample_names() {
             assert!(
                 text.lines().any(|l| l.starts_with(&format!("{name}{{"))),
                 "no sample of {name}"
@@ -416,7 +405,8 @@ mod tests {
             step: 60,
             samples: 2,
         }
-        .to_openmetrics();
+        .to_openmetrics()
+        .unwrap();
         let zone2_bucket = |le: &str| -> Vec<String> {
             text.lines()
                 .filter(|l| {
@@ -429,5 +419,26 @@ mod tests {
         assert_eq!(zone2_bucket("30"), ["0", "0"]);
         assert_eq!(zone2_bucket("60"), ["1", "2"]);
         assert_eq!(zone2_bucket("+Inf"), ["1", "2"]);
+    }
+
+    #[test]
+    fn a_family_without_a_generator_or_unlike_kuma_syncs_is_an_error() {
+        let exported = exposition::families();
+        let mut written = exported.clone();
+        let dropped = written.pop().unwrap();
+        assert_eq!(
+            covers(&written, &exported),
+            Err(CoverageError::NoGenerator(vec![dropped.name]))
+        );
+        let mut relabelled = exported.clone();
+        relabelled[0].labels.insert("pod".to_owned());
+        assert!(matches!(
+            covers(&relabelled, &exported),
+            Err(CoverageError::NotExported {
+                exported: Some(_),
+                ..
+            })
+        ));
+        assert_eq!(covers(&exported, &exported), Ok(()));
     }
 }

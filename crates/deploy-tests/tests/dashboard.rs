@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deploy_tests::prom::{Prometheus, PrometheusOptions, backfill_openmetrics};
 use deploy_tests::repo;
-use deploy_tests::synthetic::{Dataset, sample_names};
+use deploy_tests::{exposition::sample_names, synthetic::Dataset};
 use serde_json::Value;
 
 fn dashboard() -> Value {
@@ -153,7 +153,9 @@ fn prometheus_with_history() -> (Prometheus, Dataset, tempfile::TempDir) {
     };
     let storage = tempfile::tempdir().expect("temp dir");
     backfill_openmetrics(
-        &dataset.to_openmetrics(),
+        &dataset
+            .to_openmetrics()
+            .unwrap_or_else(|e| panic!("synthetic history: {e}")),
         storage.path(),
         Duration::from_secs(120),
     )

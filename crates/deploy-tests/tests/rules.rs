@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use deploy_tests::exposition::sample_names;
 use deploy_tests::process::PROMTOOL;
 use deploy_tests::repo;
-use deploy_tests::synthetic::sample_names;
 use serde_json::Value;
 
 const PROMTOOL_TIMEOUT: Duration = Duration::from_secs(120);

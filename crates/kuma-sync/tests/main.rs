@@ -7,6 +7,7 @@ mod support;
 mod alerts_e2e;
 #[cfg(feature = "demo")]
 mod demo;
+mod exposition;
 mod probe;
 mod serve_kube;
 mod serve_lab;

@@ -7,6 +7,8 @@ use std::{
     process::{Command, Output},
 };
 
+use crate::support::golden;
+
 #[path = "verify_support/conformance.rs"]
 mod conformance;
 #[path = "verify_support/conformance_kubernetes.rs"]
@@ -36,20 +38,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Compares with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it instead.
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    assert_eq!(actual, expected, "output differs from {}", path.display());
 }
 
 /// The federate guide, with zone-1's file replaced by `zone1`.

@@ -11,10 +11,16 @@ pub mod policy;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use policy_watcher::monitor::Monitor;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use self::policy::{ConvergenceText, PolicyCollector};
+
+/// What the aging families count their ages to (`out_of_sync_seconds`,
+/// `zone_last_ack_age_seconds`): [`Timestamp::now`] in the daemon; a fixed time in a test that pins the exposition's
+/// bytes, which an age in seconds would otherwise change at every run.
+pub type Clock = fn() -> Timestamp;
 
 /// What `/metrics` serves: everything in the registry, then the convergence families as
 /// last encoded (see [`ConvergenceText`]). Text format lets families come in any order,
@@ -32,16 +38,27 @@ impl Exposition {
         monitor: Arc<Monitor>,
         probe_zone: Option<String>,
     ) -> prometheus::Result<Self> {
+        Self::with_clock(registry, monitor, probe_zone, Timestamp::now)
+    }
+
+    /// [`Exposition::new`], with ages counted to `clock`'s time instead of the wall clock's.
+    pub fn with_clock(
+        registry: Registry,
+        monitor: Arc<Monitor>,
+        probe_zone: Option<String>,
+        clock: Clock,
+    ) -> prometheus::Result<Self> {
         registry.register(Box::new(PolicyCollector::new(
             monitor.clone(),
             probe_zone.clone(),
+            clock,
         )))?;
         Ok(Self {
             registry,
             probe_zone: probe_zone
                 .clone()
                 .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned()),
-            convergence: ConvergenceText::new(monitor, probe_zone),
+            convergence: ConvergenceText::new(monitor, probe_zone, clock),
         })
     }
 

@@ -13,8 +13,6 @@ use std::{
 };
 
 use bytes::Bytes;
-
-use jiff::Timestamp;
 use policy_watcher::{State, ZoneState, monitor::Monitor};
 use prometheus::{
     Encoder, TextEncoder,
@@ -22,100 +20,176 @@ use prometheus::{
     proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
 };
 
-/// What this collector exports: name, help, label names (sorted, as Prometheus prints
-/// them), and whether it is a counter.
-const SPECS: &[(&str, &str, &[&str], bool)] = &[
-    (
-        "kuma_sync_up",
-        "Whether the last read of the control plane succeeded (1) or not (0).",
-        &["cp"],
-        false,
-    ),
-    (
-        "kuma_sync_source_last_sync_timestamp_seconds",
-        "Unix time of the last successful read of the control plane.",
-        &["cp"],
-        false,
-    ),
-    (
-        "kuma_sync_source_errors_total",
-        "Failed reads of the control plane, by class of error.",
-        &["class", "cp"],
-        true,
-    ),
-    (
-        "kuma_sync_resources",
-        "Copies of resources per zone, type and state (both directions of sync).",
-        &["state", "type", "zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_converged",
-        "Whether every copy of the zone is in sync (1) or not (0).",
-        &["zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_state",
-        "The zone's verdict: 1 for the current state among converged, diverged and unknown.",
-        &["state", "zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_unmonitored",
-        "Zones the global control plane knows that kuma-sync is not configured to read.",
-        &["zone"],
-        false,
-    ),
-    (
-        "kuma_sync_out_of_sync_seconds",
-        "Age of the zone's oldest open discrepancy; 0 when none is open.",
-        &["zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_online",
-        "Whether the global sees the zone online (ZoneInsight).",
-        &["zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_last_ack_age_seconds",
-        "Seconds since the zone last confirmed or rejected an update (ZoneInsight lastUpdateTime).",
-        &["zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_rejected_responses",
-        "Responses the zone rejected (NACKed) on its current subscription, by type (ZoneInsight).",
-        &["type", "zone"],
-        false,
-    ),
-    (
-        "kuma_sync_zone_info",
-        "Always 1; labels give the zone control plane's version and whether the global finds it compatible.",
-        &["compatible", "version", "zone"],
-        false,
-    ),
-];
+use super::Clock;
 
-/// The families whose values move with the clock or with every read, not only when the
-/// state changes (indices in [`SPECS`]): `kuma_sync_source_last_sync_timestamp_seconds`,
-/// `kuma_sync_out_of_sync_seconds` and `kuma_sync_zone_last_ack_age_seconds`.
-const AGING: [usize; 3] = [1, 7, 9];
+/// How a family is exposed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// What one family is, as the exposition prints it.
+struct FamilySpec {
+    name: &'static str,
+    help: &'static str,
+    /// Sorted, as Prometheus prints them; a sample's values are given in this order.
+    labels: &'static [&'static str],
+    kind: Kind,
+    /// Its values move with the clock or with every read, not only when the state
+    /// changes: it is built at every scrape rather than encoded once per state.
+    aging: bool,
+}
+
+/// The families this collector exports, in the order the settled part encodes them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Up,
+    LastSync,
+    SourceErrors,
+    Resources,
+    ZoneConverged,
+    ZoneState,
+    ZoneUnmonitored,
+    OutOfSync,
+    ZoneOnline,
+    LastAckAge,
+    RejectedResponses,
+    ZoneInfo,
+}
+
+impl Family {
+    const ALL: [Family; 12] = [
+        Family::Up,
+        Family::LastSync,
+        Family::SourceErrors,
+        Family::Resources,
+        Family::ZoneConverged,
+        Family::ZoneState,
+        Family::ZoneUnmonitored,
+        Family::OutOfSync,
+        Family::ZoneOnline,
+        Family::LastAckAge,
+        Family::RejectedResponses,
+        Family::ZoneInfo,
+    ];
+
+    const fn spec(self) -> &'static FamilySpec {
+        match self {
+            Family::Up => &FamilySpec {
+                name: "kuma_sync_up",
+                help: "Whether the last read of the control plane succeeded (1) or not (0).",
+                labels: &["cp"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::LastSync => &FamilySpec {
+                name: "kuma_sync_source_last_sync_timestamp_seconds",
+                help: "Unix time of the last successful read of the control plane.",
+                labels: &["cp"],
+                kind: Kind::Gauge,
+                aging: true,
+            },
+            Family::SourceErrors => &FamilySpec {
+                name: "kuma_sync_source_errors_total",
+                help: "Failed reads of the control plane, by class of error.",
+                labels: &["class", "cp"],
+                kind: Kind::Counter,
+                aging: false,
+            },
+            Family::Resources => &FamilySpec {
+                name: "kuma_sync_resources",
+                help: "Copies of resources per zone, type and state (both directions of sync).",
+                labels: &["state", "type", "zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::ZoneConverged => &FamilySpec {
+                name: "kuma_sync_zone_converged",
+                help: "Whether every copy of the zone is in sync (1) or not (0).",
+                labels: &["zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::ZoneState => &FamilySpec {
+                name: "kuma_sync_zone_state",
+                help: "The zone's verdict: 1 for the current state among converged, diverged and unknown.",
+                labels: &["state", "zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::ZoneUnmonitored => &FamilySpec {
+                name: "kuma_sync_zone_unmonitored",
+                help: "Zones the global control plane knows that kuma-sync is not configured to read.",
+                labels: &["zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::OutOfSync => &FamilySpec {
+                name: "kuma_sync_out_of_sync_seconds",
+                help: "Age of the zone's oldest open discrepancy; 0 when none is open.",
+                labels: &["zone"],
+                kind: Kind::Gauge,
+                aging: true,
+            },
+            Family::ZoneOnline => &FamilySpec {
+                name: "kuma_sync_zone_online",
+                help: "Whether the global sees the zone online (ZoneInsight).",
+                labels: &["zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::LastAckAge => &FamilySpec {
+                name: "kuma_sync_zone_last_ack_age_seconds",
+                help: "Seconds since the zone last confirmed or rejected an update (ZoneInsight lastUpdateTime).",
+                labels: &["zone"],
+                kind: Kind::Gauge,
+                aging: true,
+            },
+            Family::RejectedResponses => &FamilySpec {
+                name: "kuma_sync_zone_rejected_responses",
+                help: "Responses the zone rejected (NACKed) on its current subscription, by type (ZoneInsight).",
+                labels: &["type", "zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+            Family::ZoneInfo => &FamilySpec {
+                name: "kuma_sync_zone_info",
+                help: "Always 1; labels give the zone control plane's version and whether the global finds it compatible.",
+                labels: &["compatible", "version", "zone"],
+                kind: Kind::Gauge,
+                aging: false,
+            },
+        }
+    }
+}
+
+// A build keeps its families in an array indexed by `Family as usize` (a hash or a
+// search per sample would cost the scrape again): that holds while `ALL` lists them in
+// declaration order.
+const _: () = {
+    let mut i = 0;
+    while i < Family::ALL.len() {
+        assert!(
+            Family::ALL[i] as usize == i,
+            "Family::ALL is in declaration order"
+        );
+        i += 1;
+    }
+};
 
 /// Which families a build fills.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
     /// Those that change only with the monitor.
     Settled,
-    /// Those in [`AGING`].
+    /// The [`FamilySpec::aging`] ones.
     Aging,
 }
 
 impl Part {
-    fn has(self, family: usize) -> bool {
-        AGING.contains(&family) == (self == Part::Aging)
+    fn has(self, spec: &FamilySpec) -> bool {
+        spec.aging == (self == Part::Aging)
     }
 }
 
@@ -131,6 +205,7 @@ struct Source {
     /// The KDS probe's own zone: the global lists it like any zone, but it is ours, and it
     /// goes offline whenever kuma-sync restarts. Left out of zone metrics.
     probe_zone: Option<String>,
+    clock: Clock,
 }
 
 /// The families that change only with the monitor's state, in Prometheus' text format,
@@ -142,9 +217,13 @@ pub struct ConvergenceText {
 }
 
 impl ConvergenceText {
-    pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>) -> Self {
+    pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>, clock: Clock) -> Self {
         Self {
-            source: Source { monitor, probe_zone },
+            source: Source {
+                monitor,
+                probe_zone,
+                clock,
+            },
             cache: Mutex::new(None),
         }
     }
@@ -169,48 +248,60 @@ impl ConvergenceText {
 }
 
 impl PolicyCollector {
-    pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>) -> Self {
-        let descs = SPECS
+    pub fn new(monitor: Arc<Monitor>, probe_zone: Option<String>, clock: Clock) -> Self {
+        let descs = Family::ALL
             .iter()
-            .enumerate()
-            .filter(|(i, _)| Part::Aging.has(*i))
-            .map(|(_, (name, help, labels, _))| {
-                let labels = labels.iter().map(|l| (*l).to_owned()).collect();
-                Desc::new((*name).to_owned(), (*help).to_owned(), labels, HashMap::new())
+            .map(|f| f.spec())
+            .filter(|spec| Part::Aging.has(spec))
+            .map(|spec| {
+                let labels = spec.labels.iter().map(|l| (*l).to_owned()).collect();
+                Desc::new(spec.name.to_owned(), spec.help.to_owned(), labels, HashMap::new())
                     .expect("metric names and labels are valid constants")
             })
             .collect();
         Self {
-            source: Source { monitor, probe_zone },
+            source: Source {
+                monitor,
+                probe_zone,
+                clock,
+            },
             descs,
         }
     }
 }
 
-/// One family being filled (its index in [`SPECS`]), or skipped when the build is not
-/// for it; labels are given in the spec's order.
-struct Family(MetricFamily, usize, bool);
+/// One family being filled, or skipped when the build is not for it.
+struct Filling {
+    spec: &'static FamilySpec,
+    family: MetricFamily,
+    filled: bool,
+}
 
-impl Family {
-    fn of(i: usize, part: Part) -> Self {
-        let (name, help, _, counter) = SPECS[i];
+impl Filling {
+    fn of(family: Family, part: Part) -> Self {
+        let spec = family.spec();
         let mut mf = MetricFamily::default();
-        mf.set_name(name.to_owned());
-        mf.set_help(help.to_owned());
-        mf.set_field_type(if counter {
-            MetricType::COUNTER
-        } else {
-            MetricType::GAUGE
+        mf.set_name(spec.name.to_owned());
+        mf.set_help(spec.help.to_owned());
+        mf.set_field_type(match spec.kind {
+            Kind::Gauge => MetricType::GAUGE,
+            Kind::Counter => MetricType::COUNTER,
         });
-        Self(mf, i, part.has(i))
+        Self {
+            spec,
+            family: mf,
+            filled: part.has(spec),
+        }
     }
 
+    /// One sample, its label values in the spec's order.
     fn push(&mut self, values: &[&str], value: f64) {
-        if !self.2 {
+        if !self.filled {
             return;
         }
-        let (_, _, names, counter) = SPECS[self.1];
-        let labels = names
+        let labels = self
+            .spec
+            .labels
             .iter()
             .zip(values)
             .map(|(n, v)| {
@@ -222,16 +313,41 @@ impl Family {
             .collect();
         let mut m = Metric::default();
         m.set_label(labels);
-        if counter {
-            let mut c = Counter::default();
-            c.set_value(value);
-            m.set_counter(c);
-        } else {
-            let mut g = Gauge::default();
-            g.set_value(value);
-            m.set_gauge(g);
+        match self.spec.kind {
+            Kind::Counter => {
+                let mut c = Counter::default();
+                c.set_value(value);
+                m.set_counter(c);
+            }
+            Kind::Gauge => {
+                let mut g = Gauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+            }
         }
-        self.0.mut_metric().push(m);
+        self.family.mut_metric().push(m);
+    }
+}
+
+/// Every family of one build, reached by name.
+struct Families([Filling; Family::ALL.len()]);
+
+impl Families {
+    fn new(part: Part) -> Self {
+        Self(Family::ALL.map(|f| Filling::of(f, part)))
+    }
+
+    fn push(&mut self, family: Family, values: &[&str], value: f64) {
+        self.0[family as usize].push(values, value);
+    }
+
+    /// The families with samples: Prometheus' text format has no place for one without.
+    fn into_nonempty(self) -> Vec<MetricFamily> {
+        self.0
+            .into_iter()
+            .map(|f| f.family)
+            .filter(|mf| !mf.get_metric().is_empty())
+            .collect()
     }
 }
 
@@ -251,24 +367,8 @@ impl Collector for PolicyCollector {
 
 impl Source {
     fn build(&self, part: Part) -> Vec<MetricFamily> {
-        let mut f: Vec<Family> = (0..SPECS.len()).map(|i| Family::of(i, part)).collect();
-        let [
-            up,
-            last_sync,
-            errors,
-            resources,
-            converged,
-            zone_state,
-            unmonitored,
-            out_of_sync,
-            online,
-            last_ack,
-            rejected,
-            info,
-        ] = f
-            .get_disjoint_mut([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
-            .expect("twelve distinct families");
-        let now = Timestamp::now();
+        let mut f = Families::new(part);
+        let now = (self.clock)();
         {
             let st = self.monitor.lock();
             let topology = st.engine.topology();
@@ -279,12 +379,12 @@ impl Source {
                     continue;
                 }
                 let cp = cp.to_string();
-                up.push(&[&cp], flag(s.up));
+                f.push(Family::Up, &[&cp], flag(s.up));
                 if let Some(t) = s.last_success {
-                    last_sync.push(&[&cp], t.as_millisecond() as f64 / 1000.0);
+                    f.push(Family::LastSync, &[&cp], t.as_millisecond() as f64 / 1000.0);
                 }
                 for (class, n) in &s.errors {
-                    errors.push(&[class, &cp], *n as f64);
+                    f.push(Family::SourceErrors, &[class, &cp], *n as f64);
                 }
             }
             // Each part computes only what it shows: the counts are the settled part's
@@ -315,15 +415,23 @@ impl Source {
                 for t in types {
                     for s in State::ALL {
                         let n = counts.get(&(zone, t.name(), s)).copied().unwrap_or(0);
-                        resources.push(&[s.as_str(), t.name(), zone], n as f64);
+                        f.push(Family::Resources, &[s.as_str(), t.name(), zone], n as f64);
                     }
                 }
                 let state = st.zone_state(zone);
-                converged.push(&[zone], flag(state == ZoneState::Converged));
+                f.push(
+                    Family::ZoneConverged,
+                    &[zone],
+                    flag(state == ZoneState::Converged),
+                );
                 for s in ZoneState::ALL {
-                    zone_state.push(&[s.as_str(), zone], flag(s == state));
+                    f.push(Family::ZoneState, &[s.as_str(), zone], flag(s == state));
                 }
-                out_of_sync.push(&[zone], ages.get(*zone).copied().unwrap_or(0.0));
+                f.push(
+                    Family::OutOfSync,
+                    &[zone],
+                    ages.get(*zone).copied().unwrap_or(0.0),
+                );
             }
             let ours = |z: &str| self.probe_zone.as_deref() == Some(z);
             for zone in st
@@ -332,7 +440,7 @@ impl Source {
                 .keys()
                 .filter(|z| !zones.contains(&z.as_str()) && !ours(z) && topology.owns(z))
             {
-                unmonitored.push(&[zone], 1.0);
+                f.push(Family::ZoneUnmonitored, &[zone], 1.0);
             }
             for (zone, insight) in st
                 .zone_insights
@@ -340,31 +448,29 @@ impl Source {
                 .flatten()
                 .filter(|(z, _)| !ours(z) && topology.owns(z))
             {
-                online.push(&[zone], flag(insight.online));
+                f.push(Family::ZoneOnline, &[zone], flag(insight.online));
                 if let Some(t) = insight.last_update {
-                    last_ack.push(
+                    f.push(
+                        Family::LastAckAge,
                         &[zone],
                         (now.as_millisecond() - t.as_millisecond()).max(0) as f64 / 1000.0,
                     );
                 }
                 for (rtype, n) in &insight.rejected {
-                    rejected.push(&[rtype, zone], *n as f64);
+                    f.push(Family::RejectedResponses, &[rtype, zone], *n as f64);
                 }
                 let compatible = match insight.compatible {
                     Some(true) => "true",
                     Some(false) => "false",
                     None => "unknown",
                 };
-                info.push(
+                f.push(
+                    Family::ZoneInfo,
                     &[compatible, insight.version.as_deref().unwrap_or("unknown"), zone],
                     1.0,
                 );
             }
         }
-        // Prometheus' text format has no place for a family without samples.
-        f.into_iter()
-            .map(|f| f.0)
-            .filter(|mf| !mf.get_metric().is_empty())
-            .collect()
+        f.into_nonempty()
     }
 }

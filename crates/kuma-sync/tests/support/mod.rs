@@ -87,6 +87,20 @@ async fn exchange(addr: SocketAddr, req: String) -> (u16, String) {
     (status, body)
 }
 
+/// Compares with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it instead.
+pub fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    assert_eq!(actual, expected, "output differs from {}", path.display());
+}
+
 /// The value of the first sample of `series` (an exact `name{labels}` prefix) in a scrape.
 pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
