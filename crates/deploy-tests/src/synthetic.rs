@@ -46,6 +46,11 @@ impl Dataset {
         self.zone_insights(&mut out);
         self.kds_probe(&mut out);
         out.gauge("kuma_sync_build_info", &[&[("version", "0.1.0")]], |_| 1.0);
+        out.gauge(
+            "kuma_sync_shard_info",
+            &[&[("shard", "0"), ("total", "1")]],
+            |_| 1.0,
+        );
         out.gauge("up", &[&[]], |_| 1.0);
         out.text.push_str("# EOF\n");
         // `up` is Prometheus' own, added by every scrape: not kuma-sync's to export.

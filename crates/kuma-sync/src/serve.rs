@@ -140,16 +140,7 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
     let registry = Registry::new();
     let events = EventMetrics::register(&registry)?;
     if let Some(shard) = shard {
-        let info = prometheus::IntGauge::with_opts(
-            prometheus::Opts::new(
-                "kuma_sync_shard_info",
-                "Always 1; which shard of how many this kuma-sync is (zones are split among shards by rendezvous hashing).",
-            )
-            .const_label("shard", shard.index.to_string())
-            .const_label("total", shard.total.to_string()),
-        )?;
-        info.set(1);
-        registry.register(Box::new(info))?;
+        crate::collectors::shard::register(&registry, shard)?;
     }
     let topology = Topology {
         global: cfg.global.environment.clone(),

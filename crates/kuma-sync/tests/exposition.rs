@@ -4,9 +4,7 @@
 //! renamed, relabelled, re-helped or dropped shows up as a diff to review.
 //! `UPDATE_GOLDEN=1` rewrites the file. deploy-tests reads it as the list of every family
 //! the dashboard and the alert rules may use.
-//!
-//! Not in it: `kuma_sync_shard_info`, which `serve::start` defines and registers itself,
-//! and only when sharded.
+//! `kuma_sync_shard_info` is in it as shard 0 of 2: `serve` exports it only when sharded.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -17,11 +15,11 @@ use kuma_model::{
     fixtures::{mcb, mtp, rtype},
 };
 use kuma_sync::{
-    collectors::{Exposition, events::EventMetrics},
+    collectors::{Exposition, events::EventMetrics, shard},
     stall::StallCheck,
 };
 use policy_watcher::{
-    Engine, Selection, Topology, ZoneSpec,
+    Engine, Selection, Shard, Topology, ZoneSpec,
     monitor::{Monitor, MonitorConfig},
     source::{SourceError, insight::ZoneInsight},
 };
@@ -58,6 +56,7 @@ fn zone_resource(name: &str) -> Resource {
 fn scrape() -> String {
     let registry = Registry::new();
     let events = EventMetrics::register(&registry).expect("event metrics");
+    shard::register(&registry, Shard::new(0, 2).expect("a shard")).expect("shard info");
     let types = [rtype("MeshCircuitBreaker"), rtype("MeshTrafficPermission")];
     let zones = ["zone-1", "zone-2", "zone-3"]
         .map(|z| ZoneSpec::new(z, Environment::Universal))

@@ -4,10 +4,12 @@
 //!
 //! - [`policy`]: per-zone and per-source state, read from the monitor.
 //! - [`events`]: the histogram and counters the monitor records into.
+//! - [`shard`]: `kuma_sync_shard_info`, when sharded.
 //! - [`Exposition`]: the whole `/metrics` body.
 
 pub mod events;
 pub mod policy;
+pub mod shard;
 
 use std::sync::Arc;
 
