@@ -3,6 +3,7 @@
 //! manifests expect (non-root, no shell needed, the pinned toolchain). `.ci/image` builds
 //! and runs the image itself.
 
+use crate::crate_graph::linked_crates;
 use deploy_tests::{helm, repo};
 use serde_json::Value;
 
@@ -166,24 +167,6 @@ fn the_dockerfile_builds_with_the_pinned_toolchain() {
 const DAEMON_BUILD: &str =
     "cargo build --release --locked -p kuma-sync --bin kuma-sync --no-default-features";
 
-/// The crates `cargo tree` resolves for kuma-sync's normal (not dev) dependencies with
-/// `features`, by name.
-fn linked_crates(features: &[&str]) -> std::collections::BTreeSet<String> {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "--locked", "--offline", "-p", "kuma-sync", "-e", "normal"])
-        .args(["--prefix", "none", "--format", "{p}"])
-        .args(features)
-        .current_dir(repo::root())
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .collect()
-}
-
 /// The image's daemon does not carry the simulator: kuma-sim is linked only with the
 /// `demo` feature, which the default build has and the Dockerfile's build turns off.
 #[test]
@@ -195,12 +178,12 @@ fn the_daemon_build_does_not_link_the_simulator() {
             "{script} builds the daemon as {DAEMON_BUILD:?}"
         );
     }
-    let default = linked_crates(&[]);
+    let default = linked_crates("kuma-sync", &["-e", "normal"]);
     assert!(
         default.contains("kuma-sim"),
         "the default build has the demo: {default:?}"
     );
-    let daemon = linked_crates(&["--no-default-features"]);
+    let daemon = linked_crates("kuma-sync", &["-e", "normal", "--no-default-features"]);
     assert!(!daemon.contains("kuma-sim"), "{daemon:?}");
     assert!(daemon.contains("kds-probe") && daemon.contains("policy-watcher"));
 }

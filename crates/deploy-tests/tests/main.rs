@@ -4,6 +4,7 @@
 
 mod alert_pipeline;
 mod alertmanager;
+mod crate_graph;
 mod dashboard;
 mod helm;
 mod image;

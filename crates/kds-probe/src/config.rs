@@ -186,6 +186,19 @@ pub enum ConfigError {
     Backoff,
 }
 
+/// The probe's client certificate from a certificate file and a key file, given together
+/// or not at all: one without the other is refused, by the flags and the file alike.
+pub fn client_identity(
+    cert_file: Option<std::path::PathBuf>,
+    key_file: Option<std::path::PathBuf>,
+) -> Result<Option<ClientIdentity>, ConfigError> {
+    match (cert_file, key_file) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(ClientIdentity { cert_file, key_file })),
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::HalfClientIdentity),
+    }
+}
+
 /// A positive duration in Go's grammar (`500ms`, `30s`, `1m30s`), the grammar of the
 /// configuration file too ([`kuma_model::fingerprint::parse_go_duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {

@@ -4,10 +4,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kds_wire::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, ZoneHealthCheckRequest,
-    global_kds_service_client::GlobalKdsServiceClient, request, transport::sync_client,
-};
+use kds_wire::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, health, request, transport::sync_client};
 use kuma_model::ResourceType;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -20,9 +17,6 @@ use crate::{
     metrics::Metrics,
     view::{Update, View},
 };
-
-/// Bound on one HealthCheck call, so a stalled global shows as down rather than hanging.
-const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a session needs, borrowed from the probe.
 pub(crate) struct Session<'a> {
@@ -141,26 +135,14 @@ impl Session<'_> {
 
     /// Calls HealthCheck at once, then every interval, exporting the result.
     async fn health_checks(&self, channel: Channel) -> std::convert::Infallible {
-        let mut client = GlobalKdsServiceClient::new(channel);
-        let mut tick = tokio::time::interval(self.health_check_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let mut request = Request::new(ZoneHealthCheckRequest {});
-            self.identify(request.metadata_mut());
-            let up = match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, client.health_check(request)).await {
-                Ok(Ok(_)) => true,
-                Ok(Err(status)) => {
-                    tracing::warn!(code = ?status.code(), message = status.message(), "HealthCheck failed");
-                    false
-                }
-                Err(_) => {
-                    tracing::warn!(timeout = ?HEALTH_CHECK_TIMEOUT, "HealthCheck timed out");
-                    false
-                }
-            };
-            self.metrics.health_check_up.set(i64::from(up));
-            self.view.set_health(up);
-        }
+        let identify = |md: &mut tonic::metadata::MetadataMap| request::identify(md, self.zone_name, None);
+        let report = |outcome: Result<(), health::HealthCheckError>| {
+            if let Err(error) = &outcome {
+                tracing::warn!(%error, "HealthCheck failed");
+            }
+            self.metrics.health_check_up.set(i64::from(outcome.is_ok()));
+            self.view.set_health(outcome.is_ok());
+        };
+        health::health_checks(channel, self.health_check_interval, identify, report).await
     }
 }

@@ -10,6 +10,7 @@
 //!   `GlobalKDSService` clients and servers); its main types are re-exported here.
 //! - [`features`]: the node features a Kuma 2.14 zone advertises, and the `features` header.
 //! - [`request`]: the node, subscription, ACK and NACK, and the gRPC metadata of a zone.
+//! - [`health`]: the zone's HealthCheck loop, each call bounded.
 //! - [`codec`]: a `KumaResource` into and out of its delta-resource envelope.
 //! - [`address`]: [`KdsAddress`], `grpcs://host:port` or `grpc://host:port`.
 //! - [`tls`]: the rustls client configuration and the verifier that accepts Kuma's
@@ -21,6 +22,7 @@ pub mod address;
 pub mod codec;
 pub mod error;
 pub mod features;
+pub mod health;
 pub mod proto;
 pub mod request;
 pub mod tls;

@@ -53,6 +53,7 @@ pub mod zone;
 
 pub use kds::{
     Faults, KdsHandle, KdsServerConfig, RecordedRequest, RecordedResponse, Undecodable, start_global_kds,
+    start_seeded_global,
 };
 pub use store::{GlobalStore, ResourceStore, Subscription, TypeStats, ZoneRecord};
 

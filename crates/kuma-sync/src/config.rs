@@ -129,14 +129,8 @@ impl KdsFile {
         let mut pc = kds_probe::ProbeConfig::new(&self.address)?;
         pc.tls.ca_file = self.ca_file.clone();
         pc.tls.skip_verify = self.skip_verify;
-        pc.tls.client_identity = match (&self.client_cert, &self.client_key) {
-            (Some(cert_file), Some(key_file)) => Some(kds_probe::config::ClientIdentity {
-                cert_file: cert_file.clone(),
-                key_file: key_file.clone(),
-            }),
-            (None, None) => None,
-            _ => return Err(kds_probe::ConfigError::HalfClientIdentity),
-        };
+        pc.tls.client_identity =
+            kds_probe::config::client_identity(self.client_cert.clone(), self.client_key.clone())?;
         if let Some(name) = &self.zone_name {
             pc.zone_name = name.clone();
         }

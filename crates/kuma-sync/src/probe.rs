@@ -7,7 +7,7 @@ use kuma_model::ResourceType;
 
 use kds_probe::{
     Probe, Result,
-    config::{ClientIdentity, ConfigError, DEFAULT_ZONE_NAME, ProbeConfig, parse_duration},
+    config::{ConfigError, DEFAULT_ZONE_NAME, ProbeConfig, client_identity, parse_duration},
     view::{Snapshot, View},
 };
 
@@ -77,11 +77,7 @@ impl TryFrom<ProbeArgs> for ProbeConfig {
         let mut config = ProbeConfig::new(&args.kds)?;
         config.tls.ca_file = args.ca_file;
         config.tls.skip_verify = args.skip_verify;
-        config.tls.client_identity = match (args.client_cert, args.client_key) {
-            (Some(cert_file), Some(key_file)) => Some(ClientIdentity { cert_file, key_file }),
-            (None, None) => None,
-            _ => return Err(ConfigError::HalfClientIdentity),
-        };
+        config.tls.client_identity = client_identity(args.client_cert, args.client_key)?;
         config.zone_name = args.zone_name;
         if !args.types.is_empty() {
             config.types = args

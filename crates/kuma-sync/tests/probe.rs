@@ -2,14 +2,14 @@
 //! CA:TRUE certificate as the CA file: in process (flags in, printed state out) and as a
 //! real process (exit codes).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
 use kuma_model::{
-    Environment, Resource,
+    Resource,
     fixtures::{mcb, mtp},
 };
-use kuma_sim::{GlobalStore, KdsHandle, KdsServerConfig, start_global_kds};
+use kuma_sim::KdsHandle;
 use kuma_sync::probe::{ProbeArgs, run};
 
 use crate::support::WAIT;
@@ -28,18 +28,10 @@ fn args(argv: &[&str]) -> ProbeArgs {
 
 /// A simulated universal global holding `seed`, its KDS on a free loopback port.
 async fn sim(tls: bool, seed: &[Resource]) -> KdsHandle {
-    let store = Arc::new(GlobalStore::new(Environment::Universal));
-    for r in seed {
-        store.upsert(r.clone());
-    }
-    let cfg = if tls {
-        KdsServerConfig::with_generated_tls().expect("certificate")
-    } else {
-        KdsServerConfig::default()
-    };
-    start_global_kds(store, "127.0.0.1:0".parse().unwrap(), cfg)
+    let (_, handle) = kuma_sim::start_seeded_global(tls, seed.iter().cloned())
         .await
-        .expect("sim starts")
+        .expect("sim starts");
+    handle
 }
 
 /// `--once -o json` prints one JSON line after every type's first full state and exits.

@@ -6,7 +6,9 @@ mod common;
 
 mod converge;
 mod fold;
+#[cfg(feature = "sources")]
 mod hostile_peer;
 mod incremental;
 mod monitor;
+#[cfg(feature = "sources")]
 mod rest_source;

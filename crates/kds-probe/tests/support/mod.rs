@@ -5,17 +5,14 @@
 
 use std::{
     path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
 use kds_probe::{Probe, ProbeConfig, View, config::BackoffSettings, metrics::Metrics};
 pub use kuma_model::fixtures::{mcb, mtp, rtype, timeout};
 use kuma_model::{Environment, Resource, resource::wire_name_global_to_zone};
-use kuma_sim::{GlobalStore, KdsHandle, KdsServerConfig, start_global_kds};
+use kuma_sim::KdsHandle;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Upper bound on any wait in these tests; loopback traffic takes milliseconds.
@@ -31,18 +28,10 @@ pub fn wire_key(r: &Resource) -> String {
 }
 
 pub async fn sim(tls: bool, seed: &[Resource]) -> KdsHandle {
-    let store = Arc::new(GlobalStore::new(Environment::Universal));
-    for r in seed {
-        store.upsert(r.clone());
-    }
-    let cfg = if tls {
-        KdsServerConfig::with_generated_tls().expect("certificate")
-    } else {
-        KdsServerConfig::default()
-    };
-    start_global_kds(store, "127.0.0.1:0".parse().unwrap(), cfg)
+    let (_, handle) = kuma_sim::start_seeded_global(tls, seed.iter().cloned())
         .await
-        .expect("sim starts")
+        .expect("sim starts");
+    handle
 }
 
 /// A file removed when dropped.

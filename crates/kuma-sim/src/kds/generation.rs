@@ -49,12 +49,8 @@ pub struct WireEntry {
 /// an unknown zone (which Kuma treats as enabled).
 pub fn sent_to_zone(r: &Resource, zone: &ZoneView, zone_enabled: impl Fn(&str) -> Option<bool>) -> bool {
     let info = r.rtype.info();
-    let disabled = match r.label(labels::KDS_SYNC) {
-        Some("enabled") => false,
-        Some("disabled") => true,
-        _ => info.kds_disabled_by_default(),
-    };
-    if disabled {
+    // `HasKDSDisabled`, one grammar for the label in the workspace (kuma-model's).
+    if r.kds_disabled() {
         return false;
     }
     match info.name {

@@ -30,6 +30,8 @@ pub use faults::{Faults, Undecodable};
 pub use record::{RecordedRequest, RecordedResponse};
 pub use zone_to_global::UpstreamTypeStats;
 
+use kuma_model::{Environment, Resource};
+
 use crate::{Error, Result, store::GlobalStore, tls::SelfSigned};
 
 /// Kuma's keepalive time and timeout (`pkg/kds/mux/server.go`).
@@ -127,6 +129,25 @@ pub async fn start_global_kds(
         shared,
         running: Some(running),
     })
+}
+
+/// A universal global holding `seed`, its KDS on a free loopback port, with a generated
+/// certificate when `tls` (its CA is [`KdsHandle::ca_pem`]): the global a probe test needs.
+pub async fn start_seeded_global(
+    tls: bool,
+    seed: impl IntoIterator<Item = Resource>,
+) -> Result<(Arc<GlobalStore>, KdsHandle)> {
+    let store = Arc::new(GlobalStore::new(Environment::Universal));
+    for resource in seed {
+        store.upsert(resource);
+    }
+    let cfg = match tls {
+        true => KdsServerConfig::with_generated_tls()?,
+        false => KdsServerConfig::default(),
+    };
+    let loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    let handle = start_global_kds(store.clone(), loopback, cfg).await?;
+    Ok((store, handle))
 }
 
 fn serve(listener: TcpListener, shared: &Arc<Shared>, cfg: &KdsServerConfig) -> Result<Running> {

@@ -4,11 +4,10 @@
 //! kds-wire's transport. The session ends on the first stream error, on a reconnect
 //! request or when a stall is lifted; the loop then connects again.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use kds_wire::{
-    Connector, DeltaDiscoveryResponse, ZoneHealthCheckRequest,
-    global_kds_service_client::GlobalKdsServiceClient,
+    Connector, DeltaDiscoveryResponse, health,
     kds_sync_service_client::KdsSyncServiceClient,
     request::{self, ack, nack},
     transport,
@@ -21,9 +20,6 @@ use tonic::{Request, codec::CompressionEncoding, transport::Channel};
 
 use super::{Error, ZoneShared};
 use crate::kds::codec::{self, ProtoSpecs};
-
-/// Bound on one HealthCheck call.
-const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs sessions until `stop` is cancelled.
 pub(super) async fn run(shared: Arc<ZoneShared>, stop: CancellationToken) {
@@ -244,24 +240,18 @@ fn apply(
 
 /// Calls HealthCheck at once, then every interval; keeps going while the streams stall.
 async fn health_checks(shared: &ZoneShared, channel: Channel) -> std::convert::Infallible {
-    let mut client = GlobalKdsServiceClient::new(channel);
-    let mut tick = tokio::time::interval(shared.config.health_check_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let mut request = Request::new(ZoneHealthCheckRequest {});
-        let up = match identify(request.metadata_mut(), &shared.config.name) {
-            Err(_) => false,
-            Ok(()) => matches!(
-                tokio::time::timeout(HEALTH_CHECK_TIMEOUT, client.health_check(request)).await,
-                Ok(Ok(_))
-            ),
-        };
+    // Real zones say which Kuma they run; the global shows it in ZoneInsight.
+    let identify = |md: &mut tonic::metadata::MetadataMap| {
+        request::identify(md, &shared.config.name, Some(crate::rest::VERSION))
+    };
+    let report = |outcome: Result<(), health::HealthCheckError>| {
+        let up = outcome.is_ok();
         shared.status.send_modify(|s| {
             s.health_check_up = Some(up);
             if up {
                 s.health_checks_ok += 1;
             }
         });
-    }
+    };
+    health::health_checks(channel, shared.config.health_check_interval, identify, report).await
 }

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 
 use kds_wire::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
-use kuma_model::{
-    Environment, Resource, ResourceType, labels, resource::expected_name_on_global, types::flags,
-};
+use kuma_model::{Environment, Resource, ResourceType, labels, resource::expected_name_on_global};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, transport::Channel};
@@ -111,7 +109,7 @@ fn provided(shared: &ZoneShared, rtype: ResourceType) -> BTreeMap<String, WireEn
         .store
         .list(Some(rtype))
         .iter()
-        .filter(|r| is_locally_originated(r) && !kds_disabled(r))
+        .filter(|r| is_locally_originated(r) && !r.kds_disabled())
         .map(|r| {
             let entry = codec::encode(&map_for_global(
                 r,
@@ -121,15 +119,6 @@ fn provided(shared: &ZoneShared, rtype: ResourceType) -> BTreeMap<String, WireEn
             (entry.delta_key.clone(), entry)
         })
         .collect()
-}
-
-/// `HasKDSDisabled`: the `kuma.io/kds-sync` label wins over the type's default.
-fn kds_disabled(r: &Resource) -> bool {
-    match r.label(labels::KDS_SYNC) {
-        Some("enabled") => false,
-        Some("disabled") => true,
-        _ => r.rtype.info().kds_flags & flags::KDS_DISABLED_BY_DEFAULT != 0,
-    }
 }
 
 /// Kuma's zone mappers: origin and zone labels, no deletion-grace label, the namespace

@@ -3,8 +3,10 @@
 //! "basedOnKuma"?}`). Kong Mesh reports its own version
 //! in `version` and the Kuma it is built on in `basedOnKuma`.
 
+#[cfg(feature = "sources")]
 use super::{SourceError, rest::KumaApi};
 
+#[cfg(feature = "sources")]
 impl KumaApi {
     /// The Kuma version the control plane runs: `basedOnKuma` when present (Kong
     /// Mesh), else `version`.

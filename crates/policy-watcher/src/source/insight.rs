@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::Value;
 
+#[cfg(feature = "sources")]
 use super::{
     SourceError,
     rest::{Budget, KumaApi},
@@ -27,6 +28,7 @@ pub struct ZoneInsight {
     pub compatible: Option<bool>,
 }
 
+#[cfg(feature = "sources")]
 impl KumaApi {
     /// Every zone's insight, by zone name, from every page: a zone past the first page
     /// would otherwise have no insight and read as never seen.

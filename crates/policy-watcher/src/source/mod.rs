@@ -2,6 +2,9 @@
 //! snapshots (or changes) to the engine; a source that cannot read reports an error, and
 //! its control plane becomes `unknown`, never `converged`.
 //!
+//! Always built: [`SourceError`] (the monitor records it), and the parsing of what the
+//! REST API answers ([`insight`], [`api_index`]). With the `sources` feature (default),
+//! the readers themselves:
 //! - [`http`]: an HTTP(S) client with the control plane's CA and token.
 //! - [`rest`]: Kuma's REST API (universal control planes, or any CP's API server).
 //! - [`api_index`]: the API's `GET /`, which says which Kuma answers.
@@ -10,10 +13,14 @@
 //! - [`insight`]: the global's ZoneInsights (online, NACKs, versions).
 
 pub mod api_index;
+#[cfg(feature = "sources")]
 pub mod http;
 pub mod insight;
+#[cfg(feature = "sources")]
 pub mod kube;
+#[cfg(feature = "sources")]
 pub mod poll;
+#[cfg(feature = "sources")]
 pub mod rest;
 
 /// Why a control plane could not be read.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+#[cfg(feature = "sources")]
 pub mod http_peer;
 
 pub use kuma_model::fixtures::{mcb, policy, rtype};
