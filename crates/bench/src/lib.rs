@@ -1,8 +1,9 @@
 //! `kuma-sync-bench`: the live half of issue 8's benchmarks. It measures the `serve`
 //! machinery as SREs run it (the monitor, the `/metrics` collectors and HTTP server, the KDS
 //! probe, the watch and REST sources) against kuma-sim, over loopback, and prints Markdown
-//! tables for `docs/benchmarks-live.md`. The engine's own benchmark lives in
-//! `crates/policy-watcher/benches`.
+//! tables for `docs/benchmarks-live.md`. The engine's own benchmark, in process, is
+//! `benches/engine.rs` (`cargo bench -p bench --bench engine`, docs/benchmarks.md), on the
+//! same fixtures and figures.
 //!
 //! Figures are wall-clock on whatever machine runs them; nothing here asserts a target.
 //! Each benchmark checks that what it measured is what it meant to measure (the state

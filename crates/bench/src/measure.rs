@@ -52,7 +52,9 @@ impl Samples {
 /// A duration with a unit that keeps three significant figures readable.
 pub fn fmt(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
+    if us < 10.0 {
+        format!("{us:.1} µs")
+    } else if us < 1000.0 {
         format!("{us:.0} µs")
     } else if us < 1e6 {
         format!("{:.1} ms", us / 1e3)
@@ -72,6 +74,31 @@ pub fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `VmRSS` once it stops moving: read every 100 ms until five reads in a row (half a
+/// second) stay within 256 KiB of each other, or 10 s have passed. Memory freed on another
+/// thread (the engine drops a snapshot's parsed specs on one of its own), and the pages
+/// the allocator hands back after a delay, are then counted; a fixed pause would be too
+/// short on a loaded machine or wasted on an idle one. Blocks: call it off the runtime.
+pub fn settled_rss_kib() -> u64 {
+    const STEP: std::time::Duration = std::time::Duration::from_millis(100);
+    const STABLE_READS: usize = 5;
+    const LIMIT: usize = 100;
+    let mut recent = std::collections::VecDeque::with_capacity(STABLE_READS);
+    for _ in 0..LIMIT {
+        let (rss, _) = rss_kib();
+        if recent.len() == STABLE_READS {
+            recent.pop_front();
+        }
+        recent.push_back(rss);
+        let (lo, hi) = (recent.iter().min(), recent.iter().max());
+        if recent.len() == STABLE_READS && hi.zip(lo).is_some_and(|(h, l)| h - l <= 256) {
+            return rss;
+        }
+        std::thread::sleep(STEP);
+    }
+    rss_kib().0
 }
 
 pub fn mib(kib: u64) -> f64 {
@@ -122,6 +149,7 @@ mod tests {
 
     #[test]
     fn durations_print_in_a_readable_unit() {
+        assert_eq!(fmt(Duration::from_nanos(3_240)), "3.2 µs");
         assert_eq!(fmt(Duration::from_micros(12)), "12 µs");
         assert_eq!(fmt(Duration::from_micros(12_345)), "12.3 ms");
         assert_eq!(fmt(Duration::from_millis(2_500)), "2.50 s");

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     fixtures::Fixture,
-    measure::{Samples, mib, rss_kib},
+    measure::{Samples, mib, rss_kib, settled_rss_kib},
     scrape_http,
 };
 
@@ -126,8 +126,9 @@ pub async fn run_size(copies: usize, scrapes: usize) -> anyhow::Result<SizeFigur
     let (rss_after, hwm) = rss_kib();
     // Steady state: the engine frees each snapshot's parsed specs on a thread of its own,
     // and the allocator gives freed pages back after a delay.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss_settled, _) = rss_kib();
+    let rss_settled = tokio::task::spawn_blocking(settled_rss_kib)
+        .await
+        .context("the RSS reader panicked")?;
 
     let timed = {
         let exposition = exposition.clone();

@@ -105,6 +105,23 @@ impl Alertmanager {
     }
 
     /// The alerts Alertmanager holds now (v2 API `gettableAlerts`).
+    /// The alerts held, once `settled` says they are as expected or `within` has passed
+    /// (then as they are, for the assertion to show). Alertmanager applies inhibitions on
+    /// a goroutine of its own after accepting a post, and offers nothing to wait on but
+    /// its API: a read right after the post can still show an inhibited alert active.
+    pub fn alerts_once(&self, settled: impl Fn(&[Value]) -> bool, within: Duration) -> Result<Vec<Value>> {
+        const POLL: Duration = Duration::from_millis(50);
+        let rounds = within.as_millis() / POLL.as_millis() + 1;
+        for _ in 0..rounds {
+            let held = self.alerts()?;
+            if settled(&held) {
+                return Ok(held);
+            }
+            std::thread::sleep(POLL);
+        }
+        self.alerts()
+    }
+
     pub fn alerts(&self) -> Result<Vec<Value>> {
         let target = "/api/v2/alerts";
         let response = http::get(self.addr, target, REQUEST_TIMEOUT)?;

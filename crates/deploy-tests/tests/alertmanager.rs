@@ -112,12 +112,19 @@ fn zone_offline_inhibits_that_zones_out_of_sync_alert_only() {
             alert("KumaSyncZoneOutOfSync", "zone-2", "critical"),
         ]))
         .unwrap_or_else(|e| panic!("{e}"));
-    let held = alertmanager.alerts().unwrap_or_else(|e| panic!("{e}"));
-    let state = |name: &str, zone: &str| -> String {
+    let state_in = |held: &[serde_json::Value], name: &str, zone: &str| -> Option<String> {
         held.iter()
             .find(|a| a["labels"]["alertname"] == name && a["labels"]["zone"] == zone)
             .map(|a| a["status"]["state"].as_str().unwrap_or_default().to_owned())
-            .unwrap_or_else(|| panic!("{name}/{zone} not held: {held:?}"))
+    };
+    let inhibited = |held: &[serde_json::Value]| {
+        state_in(held, "KumaSyncZoneOutOfSync", "zone-1").as_deref() == Some("suppressed")
+    };
+    let held = alertmanager
+        .alerts_once(inhibited, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let state = |name: &str, zone: &str| -> String {
+        state_in(&held, name, zone).unwrap_or_else(|| panic!("{name}/{zone} not held: {held:?}"))
     };
     assert_eq!(state("KumaSyncZoneOutOfSync", "zone-1"), "suppressed");
     assert_eq!(state("KumaSyncZoneOutOfSync", "zone-2"), "active");

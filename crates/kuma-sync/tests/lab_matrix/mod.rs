@@ -10,7 +10,7 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use kuma_model::{CpRole, Resource, ResourceType};
+use kuma_model::{CpRole, Resource, ResourceType, labels};
 use kuma_sim::lab::{Lab, Scenario};
 use kuma_sync::{
     config::{ServeConfig, SourceConfig},
@@ -98,6 +98,23 @@ async fn settle(lab: &Lab, cfg: &ServeConfig, zone: Option<&str>, state: State, 
     )
     .await
     .unwrap_or_else(|e| panic!("{what}: the lab never showed {state:?}: {e}"));
+}
+
+/// A copy taken over is the zone's own resource, which the zone then sends to the
+/// global over ZoneToGlobal: the fault is whole once the global holds it (origin zone,
+/// from `zone`). Until then the lab's truth still moves, and a read proves nothing.
+async fn settle_taken_over(lab: &Lab, zone: &str, what: &str) {
+    let rtype = copy_key(zone).rtype;
+    lab.wait_until(
+        |lab| {
+            lab.global_store().list(Some(rtype)).iter().any(|r| {
+                r.label(labels::ORIGIN) == Some(labels::ORIGIN_ZONE) && r.label(labels::ZONE) == Some(zone)
+            })
+        },
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{what}: the global never received the zone's copy: {e}"));
 }
 
 async fn verdict(cfg: &ServeConfig) -> Verdict {
@@ -304,6 +321,7 @@ async fn every_fault_on_both_backends_gets_exactly_its_verdict() {
         max_connections += 1;
         change_policy(&lab, max_connections);
         settle(&lab, &cfg, Some(zone), State::Missing, &what("a copy taken over")).await;
+        settle_taken_over(&lab, zone, &what("a copy taken over")).await;
         judged(
             &lab,
             &cfg,
