@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapKeySelector, Namespace, SecretKeySelector, Service, ServiceAccount,
 };
@@ -42,6 +42,7 @@ pub fn validate_object(value: &Value) -> Result<(), String> {
         "ServiceAccount" => validate::<ServiceAccount>(value).map(drop),
         "Service" => validate::<Service>(value).map(drop),
         "Deployment" => validate::<Deployment>(value).map(drop),
+        "StatefulSet" => validate::<StatefulSet>(value).map(drop),
         "ConfigMap" => validate::<ConfigMap>(value).map(drop),
         "Secret" => validate::<k8s_openapi::api::core::v1::Secret>(value).map(drop),
         "ClusterRole" => validate::<ClusterRole>(value).map(drop),

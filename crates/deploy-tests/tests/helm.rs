@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use deploy_tests::k8s::{PrometheusRule, ServiceMonitor, strict, validate_object};
 use deploy_tests::{helm, repo, serve_config};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret, Service};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec, Secret, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kuma_sync::config::ServeConfig;
 use serde_json::Value;
@@ -41,19 +41,45 @@ impl Rendering {
         strict(&format!("{}: {kind}", self.name), objects[0])
     }
 
+    /// The pod template of the one workload: the Deployment, or the StatefulSet when
+    /// sharded.
+    fn pod_template(&self) -> PodTemplateSpec {
+        match self.of_kind("StatefulSet").is_empty() {
+            true => self.one::<Deployment>("Deployment").spec.expect("spec").template,
+            false => {
+                assert!(
+                    self.of_kind("Deployment").is_empty(),
+                    "{}: two workloads",
+                    self.name
+                );
+                self.one::<StatefulSet>("StatefulSet")
+                    .spec
+                    .expect("spec")
+                    .template
+            }
+        }
+    }
+
     fn pod(&self) -> PodSpec {
-        self.one::<Deployment>("Deployment")
-            .spec
-            .expect("spec")
-            .template
-            .spec
-            .expect("pod spec")
+        self.pod_template().spec.expect("pod spec")
     }
 
     fn container(&self) -> Container {
         let pod = self.pod();
         assert_eq!(pod.containers.len(), 1, "{}: one container", self.name);
         pod.containers.into_iter().next().expect("container")
+    }
+
+    /// The Service Prometheus scrapes (not the StatefulSet's headless one).
+    fn service(&self) -> Service {
+        let services: Vec<Service> = self
+            .of_kind("Service")
+            .into_iter()
+            .map(|o| strict(&self.name, o))
+            .filter(|s: &Service| s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) != Some("None"))
+            .collect();
+        assert_eq!(services.len(), 1, "{}: one scraped Service", self.name);
+        services.into_iter().next().expect("a Service")
     }
 
     fn config_text(&self) -> String {
@@ -147,9 +173,14 @@ fn every_rendered_object_is_valid_against_the_kubernetes_schema() {
             .iter()
             .map(|o| o["kind"].as_str().unwrap_or_default())
             .collect();
-        for required in ["Deployment", "ConfigMap", "Service"] {
+        for required in ["ConfigMap", "Service"] {
             assert!(kinds.contains(required), "{}: no {required}", rendering.name);
         }
+        assert!(
+            kinds.contains("Deployment") != kinds.contains("StatefulSet"),
+            "{}: one workload, a Deployment or (sharded) a StatefulSet",
+            rendering.name
+        );
         for object in &rendering.objects {
             validate_object(object).unwrap_or_else(|e| {
                 panic!(
@@ -185,15 +216,30 @@ fn the_validator_catches_a_misplaced_field_in_rendered_output() {
 fn the_pod_runs_unprivileged_in_every_rendering() {
     for rendering in renderings() {
         let name = &rendering.name;
-        let deployment: Deployment = rendering.one("Deployment");
-        let spec = deployment.spec.expect("spec");
-        assert_eq!(spec.replicas, Some(1), "{name}");
-        assert_eq!(
-            spec.strategy.and_then(|s| s.type_).as_deref(),
-            Some("Recreate"),
-            "{name}"
-        );
-        let pod = spec.template.spec.expect("pod spec");
+        if rendering.of_kind("StatefulSet").is_empty() {
+            let spec = rendering.one::<Deployment>("Deployment").spec.expect("spec");
+            assert_eq!(spec.replicas, Some(1), "{name}");
+            // Never two pods at once: two KDS probes under one zone name.
+            assert_eq!(
+                spec.strategy.and_then(|s| s.type_).as_deref(),
+                Some("Recreate"),
+                "{name}"
+            );
+        } else {
+            let spec = rendering.one::<StatefulSet>("StatefulSet").spec.expect("spec");
+            assert_eq!(
+                spec.replicas,
+                rendering.values["shards"].as_i64().map(|n| n as i32),
+                "{name}"
+            );
+            // A StatefulSet replaces pod K only once the old pod K is gone.
+            assert_eq!(
+                spec.update_strategy.and_then(|s| s.type_).as_deref(),
+                Some("RollingUpdate"),
+                "{name}"
+            );
+        }
+        let pod = rendering.pod();
         let pod_security = pod.security_context.expect("pod securityContext");
         assert_eq!(pod_security.run_as_non_root, Some(true), "{name}");
         assert!(pod_security.run_as_user.is_some_and(|u| u > 0), "{name}");
@@ -420,12 +466,67 @@ fn more_than_one_replica_is_refused_until_leader_election() {
     assert!(refused(&["replicaCount=0"]).contains("replicaCount 0"));
 }
 
+/// `shards: N` runs N pods of a StatefulSet, pod K being shard K of N by its name alone,
+/// with the pod the Deployment would run; one shard stays a Deployment.
+#[test]
+fn shards_run_as_a_statefulset_whose_ordinals_are_the_shard_indexes() {
+    let sharded = ci("sharded.yaml");
+    let sts: StatefulSet = sharded.one("StatefulSet");
+    let spec = sts.spec.clone().expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    // The governing Service exists and is headless.
+    let governing = spec.service_name.clone().expect("serviceName");
+    let services: Vec<Service> = sharded
+        .of_kind("Service")
+        .into_iter()
+        .map(|o| strict("sharded: Service", o))
+        .collect();
+    let headless = services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(governing.as_str()))
+        .unwrap_or_else(|| panic!("no Service {governing}"));
+    assert_eq!(
+        headless.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()),
+        Some("None")
+    );
+    // Every pod finds its shard in its own name, as the StatefulSet names pods.
+    let config = load_in_the_pod(&sharded);
+    let shards = config.shards.as_ref().expect("the config is sharded");
+    assert_eq!((shards.total, shards.index), (3, None));
+    let name = sts.metadata.name.clone().expect("name");
+    for ordinal in 0..3 {
+        let shard = shards
+            .shard(Some(&format!("{name}-{ordinal}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((shard.index, shard.total), (ordinal, 3));
+    }
+    // The same pod as unsharded: only the configuration differs.
+    let one = helm::template(
+        "mesh-monitor",
+        "observability",
+        &[&helm::chart().join("ci").join("sharded.yaml")],
+        &["shards=1"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(one.success(), "{}", one.transcript());
+    let one = Rendering {
+        name: "shards=1".into(),
+        values: Value::Null,
+        namespace: "observability",
+        objects: helm::documents(&one.stdout),
+    };
+    assert!(one.of_kind("StatefulSet").is_empty());
+    assert_eq!(one.container(), sharded.container());
+    assert!(load_in_the_pod(&one).shards.is_none());
+    assert!(refused(&["shards=0"]).contains("shards"));
+}
+
 #[test]
 fn values_kuma_sync_does_not_support_are_refused() {
     // Not implemented yet: a documented place in values.yaml, refused by the schema.
     for (set, key) in [
         ("canary.enabled=true", "'canary'"),
-        ("shards=3", "'shards'"),
         ("config.leaderElection=true", "'leaderElection'"),
     ] {
         let stderr = refused(&[set]);
@@ -558,13 +659,10 @@ fn the_service_monitor_scrapes_what_the_daemon_serves() {
     let mut checked = 0;
     for rendering in renderings() {
         let name = &rendering.name;
-        let service: Service = rendering.one("Service");
+        let service = rendering.service();
         let spec = service.spec.clone().expect("service spec");
         let pod_labels = rendering
-            .one::<Deployment>("Deployment")
-            .spec
-            .expect("spec")
-            .template
+            .pod_template()
             .metadata
             .and_then(|m| m.labels)
             .expect("pod labels");

@@ -172,6 +172,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if $metrics -}}
 {{- $_ := set $cfg "metrics" $metrics -}}
 {{- end -}}
+{{- if gt (int .Values.shards) 1 -}}
+{{- /* No index: each pod is the shard its StatefulSet ordinal says (kuma-sync-2 is 2). */ -}}
+{{- $_ := set $cfg "shards" (dict "total" (int .Values.shards)) -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
@@ -190,6 +194,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if (dig "metrics" "tls" "secretName" "" .Values.config) -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
 
+{{/* One shard runs as a Deployment; several as a StatefulSet, whose ordinals are their indexes. */}}
+{{- define "kuma-sync.sharded" -}}
+{{- if lt (int .Values.shards) 1 -}}
+{{- fail (printf "shards %v: kuma-sync needs at least one shard" .Values.shards) -}}
+{{- end -}}
+{{- if gt (int .Values.shards) 1 -}}true{{- end -}}
+{{- end -}}
+
 {{/* Until kuma-sync elects a leader, one replica. */}}
 {{- define "kuma-sync.checkReplicas" -}}
 {{- if gt (int .Values.replicaCount) 1 -}}
@@ -198,4 +210,117 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if lt (int .Values.replicaCount) 1 -}}
 {{- fail (printf "replicaCount %v: kuma-sync needs one replica (use helm uninstall to stop it)" .Values.replicaCount) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The pod both workloads run: the Deployment (one shard) and the StatefulSet (shards). */}}
+{{- define "kuma-sync.podTemplate" -}}
+{{- $scheme := include "kuma-sync.scheme" . -}}
+metadata:
+  labels:
+    {{- include "kuma-sync.selectorLabels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    # A changed configuration rolls the pod.
+    checksum/config: {{ include "kuma-sync.config" . | sha256sum }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "kuma-sync.serviceAccountName" . }}
+  # The in-cluster Kubernetes source reads kuma.io resources with this token.
+  automountServiceAccountToken: true
+  enableServiceLinks: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: kuma-sync
+      image: {{ include "kuma-sync.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        - serve
+        - --config
+        - /etc/kuma-sync/kuma-sync.yaml
+        - --log-format
+        - {{ .Values.logFormat }}
+      ports:
+        - name: metrics
+          containerPort: 9465
+          protocol: TCP
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: metrics
+          scheme: {{ $scheme }}
+        periodSeconds: 10
+        timeoutSeconds: 3
+        failureThreshold: 6
+      # Ready only after the first full read of every source.
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: metrics
+          scheme: {{ $scheme }}
+        periodSeconds: 5
+        timeoutSeconds: 3
+        failureThreshold: 3
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: metrics
+          scheme: {{ $scheme }}
+        periodSeconds: 2
+        failureThreshold: 30
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/kuma-sync/kuma-sync.yaml
+          subPath: kuma-sync.yaml
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+        {{- range $i, $name := include "kuma-sync.mountedSecrets" . | fromJsonArray }}
+        - name: secret-{{ $i }}
+          mountPath: {{ include "kuma-sync.secretsDir" $ }}/{{ $name }}
+          readOnly: true
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "kuma-sync.fullname" . }}-config
+    - name: tmp
+      emptyDir:
+        sizeLimit: 16Mi
+    # Optional: the release installs before the Secrets exist; a control plane whose
+    # files are missing shows as unreadable (kuma_sync_up 0) until they appear.
+    {{- range $i, $name := include "kuma-sync.mountedSecrets" . | fromJsonArray }}
+    - name: secret-{{ $i }}
+      secret:
+        secretName: {{ $name }}
+        optional: true
+        defaultMode: 288 # 0440: owner and fsGroup may read
+    {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
