@@ -12,6 +12,8 @@ use policy_watcher::Shard;
 
 use crate::support::{get, until};
 
+mod processes;
+
 const ZONES: [&str; 7] = [
     "zone-1", "zone-2", "zone-3", "zone-4", "zone-5", "zone-6", "zone-7",
 ];
