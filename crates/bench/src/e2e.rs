@@ -160,6 +160,7 @@ pub async fn run(
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
+        leader_election: None,
     };
     let started = Instant::now();
     let running = serve::start(cfg).await?;

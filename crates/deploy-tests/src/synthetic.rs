@@ -51,6 +51,7 @@ impl Dataset {
             &[&[("shard", "0"), ("total", "1")]],
             |_| 1.0,
         );
+        out.gauge("kuma_sync_leader", &[&[]], |_| 1.0);
         out.gauge("up", &[&[]], |_| 1.0);
         out.text.push_str("# EOF\n");
         // `up` is Prometheus' own, added by every scrape: not kuma-sync's to export.

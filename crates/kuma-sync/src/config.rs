@@ -32,6 +32,79 @@ pub struct FileConfig {
     pub kuma_version: Option<String>,
     /// Run as one of several shards, each judging its share of the zones.
     pub shards: Option<ShardsFile>,
+    /// Run as one of several replicas: a Kubernetes Lease elects the one that runs the KDS
+    /// probe (`crate::leader`).
+    pub leader_election: Option<LeaderElectionFile>,
+}
+
+/// `leaderElection: {namespace: kuma-sync}`: the Lease (default name `kuma-sync`) in the
+/// cluster of `kubeconfig` (default: in-cluster), this replica named `identity` (default:
+/// `HOSTNAME`, the pod's name), client-go's timings unless given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LeaderElectionFile {
+    pub namespace: String,
+    pub lease_name: Option<String>,
+    pub identity: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub lease_duration: Option<String>,
+    pub renew_deadline: Option<String>,
+    pub retry_period: Option<String>,
+}
+
+/// A validated `leaderElection`; the identity, when the file gives none, is the host name
+/// at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderElectionConfig {
+    pub election: crate::leader::ElectionConfig,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+impl LeaderElectionFile {
+    fn validate(self, base: &Path) -> Result<LeaderElectionConfig, ConfigError> {
+        if self.namespace.is_empty() {
+            return Err(ConfigError(
+                "leaderElection.namespace: the Lease's namespace is required".into(),
+            ));
+        }
+        let lease_name = self.lease_name.unwrap_or_else(|| "kuma-sync".into());
+        // Checked with a stand-in identity: the real one may be the host name, at start.
+        let mut election = crate::leader::ElectionConfig::new(
+            &self.namespace,
+            &lease_name,
+            self.identity.as_deref().unwrap_or("kuma-sync"),
+        );
+        for (field, value, slot) in [
+            (
+                "leaseDuration",
+                &self.lease_duration,
+                &mut election.lease_duration,
+            ),
+            (
+                "renewDeadline",
+                &self.renew_deadline,
+                &mut election.renew_deadline,
+            ),
+            ("retryPeriod", &self.retry_period, &mut election.retry_period),
+        ] {
+            if let Some(text) = value {
+                *slot = parse_go_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| {
+                    ConfigError(format!(
+                        "leaderElection.{field}: {text:?} is not a duration like 15s"
+                    ))
+                })?;
+            }
+        }
+        election.check().map_err(|e| ConfigError(e.to_string()))?;
+        election.identity = self.identity.unwrap_or_default();
+        Ok(LeaderElectionConfig {
+            election,
+            kubeconfig: self.kubeconfig.map(|p| base.join(p)),
+            context: self.context,
+        })
+    }
 }
 
 /// `shards: {total: 3, index: 1}`. Without `index`, the ordinal at the end of the pod's
@@ -222,6 +295,8 @@ pub struct ServeConfig {
     /// works out which one it is when it starts ([`ShardsFile::shard`]); `verify`
     /// judges every zone whatever this says.
     pub shards: Option<ShardsFile>,
+    /// Several replicas, one leader (`leaderElection:`); `None`: this process leads.
+    pub leader_election: Option<LeaderElectionConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9465";
@@ -386,6 +461,7 @@ impl ServeConfig {
                 }
                 other => other,
             },
+            leader_election: file.leader_election.map(|l| l.validate(base)).transpose()?,
         })
     }
 }
@@ -543,6 +619,28 @@ mod tests {
         assert_eq!(c.poll_interval, Duration::from_secs(5));
         assert_eq!(c.stall_threshold, Duration::from_secs(120));
         assert_eq!(c.types.len(), 2);
+    }
+
+    #[test]
+    fn leader_election_is_validated_when_the_file_is_loaded() {
+        let c = parse(
+            "global: {api: {url: \"http://g\"}}\nleaderElection: {namespace: kuma-sync, kubeconfig: kc, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 5s}\n",
+        )
+        .unwrap();
+        let le = c.leader_election.expect("configured");
+        assert_eq!(le.election.lease_name, "kuma-sync");
+        assert_eq!(le.election.lease_duration, Duration::from_secs(30));
+        assert_eq!(le.election.identity, "", "the host name's, at start");
+        assert!(le.kubeconfig.is_some_and(|p| p.ends_with("kc") && p.is_absolute()));
+        for (bad, says) in [
+            ("leaderElection: {namespace: \"\"}", "namespace"),
+            ("leaderElection: {namespace: ns, renewDeadline: 20s}", "renewDeadline"),
+            ("leaderElection: {namespace: ns, retryPeriod: soon}", "retryPeriod"),
+            ("leaderElection: {namespace: ns, leases: 2}", "leases"),
+        ] {
+            let err = parse(&format!("global: {{api: {{url: \"http://g\"}}}}\n{bad}\n")).unwrap_err();
+            assert!(err.0.contains(says), "{bad}: {err}");
+        }
     }
 
     /// The example shipped in deploy/ is a valid configuration.

@@ -246,6 +246,7 @@ pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<Serv
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
+        leader_election: None,
     })
 }
 

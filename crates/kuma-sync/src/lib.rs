@@ -12,6 +12,7 @@
 //! - [`server`]: `/metrics`, `/status`, `/healthz`, `/readyz`.
 //! - [`collectors`]: Prometheus collectors.
 //! - [`stall`]: the KDS stall check.
+//! - [`leader`]: leader election on a Kubernetes Lease (only the leader runs the probe).
 //! - [`status`]: the `/status` document.
 //! - [`verify`]: `kuma-sync verify` on files.
 //! - [`live`]: `kuma-sync verify --config` on live control planes.
@@ -26,6 +27,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod leader;
 pub mod live;
 pub mod output;
 pub mod probe;

@@ -163,14 +163,53 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
             .clone()
             .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned())
     });
-    let exposition = Arc::new(Exposition::new(registry.clone(), monitor.clone(), probe_zone)?);
-
     let stop = CancellationToken::new();
     let until_stopped = {
         let stop = stop.clone();
         move || stop.clone().cancelled_owned()
     };
     let mut tasks = JoinSet::new();
+
+    // Who leads: the Lease's elected replica, or this process when there is no election.
+    let leader_gauge = crate::collectors::leader::register(&registry)?;
+    let (leading_tx, leading) = tokio::sync::watch::channel(cfg.leader_election.is_none());
+    if let Some(election) = cfg.leader_election.as_ref().filter(|_| serve_http) {
+        let mut config = election.election.clone();
+        if config.identity.is_empty() {
+            config.identity = std::env::var("HOSTNAME").unwrap_or_default();
+        }
+        config.check().map_err(|e| ServeError::Config(e.to_string()))?;
+        let client =
+            policy_watcher::source::kube::client(election.kubeconfig.as_deref(), election.context.as_deref())
+                .await
+                .map_err(|e| ServeError::Config(format!("leaderElection: {e}")))?;
+        tracing::info!(identity = %config.identity, lease = %config.lease_name, namespace = %config.namespace, "taking part in leader election");
+        tasks.spawn(crate::leader::Elector::new(client, config).run(leading_tx, until_stopped()));
+    } else {
+        // Held for the process's life: a closed channel would read as a lost election.
+        tasks.spawn(async move {
+            leading_tx.closed().await;
+        });
+    }
+    {
+        let mut leading = leading.clone();
+        let stopped = until_stopped();
+        tasks.spawn(async move {
+            let mut stopped = std::pin::pin!(stopped);
+            loop {
+                leader_gauge.set(i64::from(*leading.borrow_and_update()));
+                tokio::select! {
+                    () = &mut stopped => return,
+                    changed = leading.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+    let leader_registry = Registry::new();
+    let exposition = Arc::new(
+        Exposition::new(registry.clone(), monitor.clone(), probe_zone)?
+            .with_leader_only(leader_registry.clone(), leading.clone()),
+    );
     let mut sources = vec![(CpRole::Global, cfg.global.clone())];
     sources.extend(
         cfg.zones
@@ -219,9 +258,9 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         let pc = kds
             .probe_config(&cfg.types, &zone_names)
             .map_err(|e| ServeError::Probe(e.into()))?;
-        let probe = Probe::new(pc.clone(), &registry).map_err(ServeError::Probe)?;
+        let probe = Probe::new(pc.clone(), &leader_registry).map_err(ServeError::Probe)?;
         let stall = StallCheck::register(
-            &registry,
+            &leader_registry,
             monitor.clone(),
             probe.view(),
             &pc,
@@ -230,9 +269,27 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         )?;
         tasks.spawn(stall.run(until_stopped()));
         let stopped = until_stopped();
+        let mut leading = leading.clone();
+        // The probe runs while this replica leads: one stream under the probe's name.
         tasks.spawn(async move {
-            if let Err(error) = probe.run(stopped).await {
-                tracing::error!(%error, "KDS probe stopped");
+            let mut stopped = std::pin::pin!(stopped);
+            loop {
+                tokio::select! {
+                    () = &mut stopped => return,
+                    elected = leading.wait_for(|l| *l) => if elected.is_err() { return },
+                }
+                let mut lost = leading.clone();
+                let step_down = async move {
+                    let _ = lost.wait_for(|l| !*l).await;
+                };
+                tokio::select! {
+                    () = &mut stopped => return,
+                    ended = probe.run(step_down) => if let Err(error) = ended {
+                        tracing::error!(%error, "KDS probe stopped");
+                        return;
+                    },
+                }
+                tracing::info!("no longer the leader: the KDS probe stopped");
             }
         });
     }

@@ -83,6 +83,7 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
+        leader_election: None,
     };
     let running = serve::start(cfg).await.expect("serve starts");
     let target = running.local_addr.unwrap();

@@ -15,7 +15,7 @@ use kuma_model::{
     fixtures::{mcb, mtp, rtype},
 };
 use kuma_sync::{
-    collectors::{Exposition, events::EventMetrics, shard},
+    collectors::{Exposition, events::EventMetrics, leader, shard},
     stall::StallCheck,
 };
 use policy_watcher::{
@@ -57,6 +57,7 @@ fn scrape() -> String {
     let registry = Registry::new();
     let events = EventMetrics::register(&registry).expect("event metrics");
     shard::register(&registry, Shard::new(0, 2).expect("a shard")).expect("shard info");
+    leader::register(&registry).expect("the leader gauge").set(1);
     let types = [rtype("MeshCircuitBreaker"), rtype("MeshTrafficPermission")];
     let zones = ["zone-1", "zone-2", "zone-3"]
         .map(|z| ZoneSpec::new(z, Environment::Universal))

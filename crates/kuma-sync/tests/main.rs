@@ -8,6 +8,7 @@ mod alerts_e2e;
 #[cfg(feature = "demo")]
 mod demo;
 mod exposition;
+mod leader;
 mod probe;
 mod serve_kube;
 mod serve_lab;

@@ -36,6 +36,7 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
         basic_auth: None,
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
+        leader_election: None,
     }
 }
 

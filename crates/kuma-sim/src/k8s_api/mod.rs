@@ -22,17 +22,24 @@
 //! - [`journal`]: resource versions, change history and past snapshots.
 //! - [`selector`]: label and field selectors.
 //! - `status`: `metav1.Status` failures.
+//! - `lease`: the Leases clients write.
 //! - `routes`: paths, discovery, get and list; `query`: parameters and continue tokens;
 //!   `watch`: the event stream.
 //!
+//! Written, with the apiserver's optimistic concurrency: `coordination.k8s.io/v1` Leases at
+//! `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]` (`GET`, `POST`, `PUT`,
+//! `DELETE`; a `PUT` from a stale `resourceVersion` is `409 Conflict`), for leader election.
+//!
 //! # Deviations from a real apiserver
-//! - Writes (`POST`, `PUT`, `PATCH`, `DELETE`) answer `405 MethodNotAllowed`.
+//! - Writes (`POST`, `PUT`, `PATCH`, `DELETE`) of anything but a Lease answer
+//!   `405 MethodNotAllowed`; a Lease cannot be patched.
 //! - Core `v1` Secrets are not served; neither are Table or protobuf encodings.
 //! - Lists honour `limit` even with `resourceVersion=0` (the apiserver's watch cache
 //!   ignores it there); pages of one list are consistent, served from one snapshot.
 //! - A watch from a version newer than the journal waits for it instead of failing.
 
 pub mod journal;
+mod lease;
 pub mod object;
 mod query;
 mod routes;
@@ -101,6 +108,8 @@ pub(crate) struct Shared {
     /// Cancelled when the server stops; open watches end.
     stop: CancellationToken,
     local_addr: Option<SocketAddr>,
+    /// The only objects clients may write: a leader election's.
+    leases: lease::Leases,
 }
 
 /// Serves the API on `listener` with default settings until `shutdown` completes.
@@ -130,6 +139,7 @@ pub async fn serve_k8s_api_with(
         config,
         stop: stop.clone(),
         local_addr: listener.local_addr().ok(),
+        leases: lease::Leases::default(),
     });
     let follower = tokio::spawn(follow_store(journal, stop.clone()));
     let handler = move |request| {

@@ -4,11 +4,11 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
 
 use super::{
-    Shared,
+    Shared, lease,
     object::{API_VERSION, Crd, GROUP, ObjectKey, VERSION},
     query::{ContinueToken, Query, parse_rv},
     selector::{FieldSelector, Filter, LabelSelector},
@@ -18,7 +18,24 @@ use super::{
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-pub(crate) async fn handle<B>(shared: &Shared, request: Request<B>) -> Response<Body> {
+/// Largest Lease accepted: a few hundred bytes in practice.
+const MAX_LEASE_BYTES: usize = 64 * 1024;
+
+pub(crate) async fn handle(shared: &Shared, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    if let Some((namespace, name)) = lease_path(request.uri().path()) {
+        let method = request.method().clone();
+        let body = match Limited::new(request.into_body(), MAX_LEASE_BYTES).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                let failure = Failure::bad_request(format!("cannot read the request body: {e}"));
+                return json_response(failure.code, &failure.to_status());
+            }
+        };
+        return match shared.leases.handle(&method, &namespace, name.as_deref(), &body) {
+            Ok((code, lease)) => json_response(code, &lease),
+            Err(failure) => json_response(failure.code, &failure.to_status()),
+        };
+    }
     // Reads need no body; keeping only the head keeps the future `Send`.
     let (head, _) = request.into_parts();
     match route(shared, &head).await {
@@ -74,6 +91,25 @@ async fn route(shared: &Shared, request: &http::request::Parts) -> Result<Respon
                 list(shared, crd, &filter, &query).await
             }
         }
+    }
+}
+
+/// `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]`: the namespace and,
+/// for one Lease, its name.
+fn lease_path(path: &str) -> Option<(String, Option<String>)> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["apis", lease::GROUP, lease::VERSION, "namespaces", ns, "leases"] => Some(((*ns).to_owned(), None)),
+        [
+            "apis",
+            lease::GROUP,
+            lease::VERSION,
+            "namespaces",
+            ns,
+            "leases",
+            name,
+        ] => Some(((*ns).to_owned(), Some((*name).to_owned()))),
+        _ => None,
     }
 }
 

@@ -23,6 +23,17 @@ impl Failure {
         }
     }
 
+    pub fn with_details(
+        code: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+        details: Value,
+    ) -> Self {
+        let mut f = Self::new(code, reason, message);
+        f.details = Some(details);
+        f
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
@@ -52,13 +63,13 @@ impl Failure {
         f
     }
 
-    /// The simulator serves reads only; kuma-sync never writes through this API.
+    /// The simulator serves reads only, but for Leases (a leader election's).
     pub fn method_not_allowed(method: &http::Method) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             format!(
-                "the server does not allow this method on the requested resource ({method}): the simulated Kubernetes API is read-only"
+                "the server does not allow this method on the requested resource ({method}): the simulated Kubernetes API is read-only but for Leases"
             ),
         )
     }

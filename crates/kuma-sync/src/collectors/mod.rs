@@ -5,9 +5,11 @@
 //! - [`policy`]: per-zone and per-source state, read from the monitor.
 //! - [`events`]: the histogram and counters the monitor records into.
 //! - [`shard`]: `kuma_sync_shard_info`, when sharded.
+//! - [`leader`]: whether this replica leads (`kuma_sync_leader`).
 //! - [`Exposition`]: the whole `/metrics` body.
 
 pub mod events;
+pub mod leader;
 pub mod policy;
 pub mod shard;
 
@@ -31,6 +33,8 @@ pub struct Exposition {
     registry: Registry,
     convergence: ConvergenceText,
     probe_zone: String,
+    /// Families only the leader exports (the KDS probe's), and whether it leads.
+    leader_only: Option<(Registry, tokio::sync::watch::Receiver<bool>)>,
 }
 
 impl Exposition {
@@ -61,7 +65,20 @@ impl Exposition {
                 .clone()
                 .unwrap_or_else(|| kds_probe::config::DEFAULT_ZONE_NAME.to_owned()),
             convergence: ConvergenceText::new(monitor, probe_zone, clock),
+            leader_only: None,
         })
+    }
+
+    /// Exports `registry`'s families too, while `leading` says this replica leads: a
+    /// follower runs no probe, and its idle probe families would read as a disconnected
+    /// probe to the alert rules.
+    pub fn with_leader_only(
+        mut self,
+        registry: Registry,
+        leading: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        self.leader_only = Some((registry, leading));
+        self
     }
 
     /// The Zone name kuma-sync's KDS probe connects under (the configured one, else the
@@ -79,6 +96,11 @@ impl Exposition {
         let settled = self.convergence.encoded()?;
         let mut buf = Vec::with_capacity(settled.len() + 16 * 1024);
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        if let Some((registry, leading)) = &self.leader_only
+            && *leading.borrow()
+        {
+            TextEncoder::new().encode(&registry.gather(), &mut buf)?;
+        }
         buf.extend_from_slice(&settled);
         Ok(buf)
     }
