@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapKeySelector, Namespace, SecretKeySelector, Service, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,8 @@ pub fn validate_object(value: &Value) -> Result<(), String> {
         "Secret" => validate::<k8s_openapi::api::core::v1::Secret>(value).map(drop),
         "ClusterRole" => validate::<ClusterRole>(value).map(drop),
         "ClusterRoleBinding" => validate::<ClusterRoleBinding>(value).map(drop),
+        "Role" => validate::<Role>(value).map(drop),
+        "RoleBinding" => validate::<RoleBinding>(value).map(drop),
         "ServiceMonitor" => validate::<ServiceMonitor>(value).map(drop),
         "PrometheusRule" => validate::<PrometheusRule>(value).map(drop),
         other => Err(format!("unexpected kind {other:?}")),

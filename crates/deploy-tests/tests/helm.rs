@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use deploy_tests::k8s::{PrometheusRule, ServiceMonitor, strict, validate_object};
 use deploy_tests::{helm, repo, serve_config};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec, Secret, Service};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PodSpec, PodTemplateSpec, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kuma_sync::config::ServeConfig;
 use serde_json::Value;
 
@@ -218,11 +220,18 @@ fn the_pod_runs_unprivileged_in_every_rendering() {
         let name = &rendering.name;
         if rendering.of_kind("StatefulSet").is_empty() {
             let spec = rendering.one::<Deployment>("Deployment").spec.expect("spec");
-            assert_eq!(spec.replicas, Some(1), "{name}");
-            // Never two pods at once: two KDS probes under one zone name.
+            let replicas = rendering.values["replicaCount"].as_i64().map_or(1, |n| n as i32);
+            assert_eq!(spec.replicas, Some(replicas), "{name}");
+            // One replica: never two pods at once, two KDS probes under one zone name.
+            // More: they elect the one that runs the probe, and roll.
+            let strategy = if replicas == 1 {
+                "Recreate"
+            } else {
+                "RollingUpdate"
+            };
             assert_eq!(
                 spec.strategy.and_then(|s| s.type_).as_deref(),
-                Some("Recreate"),
+                Some(strategy),
                 "{name}"
             );
         } else {
@@ -456,14 +465,45 @@ fn basic_auth_reads_the_password_from_the_mounted_secret() {
     );
 }
 
+/// More than one replica: they elect a leader on a Lease in the release namespace, named
+/// after the release; the chart grants that Lease and nothing more in the namespace.
 #[test]
-fn more_than_one_replica_is_refused_until_leader_election() {
-    let stderr = refused(&["replicaCount=2"]);
-    assert!(
-        stderr.contains("replicaCount 2") && stderr.contains("leader election"),
-        "{stderr}"
+fn replicas_elect_a_leader_on_a_lease_the_chart_grants() {
+    let replicas = ci("replicas.yaml");
+    let deployment: Deployment = replicas.one("Deployment");
+    let name = deployment.metadata.name.clone().expect("name");
+    let spec = deployment.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    let config = load_in_the_pod(&replicas);
+    let election = config
+        .leader_election
+        .expect("leaderElection in the configuration");
+    assert_eq!(election.election.namespace, replicas.namespace);
+    assert_eq!(election.election.lease_name, name);
+    assert!(election.election.identity.is_empty(), "each pod is its HOSTNAME");
+    assert!(election.kubeconfig.is_none(), "in-cluster");
+    let role: Role = replicas.one("Role");
+    let rules = role.rules.expect("rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0].api_groups.as_deref(),
+        Some(&["coordination.k8s.io".to_owned()][..])
     );
-    assert!(refused(&["replicaCount=0"]).contains("replicaCount 0"));
+    assert_eq!(rules[0].resources.as_deref(), Some(&["leases".to_owned()][..]));
+    assert_eq!(rules[0].verbs, ["get", "create", "update"]);
+    let binding: RoleBinding = replicas.one("RoleBinding");
+    assert_eq!(binding.role_ref.name, role.metadata.name.expect("role name"));
+    let account: ServiceAccount = replicas.one("ServiceAccount");
+    assert_eq!(
+        binding.subjects.expect("subjects")[0].name,
+        account.metadata.name.expect("account name")
+    );
+    // One replica elects nothing and is granted nothing in its namespace.
+    let one = render(None, "kuma-sync", "kuma-sync");
+    assert!(one.of_kind("Role").is_empty() && one.of_kind("RoleBinding").is_empty());
+    assert!(load_in_the_pod(&one).leader_election.is_none());
+    assert!(refused(&["replicaCount=2", "shards=2"]).contains("shards"));
+    assert!(refused(&["replicaCount=0"]).contains("replicaCount"));
 }
 
 /// `shards: N` runs N pods of a StatefulSet, pod K being shard K of N by its name alone,

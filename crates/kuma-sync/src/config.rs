@@ -631,11 +631,20 @@ mod tests {
         assert_eq!(le.election.lease_name, "kuma-sync");
         assert_eq!(le.election.lease_duration, Duration::from_secs(30));
         assert_eq!(le.election.identity, "", "the host name's, at start");
-        assert!(le.kubeconfig.is_some_and(|p| p.ends_with("kc") && p.is_absolute()));
+        assert!(
+            le.kubeconfig
+                .is_some_and(|p| p.ends_with("kc") && p.is_absolute())
+        );
         for (bad, says) in [
             ("leaderElection: {namespace: \"\"}", "namespace"),
-            ("leaderElection: {namespace: ns, renewDeadline: 20s}", "renewDeadline"),
-            ("leaderElection: {namespace: ns, retryPeriod: soon}", "retryPeriod"),
+            (
+                "leaderElection: {namespace: ns, renewDeadline: 20s}",
+                "renewDeadline",
+            ),
+            (
+                "leaderElection: {namespace: ns, retryPeriod: soon}",
+                "retryPeriod",
+            ),
             ("leaderElection: {namespace: ns, leases: 2}", "leases"),
         ] {
             let err = parse(&format!("global: {{api: {{url: \"http://g\"}}}}\n{bad}\n")).unwrap_err();

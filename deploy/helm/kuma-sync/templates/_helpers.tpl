@@ -172,6 +172,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if $metrics -}}
 {{- $_ := set $cfg "metrics" $metrics -}}
 {{- end -}}
+{{- if include "kuma-sync.elects" . -}}
+{{- /* The identity is each pod's HOSTNAME, its name. */ -}}
+{{- $_ := set $cfg "leaderElection" (dict "namespace" .Release.Namespace "leaseName" (include "kuma-sync.fullname" .)) -}}
+{{- end -}}
 {{- if gt (int .Values.shards) 1 -}}
 {{- /* No index: each pod is the shard its StatefulSet ordinal says (kuma-sync-2 is 2). */ -}}
 {{- $_ := set $cfg "shards" (dict "total" (int .Values.shards)) -}}
@@ -194,6 +198,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if (dig "metrics" "tls" "secretName" "" .Values.config) -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
 
+{{/* Whether the replicas elect a leader: more than one. */}}
+{{- define "kuma-sync.elects" -}}
+{{- if gt (int .Values.replicaCount) 1 -}}true{{- end -}}
+{{- end -}}
+
 {{/* One shard runs as a Deployment; several as a StatefulSet, whose ordinals are their indexes. */}}
 {{- define "kuma-sync.sharded" -}}
 {{- if lt (int .Values.shards) 1 -}}
@@ -202,10 +211,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if gt (int .Values.shards) 1 -}}true{{- end -}}
 {{- end -}}
 
-{{/* Until kuma-sync elects a leader, one replica. */}}
+{{/* Replicas elect a leader on a Lease (the probe runs on it alone); sharded, one pod per shard. */}}
 {{- define "kuma-sync.checkReplicas" -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail (printf "replicaCount %v: kuma-sync runs as exactly one replica until it has leader election; a second replica would open a second KDS probe under the same zone name (docs/runbook.md#one-replica-only)" .Values.replicaCount) -}}
+{{- if and (gt (int .Values.replicaCount) 1) (gt (int .Values.shards) 1) -}}
+{{- fail (printf "replicaCount %v with shards %v: replicas of a sharded kuma-sync are not supported yet; run one pod per shard (shards), or replicas of one (replicaCount)" .Values.replicaCount .Values.shards) -}}
 {{- end -}}
 {{- if lt (int .Values.replicaCount) 1 -}}
 {{- fail (printf "replicaCount %v: kuma-sync needs one replica (use helm uninstall to stop it)" .Values.replicaCount) -}}
