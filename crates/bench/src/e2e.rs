@@ -265,9 +265,6 @@ async fn until_sample(
 
 fn kubeconfig(dir: &std::path::Path, name: &str, addr: SocketAddr) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(format!("{name}.kubeconfig"));
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: http://{addr}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n"
-    );
-    std::fs::write(&path, text)?;
+    std::fs::write(&path, k8s_api::kubeconfig(name, &format!("http://{addr}")))?;
     Ok(path)
 }

@@ -187,7 +187,8 @@ pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<Serv
         let source = match (urls.kubernetes_api.get(cp), &env) {
             (Some(api), Environment::Kubernetes { .. }) => {
                 let path = dir.join(format!("{cp}.kubeconfig"));
-                std::fs::write(&path, kubeconfig(cp, api)).map_err(|e| DemoError::Io(e.to_string()))?;
+                std::fs::write(&path, kuma_sim::k8s_api::kubeconfig(cp, api))
+                    .map_err(|e| DemoError::Io(e.to_string()))?;
                 SourceConfig::Kubernetes {
                     kubeconfig: Some(path),
                     context: None,
@@ -248,12 +249,6 @@ pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<Serv
         shards: None,
         leader_election: None,
     })
-}
-
-fn kubeconfig(name: &str, server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n"
-    )
 }
 
 /// Bumps `maxConnections` of the first MeshCircuitBreaker on the global.

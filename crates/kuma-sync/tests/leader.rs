@@ -153,11 +153,9 @@ mod replicas {
     use std::net::SocketAddr;
 
     use kuma_sim::{KdsServerConfig, start_global_kds};
-    use serde_json::Value;
-    use tokio::io::{AsyncBufReadExt, BufReader};
 
     use super::*;
-    use crate::support::{RestLab, get, kubeconfig, sample};
+    use crate::support::{RestLab, get, kubeconfig, sample, spawn_serve};
 
     struct Process {
         name: &'static str,
@@ -167,35 +165,7 @@ mod replicas {
 
     /// Starts a replica named `name` (its HOSTNAME, as a pod's) and reads where it listens.
     async fn start(config: &std::path::Path, name: &'static str) -> Process {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
-            .args([
-                "serve",
-                "--config",
-                config.to_str().expect("utf-8"),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-format", "json"])
-            .env("HOSTNAME", name)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kuma-sync runs");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("read the log") {
-                if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                    && let Some(addr) = entry["fields"]["local_addr"].as_str()
-                {
-                    return addr.parse().expect("an address");
-                }
-            }
-            panic!("{name} exited before it listened");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not listen"));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, addr) = spawn_serve(config, &[], &[("HOSTNAME", name)], Duration::from_secs(30)).await;
         Process { name, addr, child }
     }
 

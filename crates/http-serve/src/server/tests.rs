@@ -52,6 +52,8 @@ async fn ok(_: Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// One whole request.
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[tokio::test(start_paused = true)]
 async fn failed_accepts_back_off_instead_of_spinning() {
@@ -177,10 +179,7 @@ async fn shutdown_lets_the_request_in_flight_finish_and_then_returns() {
         Server::new("test", Scripted::conns(vec![conn]))
             .serve(gate.handler(), stop.clone().cancelled_owned()),
     );
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    client.write_all(GET).await.unwrap();
     gate.entered.notified().await;
     stop.cancel();
     // Still draining: the request has not been answered.
@@ -212,10 +211,7 @@ async fn idle_connections_close_at_once_on_shutdown() {
     let server = tokio::spawn(
         Server::new("test", Scripted::conns(vec![conn])).serve(ok, stop.clone().cancelled_owned()),
     );
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    client.write_all(GET).await.unwrap();
     let mut buf = [0u8; 1024];
     let n = client.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
@@ -245,10 +241,7 @@ async fn a_request_that_never_finishes_is_cut_at_the_drain_timeout() {
             .with_drain_timeout(drain)
             .serve(gate.handler(), stop.clone().cancelled_owned()),
     );
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    client.write_all(GET).await.unwrap();
     gate.entered.notified().await;
     let started = tokio::time::Instant::now();
     stop.cancel();

@@ -189,6 +189,14 @@ impl Drop for K8sApiHandle {
     }
 }
 
+/// A kubeconfig for the simulated API at `server` (`http://host:port`): plain HTTP and no
+/// credentials, as the simulator asks for none. kube-rs reads it like any other.
+pub fn kubeconfig(name: &str, server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n"
+    )
+}
+
 /// Binds `addr` (port 0 picks one) and serves the API on a new task.
 pub async fn start_k8s_api(
     store: Arc<dyn ResourceStore>,

@@ -13,9 +13,8 @@ use std::{
 
 use kuma_sim::{KdsServerConfig, start_global_kds};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{RestLab, get, kuma_sync};
+use crate::support::{RestLab, get, spawn_serve};
 
 const ZONES: usize = 1000;
 /// A shard's first read of its share of a thousand zones, in a debug build.
@@ -35,36 +34,8 @@ struct ShardProcess {
 impl ShardProcess {
     async fn start(config: &Path, index: u32, total: u32) -> Self {
         let (index_arg, total_arg) = (index.to_string(), total.to_string());
-        let mut child = kuma_sync(&[
-            "serve",
-            "--config",
-            config.to_str().expect("utf-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--total-shards",
-            &total_arg,
-            "--shard",
-            &index_arg,
-        ]);
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(STARTUP, async {
-            while let Some(line) = lines.next_line().await.expect("read the log") {
-                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if let Some(addr) = entry["fields"]["local_addr"].as_str() {
-                    return addr.parse::<SocketAddr>().expect("an address");
-                }
-            }
-            panic!("shard {index} exited before it listened");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("shard {index} did not listen within {STARTUP:?}"));
-        // Keep draining the log: a full pipe would stop the process.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let args = ["--total-shards", &total_arg, "--shard", &index_arg];
+        let (child, addr) = spawn_serve(config, &args, &[], STARTUP).await;
         Self {
             index,
             addr,

@@ -40,9 +40,7 @@ pub fn zone_copy(max_connections: u32) -> Resource {
 /// A kubeconfig for a plain-HTTP simulated API server.
 pub fn kubeconfig(dir: &Path, name: &str, addr: SocketAddr) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.kubeconfig"));
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: http://{addr}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n"
-    );
+    let text = kuma_sim::k8s_api::kubeconfig(name, &format!("http://{addr}"));
     std::fs::write(&path, text).expect("write kubeconfig");
     path
 }
@@ -244,6 +242,44 @@ impl RestLab {
             api.shutdown().await;
         }
     }
+}
+
+/// `kuma-sync serve --config <config> <args>` as a process on a port of its own choosing
+/// (`--listen 127.0.0.1:0`, so no port is picked and freed for it first): where it
+/// listens is read from its JSON log, which is then drained so a full pipe never stops
+/// it. Killed if dropped.
+pub async fn spawn_serve(
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    within: Duration,
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kuma-sync"))
+        .args(["serve", "--config", config.to_str().expect("utf-8 path")])
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kuma-sync runs");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let addr = tokio::time::timeout(within, async {
+        while let Some(line) = lines.next_line().await.expect("read the log") {
+            if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = entry["fields"]["local_addr"].as_str()
+            {
+                return addr.parse::<SocketAddr>().expect("an address");
+            }
+        }
+        panic!("kuma-sync serve {args:?} exited before it listened");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("kuma-sync serve {args:?} did not listen within {within:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
 }
 
 /// `kuma-sync <args>` as a child process with captured output, killed if dropped.
