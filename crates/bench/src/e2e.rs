@@ -161,6 +161,7 @@ pub async fn run(
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
         leader_election: None,
+        canary: None,
     };
     let started = Instant::now();
     let running = serve::start(cfg).await?;

@@ -45,6 +45,7 @@ impl Dataset {
         self.propagation(&mut out);
         self.zone_insights(&mut out);
         self.kds_probe(&mut out);
+        self.canary(&mut out);
         out.gauge("kuma_sync_build_info", &[&[("version", "0.1.0")]], |_| 1.0);
         out.gauge(
             "kuma_sync_shard_info",
@@ -195,6 +196,25 @@ impl Dataset {
             ],
             |_| 1.0,
         );
+    }
+
+    /// The canary reaches zone-1 every sample; zone-2 got it once, at the start.
+    fn canary(&self, out: &mut History) {
+        let zone = |z: &'static str| -> [(&'static str, &'static str); 1] { [("zone", z)] };
+        let (one, two) = (zone("zone-1"), zone("zone-2"));
+        out.histogram("kuma_sync_canary_propagation_seconds", &[&one, &two], |series| {
+            if series == 0 { &[0.6, 1.2] } else { &[] }
+        });
+        let start = self.start as f64;
+        out.gauge(
+            "kuma_sync_canary_last_success_timestamp_seconds",
+            &[&one, &two],
+            move |p| if p.series == 0 { p.time } else { start },
+        );
+        out.gauge("kuma_sync_canary_last_write_timestamp_seconds", &[&[]], |p| {
+            p.time
+        });
+        out.counter("kuma_sync_canary_errors", &[&[]], |_| 0.0);
     }
 
     fn kds_probe(&self, out: &mut History) {

@@ -20,6 +20,12 @@ pub mod labels {
     pub const ORIGIN_GLOBAL: &str = "global";
     pub const ORIGIN_ZONE: &str = "zone";
     pub const ROLE_PRODUCER: &str = "producer";
+    /// On kuma-sync's canary policy (the one write it makes, when turned on): the
+    /// policy is judged by the canary's own metrics, never as a copy to compare.
+    pub const CANARY: &str = "kuma-sync.io/canary";
+    /// The canary's sequence number, bumped by every write; a zone holding it has
+    /// received that write.
+    pub const CANARY_SEQUENCE: &str = "kuma-sync.io/canary-sequence";
 }
 
 /// Kuma's default system namespace on Kubernetes.

@@ -35,6 +35,60 @@ pub struct FileConfig {
     /// Run as one of several replicas: a Kubernetes Lease elects the one that runs the KDS
     /// probe (`crate::leader`).
     pub leader_election: Option<LeaderElectionFile>,
+    /// Write a canary policy on the global every interval and time its arrival in every
+    /// zone (`crate::canary`): the only write kuma-sync makes, off unless set.
+    pub canary: Option<CanaryFile>,
+}
+
+/// `canary: {mesh: default, interval: 60s}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CanaryFile {
+    pub mesh: String,
+    pub interval: Option<String>,
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    pub name: Option<String>,
+}
+
+impl CanaryFile {
+    fn validate(self, global: &SourceConfig) -> Result<crate::canary::CanaryConfig, ConfigError> {
+        if kuma_model::zone_name::check(&self.mesh).is_err() {
+            return Err(ConfigError(format!("canary.mesh {:?}: a mesh's name", self.mesh)));
+        }
+        let interval = match &self.interval {
+            None => Duration::from_secs(60),
+            Some(text) => parse_go_duration(text)
+                .filter(|d| *d >= Duration::from_secs(5))
+                .ok_or_else(|| ConfigError(format!("canary.interval {text:?}: a duration of 5s or more")))?,
+        };
+        // The policy's spec is MeshTimeout's; other types would need their own.
+        let rtype = match self.rtype.as_deref() {
+            None | Some("MeshTimeout") => ResourceType::from_name("MeshTimeout").expect("a known type"),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "canary.type {other:?}: only MeshTimeout is supported"
+                )));
+            }
+        };
+        let name = self
+            .name
+            .unwrap_or_else(|| crate::canary::DEFAULT_NAME.to_owned());
+        if kuma_model::zone_name::check(&name).is_err() {
+            return Err(ConfigError(format!("canary.name {name:?}: a DNS label")));
+        }
+        if matches!(global, SourceConfig::Kubernetes { .. }) {
+            return Err(ConfigError(
+                "canary: the global is read through Kubernetes; the canary writes through Kuma's REST API only (give the global an api: source)".into(),
+            ));
+        }
+        Ok(crate::canary::CanaryConfig {
+            mesh: self.mesh,
+            interval,
+            rtype,
+            name,
+        })
+    }
 }
 
 /// `leaderElection: {namespace: kuma-sync}`: the Lease (default name `kuma-sync`) in the
@@ -297,6 +351,8 @@ pub struct ServeConfig {
     pub shards: Option<ShardsFile>,
     /// Several replicas, one leader (`leaderElection:`); `None`: this process leads.
     pub leader_election: Option<LeaderElectionConfig>,
+    /// The canary, when turned on (`canary:`).
+    pub canary: Option<crate::canary::CanaryConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9465";
@@ -336,6 +392,7 @@ impl ServeConfig {
             "global",
             base,
         )?;
+        let global_source = global.source.clone();
         let mut zones = Vec::new();
         for z in file.zones {
             if let Err(reason) = kuma_model::zone_name::check(&z.name) {
@@ -462,6 +519,7 @@ impl ServeConfig {
                 other => other,
             },
             leader_election: file.leader_election.map(|l| l.validate(base)).transpose()?,
+            canary: file.canary.map(|c| c.validate(&global_source)).transpose()?,
         })
     }
 }
@@ -648,6 +706,25 @@ mod tests {
             ("leaderElection: {namespace: ns, leases: 2}", "leases"),
         ] {
             let err = parse(&format!("global: {{api: {{url: \"http://g\"}}}}\n{bad}\n")).unwrap_err();
+            assert!(err.0.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_canary_is_off_unless_set_and_validated_when_set() {
+        assert!(parse("global: {api: {url: \"http://g\"}}\n").unwrap().canary.is_none());
+        let c = parse("global: {api: {url: \"http://g\"}}\ncanary: {mesh: default}\n").unwrap();
+        let canary = c.canary.expect("on");
+        assert_eq!(canary.interval, Duration::from_secs(60));
+        assert_eq!(canary.rtype.name(), "MeshTimeout");
+        assert_eq!(canary.name, crate::canary::DEFAULT_NAME);
+        for (bad, says) in [
+            ("global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, interval: 1s}", "canary.interval"),
+            ("global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, type: MeshRetry}", "canary.type"),
+            ("global: {api: {url: \"http://g\"}}\ncanary: {mesh: \"No Such\"}", "canary.mesh"),
+            ("global: {kubernetes: {}}\ncanary: {mesh: default}", "REST API"),
+        ] {
+            let err = parse(&format!("{bad}\n")).unwrap_err();
             assert!(err.0.contains(says), "{bad}: {err}");
         }
     }

@@ -248,6 +248,7 @@ pub async fn serve_config(lab: &Lab, args: &DemoArgs, dir: &Path) -> Result<Serv
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
         leader_election: None,
+        canary: None,
     })
 }
 

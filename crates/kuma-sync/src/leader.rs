@@ -278,3 +278,40 @@ impl Elector {
         }
     }
 }
+
+/// A future that completes once this replica no longer leads (or the election is gone).
+pub type StepDown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs `duty` while this replica leads: started when `leading` turns true, handed a
+/// [`StepDown`] that completes when it turns false (the duty then returns), started
+/// again on the next election. Ends with `shutdown`, or when the duty fails.
+pub async fn while_leading<F, Fut, E>(
+    what: &'static str,
+    mut leading: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+    mut duty: F,
+) where
+    F: FnMut(StepDown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            elected = leading.wait_for(|l| *l) => if elected.is_err() { return },
+        }
+        let mut lost = leading.clone();
+        let step_down: StepDown = Box::pin(async move {
+            let _ = lost.wait_for(|l| !*l).await;
+        });
+        tokio::select! {
+            () = &mut shutdown => return,
+            ended = duty(step_down) => if let Err(error) = ended {
+                tracing::error!(%error, what, "stopped");
+                return;
+            },
+        }
+        tracing::info!(what, "no longer the leader: stopped");
+    }
+}

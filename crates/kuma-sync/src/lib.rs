@@ -4,6 +4,7 @@
 //! codes; everything else lives here so tests can reach it.
 //!
 //! # Layout
+//! - [`canary`]: the opt-in canary write and its arrival in every zone.
 //! - [`cli`]: command-line definitions.
 //! - [`config`]: the `serve` configuration file, validated.
 //! - [`serve`]: sources, monitor, probe and HTTP server wired together.
@@ -21,6 +22,7 @@
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 //! - [`telemetry`]: logging setup.
 
+pub mod canary;
 pub mod cli;
 pub mod collectors;
 pub mod config;

@@ -268,30 +268,47 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
             cfg.stall_threshold,
         )?;
         tasks.spawn(stall.run(until_stopped()));
-        let stopped = until_stopped();
-        let mut leading = leading.clone();
         // The probe runs while this replica leads: one stream under the probe's name.
-        tasks.spawn(async move {
-            let mut stopped = std::pin::pin!(stopped);
-            loop {
-                tokio::select! {
-                    () = &mut stopped => return,
-                    elected = leading.wait_for(|l| *l) => if elected.is_err() { return },
-                }
-                let mut lost = leading.clone();
-                let step_down = async move {
-                    let _ = lost.wait_for(|l| !*l).await;
-                };
-                tokio::select! {
-                    () = &mut stopped => return,
-                    ended = probe.run(step_down) => if let Err(error) = ended {
-                        tracing::error!(%error, "KDS probe stopped");
-                        return;
-                    },
-                }
-                tracing::info!("no longer the leader: the KDS probe stopped");
-            }
-        });
+        let probe = Arc::new(probe);
+        tasks.spawn(crate::leader::while_leading(
+            "KDS probe",
+            leading.clone(),
+            until_stopped(),
+            move |step_down| {
+                let probe = probe.clone();
+                async move { probe.run(step_down).await }
+            },
+        ));
+    }
+
+    // The canary: written by the leader of the shard that reports the global, credited
+    // by every shard for its own zones.
+    if let Some(canary) = cfg.canary.clone().filter(|_| serve_http) {
+        let writes = shard.is_none_or(|s| s.reports_global());
+        let metrics = Arc::new(crate::canary::CanaryMetrics::register(&leader_registry, writes)?);
+        let zones: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+        tasks.spawn(crate::canary::watch_arrivals(
+            monitor.clone(),
+            zones,
+            metrics.clone(),
+            until_stopped(),
+        ));
+        if writes {
+            let api = kuma_api(&cfg.global.source).map_err(|e| ServeError::Config(format!("canary: {e}")))?;
+            tracing::info!(mesh = %canary.mesh, name = %canary.name, interval = ?canary.interval, "the canary is on: writing it on the global while leading");
+            tasks.spawn(crate::leader::while_leading(
+                "canary",
+                leading.clone(),
+                until_stopped(),
+                move |step_down| {
+                    let (api, canary, metrics) = (api.clone(), canary.clone(), metrics.clone());
+                    async move {
+                        crate::canary::write(api, canary, metrics, step_down).await;
+                        Ok::<(), std::convert::Infallible>(())
+                    }
+                },
+            ));
+        }
     }
 
     let local_addr = match server {
@@ -406,6 +423,35 @@ enum Source {
     Kube(kube::Client),
 }
 
+/// The REST client of a control plane read over `api:`, its token and CA read now (so a
+/// Secret mounted late or rotated is picked up on the next start).
+fn kuma_api(source: &SourceConfig) -> Result<KumaApi, SourceError> {
+    let SourceConfig::Api {
+        url,
+        token,
+        token_file,
+        ca_file,
+    } = source
+    else {
+        return Err(SourceError::Config("not a REST API source".into()));
+    };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| SourceError::Config(format!("{what} {}: {e}", path.display())))
+    };
+    let token = match (token, token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(String::from_utf8_lossy(&read(f, "token file")?).trim().to_owned()),
+        (None, None) => None,
+    };
+    let ca_pem = ca_file.as_deref().map(|f| read(f, "CA file")).transpose()?;
+    let http = HttpClient::new(HttpSettings {
+        ca_pem,
+        token,
+        ..Default::default()
+    })?;
+    KumaApi::new(url, http)
+}
+
 async fn start_source(
     cp: &CpRole,
     source: &SourceConfig,
@@ -413,28 +459,8 @@ async fn start_source(
     interval: std::time::Duration,
 ) -> Result<Source, SourceError> {
     match source {
-        SourceConfig::Api {
-            url,
-            token,
-            token_file,
-            ca_file,
-        } => {
-            let read = |path: &std::path::Path, what: &str| {
-                std::fs::read(path)
-                    .map_err(|e| SourceError::Config(format!("{what} {}: {e}", path.display())))
-            };
-            let token = match (token, token_file) {
-                (Some(t), _) => Some(t.clone()),
-                (None, Some(f)) => Some(String::from_utf8_lossy(&read(f, "token file")?).trim().to_owned()),
-                (None, None) => None,
-            };
-            let ca_pem = ca_file.as_deref().map(|f| read(f, "CA file")).transpose()?;
-            let http = HttpClient::new(HttpSettings {
-                ca_pem,
-                token,
-                ..Default::default()
-            })?;
-            let api = KumaApi::new(url, http)?;
+        SourceConfig::Api { .. } => {
+            let api = kuma_api(source)?;
             Ok(Source::Poll(Box::new(PollTarget::new(
                 cp.clone(),
                 api,

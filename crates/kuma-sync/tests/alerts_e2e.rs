@@ -84,6 +84,7 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
         leader_election: None,
+        canary: None,
     };
     let running = serve::start(cfg).await.expect("serve starts");
     let target = running.local_addr.unwrap();

@@ -15,12 +15,13 @@ use kuma_model::{
     fixtures::{mcb, mtp, rtype},
 };
 use kuma_sync::{
+    canary::{Arrivals, CanaryMetrics},
     collectors::{Exposition, events::EventMetrics, leader, shard},
     stall::StallCheck,
 };
 use policy_watcher::{
     Engine, Selection, Shard, Topology, ZoneSpec,
-    monitor::{Monitor, MonitorConfig},
+    monitor::{CanarySighting, Monitor, MonitorConfig},
     source::{SourceError, insight::ZoneInsight},
 };
 use prometheus::Registry;
@@ -58,6 +59,16 @@ fn scrape() -> String {
     let events = EventMetrics::register(&registry).expect("event metrics");
     shard::register(&registry, Shard::new(0, 2).expect("a shard")).expect("shard info");
     leader::register(&registry).expect("the leader gauge").set(1);
+    // The canary's write at 10 s reached zone-1 at 12 s; zone-2 has not been read with it.
+    let canary = CanaryMetrics::register(&registry, true).expect("canary metrics");
+    let sightings = BTreeMap::from([(
+        zone("zone-1"),
+        CanarySighting {
+            sequence: u64::try_from(t(10).as_millisecond()).expect("positive"),
+            since: t(12),
+        },
+    )]);
+    Arrivals::new(t(0)).credit(&sightings, &["zone-1".to_owned(), "zone-2".to_owned()], &canary);
     let types = [rtype("MeshCircuitBreaker"), rtype("MeshTrafficPermission")];
     let zones = ["zone-1", "zone-2", "zone-3"]
         .map(|z| ZoneSpec::new(z, Environment::Universal))

@@ -37,6 +37,7 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
         leader_election: None,
+        canary: None,
     }
 }
 

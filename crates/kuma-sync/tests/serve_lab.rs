@@ -2,6 +2,8 @@
 //! lab shows its state on `/metrics` and `/status`, and heals back. Also kuma-sync's
 //! engine, sync rules and REST reader held against the simulator ([`oracle`]).
 
+#[path = "canary/mod.rs"]
+mod canary;
 #[path = "lab_matrix/mod.rs"]
 mod lab_matrix;
 #[path = "oracle/mod.rs"]

@@ -62,6 +62,7 @@ async fn rest_sources_and_the_kds_probe() {
         kuma_version: None, // learnt from the simulated global's GET / (2.14.3)
         shards: None,
         leader_election: None,
+        canary: None,
     };
     let running = serve::start(cfg).await.expect("serve starts");
     assert_eq!(running.kuma, kuma_model::KumaLine::V2);
@@ -172,6 +173,7 @@ async fn a_source_that_panics_is_unknown_counted_and_started_again() {
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
         leader_election: None,
+        canary: None,
     };
     let running = serve::start_watching(cfg).await.expect("starts");
     let internal = |r: &serve::Running| {

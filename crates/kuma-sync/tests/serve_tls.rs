@@ -42,6 +42,7 @@ async fn metrics_are_served_over_tls_only() {
         kuma_version: Some(kuma_model::KumaLine::V2),
         shards: None,
         leader_election: None,
+        canary: None,
     };
     let running = serve::start(cfg).await.expect("serve starts");
     let addr = running.local_addr.unwrap();

@@ -111,6 +111,34 @@ pub struct MonitorState {
     /// Bumped when a source's status (up, errors) or the insights change; with the
     /// engine's revision it says when the state metrics show may have changed.
     status_revision: u64,
+    /// The canary's sequence each control plane was last read holding, and since when
+    /// (kuma-sync's canary, when turned on; the engine does not compare it).
+    pub canary: BTreeMap<CpRole, CanarySighting>,
+}
+
+/// A control plane read holding the canary at `sequence`, first at `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanarySighting {
+    pub sequence: u64,
+    pub since: Timestamp,
+}
+
+/// The canary sequence `r` carries, if it is the canary.
+fn canary_sequence(r: &Resource) -> Option<u64> {
+    r.label(kuma_model::labels::CANARY)?;
+    r.label(kuma_model::labels::CANARY_SEQUENCE)?.parse().ok()
+}
+
+impl MonitorState {
+    /// Notes that `cp` holds the canary at `sequence` as of `now`; the time moves only
+    /// with the sequence, so it is when the write arrived (as far as reads can tell).
+    fn sight_canary(&mut self, cp: &CpRole, sequence: u64, now: Timestamp) {
+        let known = self.canary.get(cp).is_some_and(|s| s.sequence == sequence);
+        if !known {
+            self.canary
+                .insert(cp.clone(), CanarySighting { sequence, since: now });
+        }
+    }
 }
 
 impl Monitor {
@@ -134,6 +162,7 @@ impl Monitor {
             lost_at: HashMap::new(),
             config,
             status_revision: 0,
+            canary: BTreeMap::new(),
         };
         Self {
             state: Mutex::new(state),
@@ -199,6 +228,7 @@ impl Monitor {
         let seen_before = st.read_before();
         let (engine, mut tracking) = st.split(&*self.recorder, now, &seen_before);
         let first_seen = tracking.first_seen;
+        let canary = std::cell::Cell::new(None);
         // Tracked as each slot settles: a first read can change a million of them.
         let filled = engine.replace_each(
             cp,
@@ -206,6 +236,9 @@ impl Monitor {
             |push| {
                 fill(&mut |r| {
                     note_seen(&mut first_seen.borrow_mut(), cp, &r, now);
+                    if let Some(sequence) = canary_sequence(&r) {
+                        canary.set(Some(sequence));
+                    }
                     push(r);
                 })
             },
@@ -213,6 +246,9 @@ impl Monitor {
         );
         if filled.is_ok() {
             st.read_succeeded(cp, now);
+            if let Some(sequence) = canary.get() {
+                st.sight_canary(cp, sequence, now);
+            }
         }
         // A read that closed many discrepancies leaves the map's capacity behind: give
         // it back.
@@ -227,6 +263,11 @@ impl Monitor {
     /// One change read from a watch.
     pub fn change(&self, cp: &CpRole, change: Change, now: Timestamp) {
         let mut st = self.lock();
+        if let Change::Upsert(r) = &change
+            && let Some(sequence) = canary_sequence(r)
+        {
+            st.sight_canary(cp, sequence, now);
+        }
         match &change {
             Change::Upsert(r) => note_seen(st.first_seen.get_mut(), cp, r, now),
             Change::Delete(key) => {

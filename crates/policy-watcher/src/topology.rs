@@ -157,9 +157,12 @@ impl Selection {
         }
     }
 
-    /// Whether the engine tracks `r` at all.
+    /// Whether the engine tracks `r` at all. kuma-sync's canary is not compared: its
+    /// copies are stale by design while a write travels, and its own metrics judge it.
     pub fn selects(&self, r: &Resource) -> bool {
-        self.types.contains(&r.rtype) && self.selects_mesh(r.mesh.as_deref())
+        self.types.contains(&r.rtype)
+            && self.selects_mesh(r.mesh.as_deref())
+            && !r.labels.contains_key(kuma_model::labels::CANARY)
     }
 }
 

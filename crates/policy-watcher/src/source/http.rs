@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -34,7 +34,7 @@ pub struct HttpSettings {
 
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     token: Option<Arc<str>>,
     timeout: Duration,
     max_body_bytes: usize,
@@ -85,15 +85,31 @@ impl HttpClient {
 
     /// GETs `url` and returns the body of a 2xx answer.
     pub async fn get(&self, url: &str) -> Result<Bytes, SourceError> {
+        self.send(http::Method::GET, url, None).await
+    }
+
+    /// PUTs the JSON `body` at `url` (the one write kuma-sync makes: the canary, when
+    /// turned on) and returns the body of a 2xx answer.
+    pub async fn put_json(&self, url: &str, body: Vec<u8>) -> Result<Bytes, SourceError> {
+        self.send(http::Method::PUT, url, Some(Bytes::from(body))).await
+    }
+
+    async fn send(&self, method: http::Method, url: &str, body: Option<Bytes>) -> Result<Bytes, SourceError> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| SourceError::Config(format!("invalid URL {url:?}: {e}")))?;
-        let mut req = http::Request::get(uri).header(http::header::ACCEPT, "application/json");
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::ACCEPT, "application/json");
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
         if let Some(token) = &self.token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let req = req
-            .body(Empty::new())
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
         let seconds = self.timeout.as_secs();
         let exchange = async {

@@ -284,6 +284,25 @@ impl KumaApi {
             .into_resources()
     }
 
+    /// Creates or updates a mesh-scoped resource as `kumactl apply` does
+    /// (`PUT /meshes/{mesh}/{path}/{name}` with the universal document): the canary's
+    /// write, the only one kuma-sync ever makes.
+    pub async fn put_in_mesh(
+        &self,
+        rtype: ResourceType,
+        mesh: &str,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), SourceError> {
+        let path = rtype.info().rest_path;
+        if path.is_empty() {
+            return Err(SourceError::Config(format!("{rtype} has no REST API path")));
+        }
+        let url = format!("{}/meshes/{mesh}/{path}/{name}", self.base());
+        let body = serde_json::to_vec(document).map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+        self.http().put_json(&url, body).await.map(drop)
+    }
+
     /// Every page of one type, each parsed once here to check it (and dropped as it is
     /// parsed), kept as its body.
     async fn read_type(&self, rtype: ResourceType, budget: &Budget) -> Result<Pages, SourceError> {

@@ -1,0 +1,109 @@
+//! The canary on a kuma-sim lab whose zones really sync over KDS: every write reaches
+//! every zone and is credited there; a zone whose stream silently stalls stops being
+//! credited while every comparison still says converged (the stall that a comparison
+//! alone cannot see); and the canary itself is never a discrepancy.
+
+use std::time::Duration;
+
+use kuma_model::ResourceType;
+use kuma_sim::lab::Scenario;
+use kuma_sync::{canary::CanaryConfig, demo::FEDERATE, serve};
+
+use crate::support::{get, sample, until};
+
+const INTERVAL: Duration = Duration::from_millis(500);
+
+/// `kuma_sync_canary_last_success_timestamp_seconds` of each zone, as `/metrics` shows.
+async fn last_success(addr: std::net::SocketAddr, zones: &[&str]) -> Vec<Option<f64>> {
+    let (code, m) = get(addr, "/metrics", None).await;
+    assert_eq!(code, 200);
+    zones
+        .iter()
+        .map(|z| {
+            sample(
+                &m,
+                &format!("kuma_sync_canary_last_success_timestamp_seconds{{zone=\"{z}\"}}"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_reaches_every_zone_and_a_stalled_zone_stops_being_credited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, mut cfg) =
+        super::lab_and_config(Scenario::from_yaml(FEDERATE).expect("scenario"), dir.path()).await;
+    cfg.poll_interval = Duration::from_millis(200);
+    cfg.canary = Some(CanaryConfig {
+        mesh: "default".into(),
+        interval: INTERVAL,
+        rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
+        name: kuma_sync::canary::DEFAULT_NAME.into(),
+    });
+    let zones: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+    let zones: Vec<&str> = zones.iter().map(String::as_str).collect();
+    let running = serve::start(cfg).await.expect("serve starts");
+    let addr = running.local_addr.expect("listening");
+    until(&running, "first convergence", |r| {
+        r.monitor.ready() && r.monitor.report().converged
+    })
+    .await;
+
+    // Every zone is credited with a write.
+    let credited = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let seen = last_success(addr, &zones).await;
+            if seen.iter().all(Option::is_some) {
+                return seen;
+            }
+            // Another write is due every interval; look again after one.
+            tokio::time::sleep(INTERVAL).await;
+        }
+    })
+    .await
+    .expect("the canary reached every zone");
+    let (_, m) = get(addr, "/metrics", None).await;
+    for z in &zones {
+        let count = sample(
+            &m,
+            &format!("kuma_sync_canary_propagation_seconds_count{{zone=\"{z}\"}}"),
+        );
+        assert!(count.is_some_and(|c| c >= 1.0), "{z}: {count:?}");
+    }
+    assert_eq!(sample(&m, "kuma_sync_canary_errors_total"), Some(0.0));
+    // The canary is never compared: no discrepancy names it, in flight or not.
+    let report = running.monitor.report();
+    assert!(report.converged, "{:?}", report.discrepancies);
+
+    // zone-1's stream stalls silently: it stops being credited; the others go on.
+    let stalled = zones.iter().position(|z| *z == "zone-1").expect("zone-1");
+    lab.zone_faults("zone-1").unwrap().stall(true);
+    // A write in flight when the stall began may still land: take the mark after it.
+    tokio::time::sleep(INTERVAL * 2).await;
+    let before = last_success(addr, &zones).await;
+    let later = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let now = last_success(addr, &zones).await;
+            let others_moved = now
+                .iter()
+                .zip(&before)
+                .enumerate()
+                .filter(|(i, _)| *i != stalled)
+                .all(|(_, (n, b))| n > b && b.is_some());
+            if others_moved {
+                return now;
+            }
+            tokio::time::sleep(INTERVAL).await;
+        }
+    })
+    .await
+    .expect("the other zones went on being credited");
+    assert_eq!(later[stalled], before[stalled], "a stalled zone is not credited");
+    assert!(credited[stalled].is_some());
+    // And every comparison still says converged: nothing else changed.
+    let report = running.monitor.report();
+    assert!(report.converged, "{:?}", report.discrepancies);
+
+    running.stop().await;
+    lab.shutdown().await;
+}
