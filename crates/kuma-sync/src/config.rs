@@ -712,16 +712,30 @@ mod tests {
 
     #[test]
     fn the_canary_is_off_unless_set_and_validated_when_set() {
-        assert!(parse("global: {api: {url: \"http://g\"}}\n").unwrap().canary.is_none());
+        assert!(
+            parse("global: {api: {url: \"http://g\"}}\n")
+                .unwrap()
+                .canary
+                .is_none()
+        );
         let c = parse("global: {api: {url: \"http://g\"}}\ncanary: {mesh: default}\n").unwrap();
         let canary = c.canary.expect("on");
         assert_eq!(canary.interval, Duration::from_secs(60));
         assert_eq!(canary.rtype.name(), "MeshTimeout");
         assert_eq!(canary.name, crate::canary::DEFAULT_NAME);
         for (bad, says) in [
-            ("global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, interval: 1s}", "canary.interval"),
-            ("global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, type: MeshRetry}", "canary.type"),
-            ("global: {api: {url: \"http://g\"}}\ncanary: {mesh: \"No Such\"}", "canary.mesh"),
+            (
+                "global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, interval: 1s}",
+                "canary.interval",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, type: MeshRetry}",
+                "canary.type",
+            ),
+            (
+                "global: {api: {url: \"http://g\"}}\ncanary: {mesh: \"No Such\"}",
+                "canary.mesh",
+            ),
             ("global: {kubernetes: {}}\ncanary: {mesh: default}", "REST API"),
         ] {
             let err = parse(&format!("{bad}\n")).unwrap_err();

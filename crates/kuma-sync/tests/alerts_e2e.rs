@@ -24,8 +24,46 @@ use kuma_sync::{
 };
 use serde_json::Value;
 
+/// The shipped alerting as it runs, for a test: Alertmanager with the example
+/// configuration delivering to a webhook here at once, and Prometheus scraping `target`
+/// every second with the shipped rules, every `for:` cut to 0s and then `overlay` applied.
+pub(crate) fn alert_stack(
+    target: &str,
+    overlay: impl FnOnce(String) -> String,
+) -> (WebhookReceiver, Alertmanager, Prometheus) {
+    let webhook = WebhookReceiver::bind().expect("webhook");
+    let am_config = repo::read(&repo::deploy("alertmanager/alertmanager.yaml"))
+        .replace(
+            "http://alert-webhook.monitoring.svc:8080/kuma-sync",
+            &webhook.url("kuma-sync"),
+        )
+        .replace("group_wait: 30s", "group_wait: 0s")
+        .replace("group_wait: 10s", "group_wait: 0s")
+        .replace("group_interval: 5m", "group_interval: 1s");
+    let alertmanager =
+        Alertmanager::start(&am_config, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    let rules = overlay(override_for_durations(
+        &repo::read(&repo::deploy("prometheus/kuma-sync-rules.yaml")),
+        "0s",
+    ));
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files: [kuma-sync-rules.yaml]\n\
+         alerting:\n  alertmanagers:\n    - static_configs: [{{ targets: ['{}'] }}]\n\
+         scrape_configs:\n  - job_name: kuma-sync\n    static_configs: [{{ targets: ['{target}'] }}]\n",
+        alertmanager.addr()
+    );
+    let prometheus = Prometheus::start(PrometheusOptions::new(config).file("kuma-sync-rules.yaml", rules))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (webhook, alertmanager, prometheus)
+}
+
 /// Collects webhook notifications until `want` (alertname, status) pairs have all arrived.
-fn await_notifications(webhook: &WebhookReceiver, want: &[(&str, &str)], within: Duration) -> Vec<Value> {
+pub(crate) fn await_notifications(
+    webhook: &WebhookReceiver,
+    want: &[(&str, &str)],
+    within: Duration,
+) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + within;
     let mut seen = BTreeSet::new();
     let mut all = Vec::new();
@@ -105,36 +143,10 @@ async fn alerts_fire_and_resolve_through_prometheus_and_alertmanager() {
         .await
         .expect("converged with the probe connected");
 
-    let (webhook, alertmanager, prometheus) = tokio::task::spawn_blocking(move || {
-        let webhook = WebhookReceiver::bind().expect("webhook");
-        let am_config = repo::read(&repo::deploy("alertmanager/alertmanager.yaml"))
-            .replace(
-                "http://alert-webhook.monitoring.svc:8080/kuma-sync",
-                &webhook.url("kuma-sync"),
-            )
-            .replace("group_wait: 30s", "group_wait: 0s")
-            .replace("group_wait: 10s", "group_wait: 0s")
-            .replace("group_interval: 5m", "group_interval: 1s");
-        let alertmanager =
-            Alertmanager::start(&am_config, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
-        let rules = override_for_durations(
-            &repo::read(&repo::deploy("prometheus/kuma-sync-rules.yaml")),
-            "0s",
-        );
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [kuma-sync-rules.yaml]\n\
-             alerting:\n  alertmanagers:\n    - static_configs: [{{ targets: ['{}'] }}]\n\
-             scrape_configs:\n  - job_name: kuma-sync\n    static_configs: [{{ targets: ['{target}'] }}]\n",
-            alertmanager.addr()
-        );
-        let prometheus =
-            Prometheus::start(PrometheusOptions::new(config).file("kuma-sync-rules.yaml", rules))
-                .unwrap_or_else(|e| panic!("{e}"));
-        (webhook, alertmanager, prometheus)
-    })
-    .await
-    .unwrap();
+    let (webhook, alertmanager, prometheus) =
+        tokio::task::spawn_blocking(move || alert_stack(&target.to_string(), |rules| rules))
+            .await
+            .unwrap();
     let prometheus = Arc::new(prometheus);
 
     // Steady state: after several scrapes and evaluations, no alert is pending or firing.

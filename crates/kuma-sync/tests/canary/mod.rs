@@ -8,6 +8,7 @@ use std::time::Duration;
 use kuma_model::ResourceType;
 use kuma_sim::lab::Scenario;
 use kuma_sync::{canary::CanaryConfig, demo::FEDERATE, serve};
+use serde_json::Value;
 
 use crate::support::{get, sample, until};
 
@@ -104,6 +105,114 @@ async fn the_canary_reaches_every_zone_and_a_stalled_zone_stops_being_credited()
     let report = running.monitor.report();
     assert!(report.converged, "{:?}", report.discrepancies);
 
+    running.stop().await;
+    lab.shutdown().await;
+}
+
+/// Through the real Prometheus and Alertmanager: healthy, the canary raises nothing; with
+/// zone-1's stream stalled, KumaSyncCanaryNotPropagated reaches the webhook for zone-1
+/// alone while every comparison still says converged; unstalled, it resolves. The
+/// ten-minute threshold is cut to three seconds, as `for:` is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_zone_raises_the_canary_alert_while_comparisons_say_converged() {
+    use std::sync::Arc;
+
+    use crate::alerts_e2e::{alert_stack, await_notifications};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, mut cfg) =
+        super::lab_and_config(Scenario::from_yaml(FEDERATE).expect("scenario"), dir.path()).await;
+    cfg.poll_interval = Duration::from_millis(200);
+    cfg.canary = Some(CanaryConfig {
+        mesh: "default".into(),
+        interval: INTERVAL,
+        rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
+        name: kuma_sync::canary::DEFAULT_NAME.into(),
+    });
+    let zones: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+    let running = serve::start(cfg).await.expect("serve starts");
+    let addr = running.local_addr.expect("listening");
+    until(&running, "first convergence", |r| {
+        r.monitor.ready() && r.monitor.report().converged
+    })
+    .await;
+    let names: Vec<&str> = zones.iter().map(String::as_str).collect();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !last_success(addr, &names).await.iter().all(Option::is_some) {
+            tokio::time::sleep(INTERVAL).await;
+        }
+    })
+    .await
+    .expect("the canary reached every zone");
+
+    let target = addr.to_string();
+    let (webhook, _alertmanager, _prometheus) = tokio::task::spawn_blocking(move || {
+        alert_stack(&target, |rules| {
+            let cut = rules.replace(
+                "time() - kuma_sync_canary_last_success_timestamp_seconds\n          ) > 600",
+                "time() - kuma_sync_canary_last_success_timestamp_seconds\n          ) > 3",
+            );
+            assert_ne!(cut, rules, "the canary threshold overlay did not apply");
+            cut
+        })
+    })
+    .await
+    .unwrap();
+    let webhook = Arc::new(webhook);
+
+    // Healthy for ten seconds: no canary alert (a notification then would be one).
+    let w = webhook.clone();
+    let quiet = tokio::task::spawn_blocking(move || w.receive(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    if let Ok(n) = &quiet {
+        let canary = n["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["labels"]["alertname"] == "KumaSyncCanaryNotPropagated");
+        assert!(!canary, "a healthy lab raised the canary alert: {n:#}");
+    }
+
+    lab.zone_faults("zone-1").unwrap().stall(true);
+    let w = webhook.clone();
+    let firing = tokio::task::spawn_blocking(move || {
+        await_notifications(
+            &w,
+            &[("KumaSyncCanaryNotPropagated", "firing")],
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    let canary_zones: Vec<&Value> = firing
+        .iter()
+        .flat_map(|n| n["alerts"].as_array().into_iter().flatten())
+        .filter(|a| a["labels"]["alertname"] == "KumaSyncCanaryNotPropagated")
+        .map(|a| &a["labels"]["zone"])
+        .collect();
+    assert!(
+        !canary_zones.is_empty() && canary_zones.iter().all(|z| *z == "zone-1"),
+        "only zone-1 is stalled: {canary_zones:?}"
+    );
+    let report = running.monitor.report();
+    assert!(
+        report.converged,
+        "the comparisons see nothing: {:?}",
+        report.discrepancies
+    );
+
+    lab.zone_faults("zone-1").unwrap().stall(false);
+    let w = webhook.clone();
+    tokio::task::spawn_blocking(move || {
+        await_notifications(
+            &w,
+            &[("KumaSyncCanaryNotPropagated", "resolved")],
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
     running.stop().await;
     lab.shutdown().await;
 }
