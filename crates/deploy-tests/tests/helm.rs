@@ -190,10 +190,15 @@ fn every_rendered_object_is_valid_against_the_kubernetes_schema() {
                     rendering.name, object["kind"], object["metadata"]["name"]
                 )
             });
+            // Cluster-scoped, or the canary's grant where the canary writes.
+            let canary_grant = object["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-canary"));
             if !matches!(
                 object["kind"].as_str(),
                 Some("ClusterRole" | "ClusterRoleBinding")
-            ) {
+            ) && !canary_grant
+            {
                 assert_eq!(
                     object["metadata"]["namespace"], rendering.namespace,
                     "{}: {} in the release namespace",
@@ -560,6 +565,34 @@ fn shards_run_as_a_statefulset_whose_ordinals_are_the_shard_indexes() {
     assert_eq!(one.container(), sharded.container());
     assert!(load_in_the_pod(&one).shards.is_none());
     assert!(refused(&["shards=0"]).contains("shards"));
+}
+
+/// `config.canary.mesh` turns the canary on: the configuration says so, and on the
+/// in-cluster Kubernetes global the chart grants its one write (its MeshTimeout in Kuma's
+/// system namespace) and nothing else; off, nothing is granted.
+#[test]
+fn the_canary_is_granted_its_one_write_and_only_when_on() {
+    let on = ci("canary.yaml");
+    let config = load_in_the_pod(&on);
+    let canary = config.canary.expect("the canary is on");
+    assert_eq!(canary.mesh, "default");
+    assert_eq!(canary.interval, std::time::Duration::from_secs(120));
+    let role: Role = on.one("Role");
+    assert_eq!(role.metadata.namespace.as_deref(), Some("kuma-system"));
+    let rules = role.rules.expect("rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0].api_groups.as_deref(), Some(&["kuma.io".to_owned()][..]));
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["meshtimeouts".to_owned()][..])
+    );
+    assert_eq!(rules[0].verbs, ["get", "create", "update"]);
+    let binding: RoleBinding = on.one("RoleBinding");
+    assert_eq!(binding.metadata.namespace.as_deref(), Some("kuma-system"));
+    assert_eq!(binding.role_ref.name, role.metadata.name.expect("name"));
+    let off = render(None, "kuma-sync", "kuma-sync");
+    assert!(load_in_the_pod(&off).canary.is_none());
+    assert!(off.of_kind("Role").is_empty(), "read-only when the canary is off");
 }
 
 #[test]

@@ -118,9 +118,97 @@ impl CanaryMetrics {
     }
 }
 
+/// The same policy as a Kubernetes global stores it: a kuma.io object in Kuma's system
+/// namespace, the mesh in its `kuma.io/mesh` label.
+pub fn kubernetes_object(cfg: &CanaryConfig, namespace: &str, sequence: u64) -> Value {
+    let universal = document(cfg, sequence);
+    json!({
+        "apiVersion": "kuma.io/v1alpha1",
+        "kind": cfg.rtype.name(),
+        "metadata": {
+            "name": cfg.name,
+            "namespace": namespace,
+            "labels": {
+                labels::MESH: cfg.mesh,
+                labels::CANARY: "true",
+                labels::CANARY_SEQUENCE: sequence.to_string(),
+            },
+        },
+        "spec": universal["spec"],
+    })
+}
+
+/// Where the canary is written: the global's REST API, or its Kubernetes API.
+#[derive(Clone)]
+pub enum Target {
+    /// Both boxed: either client is hundreds of bytes, and a target is made once.
+    Rest(Box<KumaApi>),
+    Kubernetes {
+        api: Box<kube::Api<kube::api::DynamicObject>>,
+        namespace: String,
+    },
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Kuma's REST API refused or did not answer.
+    #[error(transparent)]
+    Rest(#[from] policy_watcher::source::SourceError),
+    /// The Kubernetes API refused or did not answer.
+    #[error("the Kubernetes API: {0}")]
+    Kubernetes(#[from] kube::Error),
+    /// The object could not be built (a bug, not the global).
+    #[error("the canary object: {0}")]
+    Object(#[from] serde_json::Error),
+}
+
+impl WriteError {
+    /// Every failure but a malformed object may pass by the next interval's write.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, WriteError::Object(_))
+    }
+}
+
+impl Target {
+    /// The global's Kubernetes API, for a kuma.io type, in Kuma's system namespace.
+    pub fn kubernetes(client: kube::Client, rtype: ResourceType, namespace: &str) -> Option<Self> {
+        let resource = policy_watcher::source::kube::api_resource(rtype)?;
+        Some(Target::Kubernetes {
+            api: Box::new(kube::Api::namespaced_with(client, namespace, &resource)),
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    async fn write(&self, cfg: &CanaryConfig, sequence: u64) -> Result<(), WriteError> {
+        match self {
+            Target::Rest(api) => Ok(api
+                .put_in_mesh(cfg.rtype, &cfg.mesh, &cfg.name, &document(cfg, sequence))
+                .await?),
+            Target::Kubernetes { api, namespace } => {
+                let mut object: kube::api::DynamicObject =
+                    serde_json::from_value(kubernetes_object(cfg, namespace, sequence))?;
+                let params = kube::api::PostParams::default();
+                match api.get_opt(&cfg.name).await? {
+                    // Replaced from the version read: a concurrent writer makes this 409,
+                    // and the next interval writes again.
+                    Some(current) => {
+                        object.metadata.resource_version = current.metadata.resource_version;
+                        api.replace(&cfg.name, &params, &object).await?;
+                    }
+                    None => {
+                        api.create(&params, &object).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Writes the canary on the global at once and then every interval, until `shutdown`.
 pub async fn write(
-    api: KumaApi,
+    target: Target,
     cfg: CanaryConfig,
     metrics: Arc<CanaryMetrics>,
     shutdown: impl Future<Output = ()>,
@@ -135,9 +223,7 @@ pub async fn write(
         }
         let now = Timestamp::now();
         let sequence = u64::try_from(now.as_millisecond()).unwrap_or_default();
-        let written = api
-            .put_in_mesh(cfg.rtype, &cfg.mesh, &cfg.name, &document(&cfg, sequence))
-            .await;
+        let written = target.write(&cfg, sequence).await;
         if let Err(error) = &written {
             tracing::warn!(%error, "the global refused the canary write");
         }

@@ -52,7 +52,7 @@ pub struct CanaryFile {
 }
 
 impl CanaryFile {
-    fn validate(self, global: &SourceConfig) -> Result<crate::canary::CanaryConfig, ConfigError> {
+    fn validate(self) -> Result<crate::canary::CanaryConfig, ConfigError> {
         if kuma_model::zone_name::check(&self.mesh).is_err() {
             return Err(ConfigError(format!("canary.mesh {:?}: a mesh's name", self.mesh)));
         }
@@ -76,11 +76,6 @@ impl CanaryFile {
             .unwrap_or_else(|| crate::canary::DEFAULT_NAME.to_owned());
         if kuma_model::zone_name::check(&name).is_err() {
             return Err(ConfigError(format!("canary.name {name:?}: a DNS label")));
-        }
-        if matches!(global, SourceConfig::Kubernetes { .. }) {
-            return Err(ConfigError(
-                "canary: the global is read through Kubernetes; the canary writes through Kuma's REST API only (give the global an api: source)".into(),
-            ));
         }
         Ok(crate::canary::CanaryConfig {
             mesh: self.mesh,
@@ -392,7 +387,6 @@ impl ServeConfig {
             "global",
             base,
         )?;
-        let global_source = global.source.clone();
         let mut zones = Vec::new();
         for z in file.zones {
             if let Err(reason) = kuma_model::zone_name::check(&z.name) {
@@ -519,7 +513,7 @@ impl ServeConfig {
                 other => other,
             },
             leader_election: file.leader_election.map(|l| l.validate(base)).transpose()?,
-            canary: file.canary.map(|c| c.validate(&global_source)).transpose()?,
+            canary: file.canary.map(CanaryFile::validate).transpose()?,
         })
     }
 }
@@ -736,7 +730,6 @@ mod tests {
                 "global: {api: {url: \"http://g\"}}\ncanary: {mesh: \"No Such\"}",
                 "canary.mesh",
             ),
-            ("global: {kubernetes: {}}\ncanary: {mesh: default}", "REST API"),
         ] {
             let err = parse(&format!("{bad}\n")).unwrap_err();
             assert!(err.0.contains(says), "{bad}: {err}");

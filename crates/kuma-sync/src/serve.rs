@@ -4,7 +4,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use kds_probe::Probe;
-use kuma_model::{CpRole, KumaLine, ResourceType};
+use kuma_model::{CpRole, Environment, KumaLine, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec,
     monitor::{Monitor, MonitorConfig},
@@ -294,16 +294,37 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
             until_stopped(),
         ));
         if writes {
-            let api = kuma_api(&cfg.global.source).map_err(|e| ServeError::Config(format!("canary: {e}")))?;
+            let target = match (&cfg.global.source, &cfg.global.environment) {
+                (
+                    SourceConfig::Kubernetes { kubeconfig, context },
+                    Environment::Kubernetes { system_namespace },
+                ) => {
+                    let client =
+                        policy_watcher::source::kube::client(kubeconfig.as_deref(), context.as_deref())
+                            .await
+                            .map_err(|e| ServeError::Config(format!("canary: {e}")))?;
+                    crate::canary::Target::kubernetes(client, canary.rtype, system_namespace).ok_or_else(
+                        || ServeError::Config(format!("canary: {} has no Kubernetes kind", canary.rtype)),
+                    )?
+                }
+                (SourceConfig::Kubernetes { .. }, Environment::Universal) => {
+                    return Err(ServeError::Config(
+                        "canary: a global read through Kubernetes must be a Kubernetes global".into(),
+                    ));
+                }
+                (source, _) => crate::canary::Target::Rest(Box::new(
+                    kuma_api(source).map_err(|e| ServeError::Config(format!("canary: {e}")))?,
+                )),
+            };
             tracing::info!(mesh = %canary.mesh, name = %canary.name, interval = ?canary.interval, "the canary is on: writing it on the global while leading");
             tasks.spawn(crate::leader::while_leading(
                 "canary",
                 leading.clone(),
                 until_stopped(),
                 move |step_down| {
-                    let (api, canary, metrics) = (api.clone(), canary.clone(), metrics.clone());
+                    let (target, canary, metrics) = (target.clone(), canary.clone(), metrics.clone());
                     async move {
-                        crate::canary::write(api, canary, metrics, step_down).await;
+                        crate::canary::write(target, canary, metrics, step_down).await;
                         Ok::<(), std::convert::Infallible>(())
                     }
                 },

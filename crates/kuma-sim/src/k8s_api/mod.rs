@@ -26,13 +26,16 @@
 //! - `routes`: paths, discovery, get and list; `query`: parameters and continue tokens;
 //!   `watch`: the event stream.
 //!
-//! Written, with the apiserver's optimistic concurrency: `coordination.k8s.io/v1` Leases at
-//! `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]` (`GET`, `POST`, `PUT`,
-//! `DELETE`; a `PUT` from a stale `resourceVersion` is `409 Conflict`), for leader election.
+//! Written, with the apiserver's optimistic concurrency (a `PUT` from a stale
+//! `resourceVersion` is `409 Conflict`, a `POST` of an existing name `409 AlreadyExists`):
+//! `coordination.k8s.io/v1` Leases at `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]`
+//! (`GET`, `POST`, `PUT`, `DELETE`), for leader election; and namespaced kuma.io objects
+//! (`POST` to a collection, `PUT` of one), read as Kuma's Kubernetes store reads them, for
+//! kuma-sync's canary.
 //!
 //! # Deviations from a real apiserver
-//! - Writes (`POST`, `PUT`, `PATCH`, `DELETE`) of anything but a Lease answer
-//!   `405 MethodNotAllowed`; a Lease cannot be patched.
+//! - `PATCH` and `DELETE` of kuma.io objects answer `405 MethodNotAllowed`, as does any
+//!   write of a cluster-scoped one; a Lease cannot be patched.
 //! - Core `v1` Secrets are not served; neither are Table or protobuf encodings.
 //! - Lists honour `limit` even with `resourceVersion=0` (the apiserver's watch cache
 //!   ignores it there); pages of one list are consistent, served from one snapshot.

@@ -20,6 +20,92 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Largest Lease accepted: a few hundred bytes in practice.
 const MAX_LEASE_BYTES: usize = 64 * 1024;
+/// Largest kuma.io object accepted in a write (the apiserver's limit is 3 MiB).
+const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
+
+/// `POST .../namespaces/{ns}/{plural}` and `PUT .../namespaces/{ns}/{plural}/{name}` of a
+/// namespaced kuma.io object (what kuma-sync's canary writes on a Kubernetes global):
+/// read as Kuma's Kubernetes store reads it, stored, and answered as a get would be. A
+/// `PUT` from a stale `resourceVersion` is 409 Conflict, a `POST` of an existing name 409
+/// AlreadyExists, as on the apiserver.
+fn write(shared: &Shared, request: &http::request::Parts, body: &[u8]) -> Result<Response<Body>, Failure> {
+    let segments: Vec<&str> = request.uri.path().trim_matches('/').split('/').collect();
+    let (crd, namespace, name) = match (request.method.clone(), segments.as_slice()) {
+        (Method::POST, ["apis", GROUP, VERSION, "namespaces", ns, plural]) => {
+            (served(plural, Some(ns))?, *ns, None)
+        }
+        (Method::PUT, ["apis", GROUP, VERSION, "namespaces", ns, plural, name]) => {
+            (served(plural, Some(ns))?, *ns, Some(*name))
+        }
+        (method, _) => return Err(Failure::method_not_allowed(&method)),
+    };
+    let object: Value = serde_json::from_slice(body)
+        .map_err(|e| Failure::bad_request(format!("the object is not JSON: {e}")))?;
+    let object_name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    if object_name.is_empty() || name.is_some_and(|n| n != object_name) {
+        return Err(Failure::bad_request("metadata.name must be the name in the path"));
+    }
+    let mut object = object;
+    object["metadata"]["namespace"] = json!(namespace);
+    let text = object.to_string();
+    let loaded = kuma_model::read::read_str(&object_name, &text, &kuma_model::read::ReadOptions::default())
+        .map_err(|e| Failure::invalid(e.reason))?;
+    let resource = loaded
+        .resources
+        .into_iter()
+        .find(|r| r.rtype == crd.rtype)
+        .ok_or_else(|| Failure::invalid(format!("not a {}", crd.kind())))?;
+    shared.journal.sync();
+    let key = ObjectKey {
+        rtype: crd.rtype,
+        namespace: Some(namespace.to_owned()),
+        name: object_name.clone(),
+    };
+    let (_, snapshot) = shared.journal.current();
+    let existing = snapshot.get(&key).cloned();
+    match (&request.method, &existing) {
+        (&Method::POST, Some(_)) => {
+            return Err(Failure::conflict(
+                "AlreadyExists",
+                format!("{} \"{object_name}\" already exists", crd.qualified()),
+            ));
+        }
+        (&Method::PUT, None) => {
+            return Err(Failure::object_not_found(
+                &crd.qualified(),
+                crd.plural,
+                &object_name,
+            ));
+        }
+        (&Method::PUT, Some(current)) => {
+            let sent = object["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            let held = current["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            if !sent.is_empty() && sent != held {
+                return Err(Failure::conflict(
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{object_name}\": the object has been modified; please apply your changes to the latest version and try again",
+                        crd.qualified()
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    shared.journal.store().upsert(resource);
+    shared.journal.sync();
+    let (_, snapshot) = shared.journal.current();
+    let stored = snapshot
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| Failure::invalid("the object has no Kubernetes form here"))?;
+    let code = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json_response(code, &stored))
+}
 
 pub(crate) async fn handle(shared: &Shared, request: Request<hyper::body::Incoming>) -> Response<Body> {
     if let Some((namespace, name)) = lease_path(request.uri().path()) {
@@ -33,6 +119,20 @@ pub(crate) async fn handle(shared: &Shared, request: Request<hyper::body::Incomi
         };
         return match shared.leases.handle(&method, &namespace, name.as_deref(), &body) {
             Ok((code, lease)) => json_response(code, &lease),
+            Err(failure) => json_response(failure.code, &failure.to_status()),
+        };
+    }
+    if matches!(*request.method(), Method::POST | Method::PUT) {
+        let (head, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_OBJECT_BYTES).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                let failure = Failure::bad_request(format!("cannot read the request body: {e}"));
+                return json_response(failure.code, &failure.to_status());
+            }
+        };
+        return match write(shared, &head, &body) {
+            Ok(response) => response,
             Err(failure) => json_response(failure.code, &failure.to_status()),
         };
     }

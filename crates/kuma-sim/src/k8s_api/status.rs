@@ -34,6 +34,11 @@ impl Failure {
         f
     }
 
+    /// 409: `reason` is `AlreadyExists` or `Conflict`.
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, reason, message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }

@@ -216,3 +216,58 @@ async fn a_stalled_zone_raises_the_canary_alert_while_comparisons_say_converged(
     running.stop().await;
     lab.shutdown().await;
 }
+
+/// A Kubernetes global (Kuma 2.x): the canary is a kuma.io object written through its
+/// Kubernetes API, in Kuma's system namespace, and reaches every zone the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_kubernetes_global_the_canary_is_written_through_the_kubernetes_api() {
+    let scenario = Scenario::from_yaml(
+        "global: {environment: {type: kubernetes, systemNamespace: kuma-system}}\n\
+         meshes: [{name: default}]\n\
+         zones:\n  - {name: zone-1, environment: {type: universal}}\n  - {name: zone-2, environment: {type: kubernetes, systemNamespace: kuma-system}}\n",
+    )
+    .expect("scenario");
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, mut cfg) = super::lab_and_config(scenario, dir.path()).await;
+    assert!(
+        matches!(
+            cfg.global.source,
+            kuma_sync::config::SourceConfig::Kubernetes { .. }
+        ),
+        "the global is read through its Kubernetes API"
+    );
+    cfg.poll_interval = Duration::from_millis(200);
+    cfg.canary = Some(CanaryConfig {
+        mesh: "default".into(),
+        interval: INTERVAL,
+        rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
+        name: kuma_sync::canary::DEFAULT_NAME.into(),
+    });
+    let running = serve::start(cfg).await.expect("serve starts");
+    let addr = running.local_addr.expect("listening");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !last_success(addr, &["zone-1", "zone-2"])
+            .await
+            .iter()
+            .all(Option::is_some)
+        {
+            tokio::time::sleep(INTERVAL).await;
+        }
+    })
+    .await
+    .expect("the canary reached every zone");
+    // Stored on the global as Kuma's Kubernetes store keeps a policy of the system namespace.
+    let mt = ResourceType::from_name("MeshTimeout").expect("a type");
+    let stored = lab
+        .global_store()
+        .list(Some(mt))
+        .into_iter()
+        .find(|r| r.label(kuma_model::labels::CANARY).is_some())
+        .expect("the canary on the global");
+    assert_eq!(stored.name, "kuma-sync-canary.kuma-system");
+    let (_, m) = get(addr, "/metrics", None).await;
+    assert_eq!(sample(&m, "kuma_sync_canary_errors_total"), Some(0.0));
+    assert!(running.monitor.report().converged);
+    running.stop().await;
+    lab.shutdown().await;
+}

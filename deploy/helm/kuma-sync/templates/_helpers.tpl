@@ -158,6 +158,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- with $c.kumaVersion -}}
 {{- $_ := set $cfg "kumaVersion" (toString .) -}}
 {{- end -}}
+{{- with (dig "canary" "mesh" "" $c) -}}
+{{- $_ := set $cfg "canary" (dict "mesh" . "interval" (toString (dig "canary" "interval" "60s" $c))) -}}
+{{- end -}}
 {{- $metrics := dict -}}
 {{- with (dig "metrics" "tls" "secretName" "" $c) -}}
 {{- $_ := set $metrics "tls" (dict "certFile" (include "kuma-sync.secretFile" (dict "ref" (dict "name" . "key" "tls.crt") "what" "config.metrics.tls.secretName")) "keyFile" (include "kuma-sync.secretFile" (dict "ref" (dict "name" . "key" "tls.key") "what" "config.metrics.tls.secretName"))) -}}
