@@ -262,7 +262,9 @@ async fn until_sample(
     }
 }
 
-fn kubeconfig(dir: &std::path::Path, name: &str, addr: SocketAddr) -> anyhow::Result<std::path::PathBuf> {
+/// A kubeconfig for kuma-sim's Kubernetes API at `addr` (plain HTTP, no credentials), written
+/// into `dir` as `name.kubeconfig`.
+pub fn kubeconfig(dir: &std::path::Path, name: &str, addr: SocketAddr) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(format!("{name}.kubeconfig"));
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: http://{addr}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n"
