@@ -264,7 +264,9 @@ async fn until_sample(
     }
 }
 
-fn kubeconfig(dir: &std::path::Path, name: &str, addr: SocketAddr) -> anyhow::Result<std::path::PathBuf> {
+/// A kubeconfig for kuma-sim's Kubernetes API at `addr` (plain HTTP, no credentials), written
+/// into `dir` as `name.kubeconfig`.
+pub fn kubeconfig(dir: &std::path::Path, name: &str, addr: SocketAddr) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(format!("{name}.kubeconfig"));
     std::fs::write(&path, k8s_api::kubeconfig(name, &format!("http://{addr}")))?;
     Ok(path)

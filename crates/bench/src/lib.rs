@@ -15,6 +15,8 @@
 //! - [`state`]: memory of a monitor holding N copies, and `/metrics` scrape latency.
 //! - [`kds`]: the probe applying a ~10 MiB full state and a stream of deltas.
 //! - [`e2e`]: a change on a control plane to the state on `/metrics`, watch and REST.
+//! - [`sources`]: the `serve` binary as a child process, through the real REST and
+//!   Kubernetes sources: first verdict, RSS, scrape latency, CPU per poll cycle.
 //! - [`scrape_http`]: a minimal HTTP/1.1 GET over loopback.
 
 pub mod e2e;
@@ -22,4 +24,5 @@ pub mod fixtures;
 pub mod kds;
 pub mod measure;
 pub mod scrape_http;
+pub mod sources;
 pub mod state;

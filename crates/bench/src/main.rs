@@ -9,6 +9,7 @@ use bench::{
     e2e::{self, Backend},
     kds,
     measure::{self, fmt},
+    sources,
     state::{self, SizeFigures},
 };
 use clap::{Args, Parser, Subcommand};
@@ -49,6 +50,9 @@ enum Cmd {
     Kds(KdsArgs),
     /// A change on a control plane to the state on /metrics, watch and REST backends.
     E2e(E2eArgs),
+    /// The release `kuma-sync serve` as a child process, through the real sources (REST
+    /// and Kubernetes watches): first verdict, RSS, scrape latency, CPU per poll cycle.
+    Sources(SourcesArgs),
     /// Everything, with the defaults below: the report's figures.
     All {
         #[command(flatten)]
@@ -106,6 +110,25 @@ struct E2eArgs {
     polls: Vec<Duration>,
 }
 
+#[derive(Args, Clone)]
+struct SourcesArgs {
+    /// Sizes as ZONESxPOLICIES (each zone holds a copy of every policy).
+    #[arg(long, value_delimiter = ',', default_value = "20x500,20x5000,100x1000,100x10000", value_parser = parse_shape)]
+    shapes: Vec<(usize, usize)>,
+    /// The `kuma-sync` binary (release build); default: KUMA_SYNC_BIN, else beside this one.
+    #[arg(long)]
+    serve: Option<std::path::PathBuf>,
+    /// `intervals.poll` of the child: the REST poll cycle whose CPU is measured.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    poll: Duration,
+    /// Poll cycles the CPU is measured over.
+    #[arg(long, default_value_t = 10)]
+    cycles: u32,
+    /// `/metrics` scrapes per size.
+    #[arg(long, default_value_t = 50)]
+    scrapes: usize,
+}
+
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     let (z, p) = s.split_once('x').ok_or("expected ZONESxPOLICIES")?;
     let n = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v}: {e}"));
@@ -132,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::State(a) => state_table(&a)?,
         Cmd::Kds(a) => kds_table(&a).await?,
         Cmd::E2e(a) => e2e_table(&a).await?,
+        Cmd::Sources(a) => sources_table(&a).await?,
         Cmd::All { state, kds, e2e } => {
             let began = tokio::time::Instant::now();
             println!("Machine: {}\n", measure::machine());
@@ -282,5 +306,46 @@ async fn e2e_table(a: &E2eArgs) -> anyhow::Result<()> {
         );
     }
     println!("\nCells are p50 / p99 / max.");
+    Ok(())
+}
+
+async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
+    let serve = match &a.serve {
+        Some(path) => path.clone(),
+        None => sources::default_serve_binary()?,
+    };
+    if a.poll.subsec_nanos() != 0 || a.poll < Duration::from_secs(1) {
+        bail!("--poll must be whole seconds, at least 1s (serve's intervals.poll)");
+    }
+    println!("### Through the real sources, `serve` as a child process\n");
+    println!(
+        "Global and even zones over REST (poll {}), odd zones through Kubernetes watches; `{}`.\n",
+        fmt(a.poll),
+        serve.display()
+    );
+    println!(
+        "| zones x policies | copies | REST / watched zones | spawn to converged | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |",
+        a.cycles
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &(zones, policies) in &a.shapes {
+        eprintln!("sources: {zones} x {policies} ...");
+        let f = sources::run(&serve, zones, policies, a.poll, a.cycles, a.scrapes).await?;
+        println!(
+            "| {} x {} | {} | {} / {} | {} | {:.0} MiB | {:.0} MiB | {} | {:.0} KiB | {} |",
+            f.zones,
+            f.policies,
+            f.zones * f.policies,
+            f.rest_zones,
+            f.zones - f.rest_zones,
+            fmt(f.first_converged),
+            measure::mib(f.rss_settled_kib),
+            measure::mib(f.hwm_kib),
+            f.scrape.cell(),
+            f.body_bytes as f64 / 1024.0,
+            fmt(f.cpu_per_cycle),
+        );
+    }
+    println!();
     Ok(())
 }

@@ -65,7 +65,17 @@ pub fn fmt(d: Duration) -> String {
 
 /// `VmRSS` and `VmHWM` of this process, in KiB.
 pub fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_kib_at("/proc/self/status")
+}
+
+/// `VmRSS` and `VmHWM` of process `pid` (a `serve` the bench started), in KiB; zeros once
+/// it has exited.
+pub fn rss_kib_of(pid: u32) -> (u64, u64) {
+    rss_kib_at(&format!("/proc/{pid}/status"))
+}
+
+fn rss_kib_at(status_path: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(status_path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -82,12 +92,21 @@ pub fn rss_kib() -> (u64, u64) {
 /// the allocator hands back after a delay, are then counted; a fixed pause would be too
 /// short on a loaded machine or wasted on an idle one. Blocks: call it off the runtime.
 pub fn settled_rss_kib() -> u64 {
+    settled(rss_kib)
+}
+
+/// [`settled_rss_kib`] of process `pid`. Blocks: call it off the runtime.
+pub fn settled_rss_kib_of(pid: u32) -> u64 {
+    settled(|| rss_kib_of(pid))
+}
+
+fn settled(read: impl Fn() -> (u64, u64)) -> u64 {
     const STEP: std::time::Duration = std::time::Duration::from_millis(100);
     const STABLE_READS: usize = 5;
     const LIMIT: usize = 100;
     let mut recent = std::collections::VecDeque::with_capacity(STABLE_READS);
     for _ in 0..LIMIT {
-        let (rss, _) = rss_kib();
+        let (rss, _) = read();
         if recent.len() == STABLE_READS {
             recent.pop_front();
         }
@@ -98,7 +117,39 @@ pub fn settled_rss_kib() -> u64 {
         }
         std::thread::sleep(STEP);
     }
-    rss_kib().0
+    read().0
+}
+
+/// CPU time (user + system, all threads) process `pid` has used so far, from
+/// `/proc/<pid>/stat`; `None` once it has exited. `ticks_per_second` is the kernel's
+/// `CLK_TCK` ([`clock_ticks_per_second`]).
+pub fn cpu_time_of(pid: u32, ticks_per_second: u64) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_ticks(&stat).map(|ticks| Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64))
+}
+
+/// utime + stime of one `/proc/<pid>/stat` line. The command name (field 2) is in
+/// parentheses and may hold spaces or parentheses itself: fields are counted after the
+/// last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // After the name: state (3), ..., utime (14), stime (15).
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), which `/proc/<pid>/stat`
+/// counts CPU time in; 100, Linux's value on every common architecture, if it cannot be
+/// asked.
+pub fn clock_ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100)
 }
 
 pub fn mib(kib: u64) -> f64 {
@@ -145,6 +196,28 @@ mod tests {
         assert_eq!(s.percentile(99.0), Duration::from_millis(99));
         assert_eq!(s.max(), Duration::from_millis(100));
         assert_eq!(Samples::default().percentile(99.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn cpu_time_is_counted_after_the_command_name() {
+        // A name holding a space and a parenthesis must not shift the fields.
+        let stat = "4242 (kuma sync) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 1 0 0";
+        assert_eq!(cpu_ticks(stat), Some(325));
+        assert_eq!(cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn another_process_is_read_through_its_pid() {
+        let me = std::process::id();
+        let (rss, hwm) = rss_kib_of(me);
+        assert!(rss > 0 && hwm >= rss, "rss {rss} hwm {hwm}");
+        let before = cpu_time_of(me, clock_ticks_per_second()).expect("own stat");
+        let mut x = 0u64;
+        // Spin until the kernel has counted some CPU time: a condition, not a pause.
+        while cpu_time_of(me, clock_ticks_per_second()).expect("own stat") <= before {
+            x = x.wrapping_mul(31).wrapping_add(1);
+        }
+        std::hint::black_box(x);
     }
 
     #[test]

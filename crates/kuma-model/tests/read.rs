@@ -437,3 +437,33 @@ fn unknown_items_of_a_rest_page_are_skipped_when_asked() {
         vec!["page.json: document 1 (line 1): item 1: skipped unknown type `MeshNewPolicy`"]
     );
 }
+
+/// A Kubernetes object already decoded (what a watch hands over) reads as its text does.
+#[test]
+fn a_parsed_object_reads_as_its_text() {
+    let object = json!({
+        "apiVersion": "kuma.io/v1alpha1",
+        "kind": "MeshTimeout",
+        "metadata": {
+            "name": "timeout-abc",
+            "namespace": "kuma-system",
+            "labels": {"kuma.io/mesh": "payments", "kuma.io/origin": "global"},
+            "creationTimestamp": "2025-01-02T03:04:05Z"
+        },
+        "spec": {"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "1h"}}]}
+    });
+    let from_text = read_str("obj", &object.to_string(), &ReadOptions::default()).expect("text reads");
+    let mut from_value = Vec::new();
+    let warnings = kuma_model::read::read_value_each("obj", object, &ReadOptions::default(), &mut |r| {
+        from_value.push(r)
+    })
+    .expect("value reads");
+    assert!(warnings.is_empty());
+    assert_eq!(from_value, from_text.resources);
+    assert_eq!(from_value[0].name, "timeout-abc.kuma-system");
+    assert_eq!(from_value[0].mesh.as_deref(), Some("payments"));
+
+    let e = kuma_model::read::read_value_each("obj", json!([1]), &ReadOptions::default(), &mut drop)
+        .expect_err("a sequence is no object");
+    assert!(e.reason.contains("not a mapping"), "{e}");
+}

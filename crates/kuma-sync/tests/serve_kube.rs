@@ -204,3 +204,85 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     running.stop().await;
     global_api.shutdown().await;
 }
+
+/// A relist after the first snapshot, through kube-rs against kuma-sim: the watch's version
+/// compacted away (a history of one change, two changes at once: 410 Gone, as after an
+/// etcd compaction), so the watcher lists the type again. The relist replaces what the
+/// monitor holds of the zone: the object it lacks is deleted (a policy of the zone's own,
+/// which the global does not hold: the zone diverges until it is gone), the changed one
+/// replaced;
+/// later changes arrive one by one again. On one thread, so both writes land in one
+/// journal step.
+#[tokio::test]
+async fn a_relist_after_the_first_snapshot_replaces_the_listed_objects() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let global = Arc::new(GlobalStore::new(Environment::kubernetes()));
+    let zone = Arc::new(GlobalStore::new(Environment::kubernetes()));
+    global.upsert(global_mcb(2));
+    // A policy of the zone's own: the relist must delete it once it is gone.
+    let mut local = zone_copy(2).with_label(kuma_model::labels::ORIGIN, "zone");
+    local.name = "zone-local.kuma-system".into();
+    zone.upsert(zone_copy(2));
+    zone.upsert(local.clone());
+    let global_api = k8s_api::start_k8s_api(
+        global.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        k8s_api::K8sApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let compacting = k8s_api::K8sApiConfig {
+        history_limit: 1,
+        ..k8s_api::K8sApiConfig::default()
+    };
+    let zone_api = k8s_api::start_k8s_api(zone.clone(), "127.0.0.1:0".parse().unwrap(), compacting)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve::start(config(
+        kube_cp(kubeconfig(dir.path(), "global", global_api.addr())),
+        kube_cp(kubeconfig(dir.path(), "zone-1", zone_api.addr())),
+    ))
+    .await
+    .expect("serve starts");
+    let zone_cp = kuma_model::CpRole::Zone("zone-1".into());
+    let spec_in_zone = |r: &serve::Running, key: &kuma_model::ResourceKey| {
+        r.monitor
+            .lock()
+            .engine
+            .spec_of(&zone_cp, key)
+            .map(|s| s.into_owned())
+    };
+    // The zone's own policy is not on the global yet: diverged, but judged.
+    until(&running, "a first snapshot", |r| {
+        r.monitor.ready() && spec_in_zone(r, &local.key()).is_some()
+    })
+    .await;
+    assert_eq!(spec_in_zone(&running, &local.key()), Some(local.spec.clone()));
+    assert_eq!(
+        spec_in_zone(&running, &zone_copy(2).key()),
+        Some(zone_copy(2).spec)
+    );
+
+    // No await between: one journal step of two changes, past a history of one.
+    zone.delete(&local.key());
+    zone.upsert(zone_copy(3));
+    until(&running, "the relist in the monitor", |r| {
+        spec_in_zone(r, &zone_copy(3).key()) == Some(zone_copy(3).spec)
+    })
+    .await;
+    assert_eq!(spec_in_zone(&running, &local.key()), None, "gone from the relist");
+    assert_eq!(running.monitor.lock().zone_state("zone-1"), ZoneState::Diverged);
+
+    // Watching again after the relist: a single change converges the zone (its own
+    // policy gone, the copy as on the global).
+    zone.upsert(zone_copy(2));
+    until(&running, "the healing change", |r| r.monitor.report().converged).await;
+    assert_eq!(
+        spec_in_zone(&running, &zone_copy(2).key()),
+        Some(zone_copy(2).spec)
+    );
+    running.stop().await;
+    zone_api.shutdown().await;
+    global_api.shutdown().await;
+}

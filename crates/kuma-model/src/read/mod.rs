@@ -106,6 +106,25 @@ pub fn read_each(
     Ok(warnings)
 }
 
+/// [`read_each`] of one document already parsed, such as an object a Kubernetes watch
+/// decoded: printing it to text only to parse it again would cost a copy of it, and the
+/// time. Errors and warnings name it as document 1, line 1 of `source_name`.
+pub fn read_value_each(
+    source_name: &str,
+    value: Value,
+    opts: &ReadOptions,
+    each: &mut dyn FnMut(Resource),
+) -> Result<Vec<String>, ReadError> {
+    let mut warnings = Vec::new();
+    let place = Place {
+        source_name,
+        document: 1,
+        line: 1,
+    };
+    read_document(&place, value, opts, &mut warnings, &mut Seen::default(), each)?;
+    Ok(warnings)
+}
+
 /// What the input said of each resource read so far, by identity, to catch one given
 /// twice: digests, not the resource, so that reading holds no parsed spec past its
 /// document.

@@ -1,10 +1,17 @@
 //! The Kubernetes API as a source: a kube-rs `watcher()` per checked type on the control
 //! plane's cluster, reconnecting with kube's default backoff. Watch events become single
-//! changes; a (re)list becomes a snapshot of the whole control plane once every type has
-//! listed, so nothing half-listed is ever judged.
+//! changes; a (re)list becomes a snapshot once every type has listed, so nothing
+//! half-listed is ever judged: the first one of the whole control plane, each later
+//! relist of its type alone.
+//!
+//! Listed objects are held only until the monitor has them, each as its resource with
+//! the spec kept as JSON text (a parsed spec takes several times its text), and handed
+//! over through [`Monitor::snapshot_each`], one at a time, as the REST source hands over
+//! its pages. Once handed over, the engine holds them; the source keeps nothing of them
+//! but the ZoneInsights it publishes.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     future::Future,
     path::Path,
     sync::Arc,
@@ -19,7 +26,7 @@ use kube::{
 };
 use kuma_model::{
     CpRole, Resource, ResourceKey, ResourceType,
-    read::{ReadOptions, read_str},
+    read::{ReadOptions, read_value_each},
     types::K8sKind,
 };
 
@@ -27,7 +34,11 @@ use super::{
     SourceError,
     insight::{self, ZoneInsight},
 };
-use crate::{Change, monitor::Monitor};
+use crate::{
+    Change,
+    monitor::{Monitor, key_digest},
+};
+use serde_json::{Map, Value};
 
 /// A client for the cluster of a kubeconfig (and context), or the in-cluster one.
 pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client, SourceError> {
@@ -150,6 +161,7 @@ pub async fn watch_within(
             }
         }
         drop(events);
+        state.restart();
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(restart_pause) => {}
@@ -162,12 +174,15 @@ pub async fn watch_within(
 const RESTART_PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(500);
 const RESTART_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Per-type lists being (re)built, and whether the control plane has been judged yet.
+/// Per-type lists being (re)built, the objects the monitor does not have yet, and the
+/// global's ZoneInsights.
 struct Listing {
     types: BTreeSet<ResourceType>,
-    current: BTreeMap<ResourceType, BTreeMap<ResourceKey, Resource>>,
-    /// Lists in progress after `Init`, swapped in at `InitDone`.
-    pending: BTreeMap<ResourceType, BTreeMap<ResourceKey, Resource>>,
+    /// Lists done whose objects the monitor does not have yet: until every type has
+    /// listed, the first snapshot waits for all of them.
+    unfed: BTreeMap<ResourceType, HashMap<u128, Held>>,
+    /// Lists in progress after `Init`, moved to `unfed` at `InitDone`.
+    pending: BTreeMap<ResourceType, HashMap<u128, Held>>,
     listed: BTreeSet<ResourceType>,
     /// Types whose list in progress passed `max_listed`: dropped, and not listed until
     /// a later list ends within the bound.
@@ -175,18 +190,63 @@ struct Listing {
     /// A list passed the bound since the last [`Listing::take_overflow`].
     overflow: bool,
     max_listed: usize,
+    /// The global's ZoneInsights by zone, as last listed and changed; unparsable ones
+    /// are logged and left out.
+    insights: BTreeMap<String, ZoneInsight>,
+}
+
+/// A listed object until the monitor has it: the resource without its spec and status,
+/// which are kept as JSON text. Parsed again when handed over, as the REST source
+/// parses its pages: a million specs are never held parsed at once.
+struct Held {
+    resource: Resource,
+    spec: Box<str>,
+    status: Option<Box<str>>,
+}
+
+impl Held {
+    fn new(mut resource: Resource) -> Self {
+        let spec = std::mem::take(&mut resource.spec).to_string().into_boxed_str();
+        let status = resource.status.take().map(|s| s.to_string().into_boxed_str());
+        Self {
+            resource,
+            spec,
+            status,
+        }
+    }
+
+    fn into_resource(self) -> Result<Resource, SourceError> {
+        let decode = |text: &str| {
+            serde_json::from_str(text).map_err(|e| SourceError::Decode {
+                url: format!("{}/{}", self.resource.rtype, self.resource.name),
+                reason: e.to_string(),
+            })
+        };
+        let spec = decode(&self.spec)?;
+        let status = self.status.as_deref().map(decode).transpose()?;
+        Ok(Resource {
+            spec,
+            status,
+            ..self.resource
+        })
+    }
+}
+
+fn is_insight(t: ResourceType) -> bool {
+    t.name() == "ZoneInsight"
 }
 
 impl Listing {
     fn new(types: impl Iterator<Item = ResourceType>, max_listed: usize) -> Self {
         Self {
             types: types.collect(),
-            current: BTreeMap::new(),
+            unfed: BTreeMap::new(),
             pending: BTreeMap::new(),
             listed: BTreeSet::new(),
             overflowed: BTreeSet::new(),
             overflow: false,
             max_listed,
+            insights: BTreeMap::new(),
         }
     }
 
@@ -195,36 +255,28 @@ impl Listing {
         std::mem::take(&mut self.overflow)
     }
 
+    /// Before the watchers start again: every type lists afresh, and the control plane
+    /// is judged again only once all have (it is `unknown` since the refused list).
+    fn restart(&mut self) {
+        self.unfed.clear();
+        self.pending.clear();
+        self.listed.clear();
+    }
+
     fn complete(&self) -> bool {
         self.listed == self.types
     }
 
     fn watches_insights(&self) -> bool {
-        self.types.iter().any(|t| t.name() == "ZoneInsight")
+        self.types.iter().any(|t| is_insight(*t))
     }
 
-    /// The global's ZoneInsight objects, parsed; unparsable ones are logged and left out.
     fn zone_insights(&self) -> BTreeMap<String, ZoneInsight> {
-        let Some(t) = ResourceType::from_name("ZoneInsight") else {
-            return BTreeMap::new();
-        };
-        self.current
-            .get(&t)
-            .into_iter()
-            .flat_map(|m| m.values())
-            .filter_map(|r| match insight::parse(&r.spec) {
-                Ok(i) => Some((r.name.clone(), i)),
-                Err(error) => {
-                    tracing::warn!(zone = %r.name, %error, "cannot read ZoneInsight");
-                    None
-                }
-            })
-            .collect()
+        self.insights.clone()
     }
 
     /// Applies one event; returns whether it touched ZoneInsights.
     fn apply(&mut self, cp: &CpRole, event: Event, monitor: &Monitor, now: Timestamp) -> bool {
-        let is_insight = |t: ResourceType| t.name() == "ZoneInsight";
         let touched = match &event {
             Event::InitDone(t) => is_insight(*t),
             Event::Apply(r) => is_insight(r.rtype),
@@ -234,12 +286,12 @@ impl Listing {
         match event {
             Event::Init(t) => {
                 self.overflowed.remove(&t);
-                self.pending.insert(t, BTreeMap::new());
+                self.pending.insert(t, HashMap::new());
             }
             Event::InitApply(t, _) if self.overflowed.contains(&t) => {}
             Event::InitApply(t, r) => {
                 let list = self.pending.entry(t).or_default();
-                list.insert(r.key(), r);
+                list.insert(key_digest(&r.key()), Held::new(r));
                 if list.len() > self.max_listed {
                     self.pending.remove(&t);
                     self.overflowed.insert(t);
@@ -257,28 +309,36 @@ impl Listing {
             Event::InitDone(t) if self.overflowed.contains(&t) => {}
             Event::InitDone(t) => {
                 let list = self.pending.remove(&t).unwrap_or_default();
-                self.current.insert(t, list);
+                if is_insight(t) {
+                    self.insights = list.values().filter_map(parse_insight).collect();
+                }
+                self.unfed.insert(t, list);
                 self.listed.insert(t);
                 if self.complete() {
-                    let all = self.current.values().flat_map(|m| m.values().cloned()).collect();
-                    monitor.snapshot(cp, all, now);
+                    self.feed(cp, monitor, now);
                 }
             }
             Event::Apply(r) => {
-                self.current
-                    .entry(r.rtype)
-                    .or_default()
-                    .insert(r.key(), r.clone());
+                if is_insight(r.rtype) {
+                    self.insight_changed(&r);
+                }
                 if self.complete() {
                     monitor.change(cp, Change::Upsert(r), now);
+                } else {
+                    self.unfed
+                        .entry(r.rtype)
+                        .or_default()
+                        .insert(key_digest(&r.key()), Held::new(r));
                 }
             }
             Event::Delete(key) => {
-                if let Some(m) = self.current.get_mut(&key.rtype) {
-                    m.remove(&key);
+                if is_insight(key.rtype) {
+                    self.insights.remove(&key.name);
                 }
                 if self.complete() {
                     monitor.change(cp, Change::Delete(key), now);
+                } else if let Some(m) = self.unfed.get_mut(&key.rtype) {
+                    m.remove(&key_digest(&key));
                 }
             }
             Event::Error(error) => {
@@ -287,6 +347,64 @@ impl Listing {
             }
         }
         touched
+    }
+
+    /// Hands the lists the monitor does not have yet over as one snapshot: the whole
+    /// control plane the first time, a relisted type alone after. The objects of a
+    /// relisted type it lacks are deleted; the other types' stay as they are.
+    fn feed(&mut self, cp: &CpRole, monitor: &Monitor, now: Timestamp) {
+        let lists = std::mem::take(&mut self.unfed);
+        // The keys apart, as digests (16 bytes an object): `fill` consumes the lists.
+        let present: BTreeMap<ResourceType, HashSet<u128>> = lists
+            .iter()
+            .map(|(t, list)| (*t, list.keys().copied().collect()))
+            .collect();
+        let fed = monitor.snapshot_each(
+            cp,
+            |key| {
+                present
+                    .get(&key.rtype)
+                    .is_none_or(|list| list.contains(&key_digest(key)))
+            },
+            |push| {
+                for held in lists.into_values().flat_map(HashMap::into_values) {
+                    push(held.into_resource()?);
+                }
+                Ok(())
+            },
+            now,
+        );
+        if let Err(error) = fed {
+            tracing::error!(%cp, %error, "a listed object no longer parses");
+            monitor.failed(cp, &error);
+        }
+    }
+
+    fn insight_changed(&mut self, r: &Resource) {
+        match insight::parse(&r.spec) {
+            Ok(i) => {
+                self.insights.insert(r.name.clone(), i);
+            }
+            Err(error) => {
+                tracing::warn!(zone = %r.name, %error, "cannot read ZoneInsight");
+                self.insights.remove(&r.name);
+            }
+        }
+    }
+}
+
+/// A listed ZoneInsight, parsed; unparsable ones are logged and left out.
+fn parse_insight(held: &Held) -> Option<(String, ZoneInsight)> {
+    let name = &held.resource.name;
+    let parsed = serde_json::from_str(&held.spec)
+        .map_err(|e| e.to_string())
+        .and_then(|spec| insight::parse(&spec));
+    match parsed {
+        Ok(i) => Some((name.clone(), i)),
+        Err(error) => {
+            tracing::warn!(zone = %name, %error, "cannot read ZoneInsight");
+            None
+        }
     }
 }
 
@@ -321,32 +439,194 @@ fn convert(
 /// Maps an object of `t`'s kind, as the API server sent it in a list or watch event, the
 /// way Kuma's Kubernetes store does, through kuma-model's reader. `ar` is
 /// [`api_resource`]`(t)`: what the object's type meta defaults to when the event omits it.
-pub fn to_resource(
-    t: ResourceType,
-    ar: &ApiResource,
-    mut obj: DynamicObject,
-) -> Result<Resource, SourceError> {
+/// The object is read as decoded: its spec is moved, never printed and parsed again.
+pub fn to_resource(t: ResourceType, ar: &ApiResource, obj: DynamicObject) -> Result<Resource, SourceError> {
+    let name = format!("{}/{}", ar.plural, obj.metadata.name.as_deref().unwrap_or(""));
+    let decode_error = |reason: String| SourceError::Decode {
+        url: name.clone(),
+        reason,
+    };
+    let mut metadata = obj.metadata;
+    metadata.managed_fields = None;
     // Watch events may omit the type meta; the reader needs it.
-    obj.types.get_or_insert_with(|| kube::api::TypeMeta {
+    let types = obj.types.unwrap_or_else(|| kube::api::TypeMeta {
         api_version: ar.api_version.clone(),
         kind: ar.kind.clone(),
     });
-    obj.metadata.managed_fields = None;
-    let name = format!("{}/{}", ar.plural, obj.metadata.name.as_deref().unwrap_or(""));
-    let json = serde_json::to_string(&obj).map_err(|e| SourceError::Decode {
-        url: name.clone(),
-        reason: e.to_string(),
-    })?;
-    let loaded = read_str(&name, &json, &ReadOptions::default()).map_err(|e| SourceError::Decode {
-        url: name.clone(),
-        reason: e.reason,
-    })?;
-    loaded
-        .resources
-        .into_iter()
-        .find(|r| r.rtype == t)
-        .ok_or_else(|| SourceError::Decode {
-            url: name,
-            reason: format!("not a {t}"),
-        })
+    // What a DynamicObject serializes as: its data flattened beside the type meta.
+    let mut object = match obj.data {
+        Value::Object(fields) => fields,
+        Value::Null => Map::new(),
+        other => {
+            return Err(decode_error(format!(
+                "the object's fields are {other}, not a mapping"
+            )));
+        }
+    };
+    object.insert("apiVersion".into(), types.api_version.into());
+    object.insert("kind".into(), types.kind.into());
+    object.insert(
+        "metadata".into(),
+        serde_json::to_value(metadata).map_err(|e| decode_error(e.to_string()))?,
+    );
+    let mut found = None;
+    read_value_each(&name, Value::Object(object), &ReadOptions::default(), &mut |r| {
+        if r.rtype == t && found.is_none() {
+            found = Some(r);
+        }
+    })
+    .map_err(|e| decode_error(e.reason))?;
+    found.ok_or_else(|| decode_error(format!("not a {t}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        Engine, Selection, Topology, ZoneSpec,
+        monitor::{MonitorConfig, NoRecorder},
+    };
+
+    fn rtype(name: &str) -> ResourceType {
+        ResourceType::from_name(name).expect("a known type")
+    }
+
+    fn policy(t: &str, name: &str, version: u64) -> Resource {
+        Resource::new(
+            rtype(t),
+            Some("default"),
+            name,
+            json!({"targetRef": {"kind": "Mesh"}, "version": version}),
+        )
+    }
+
+    fn zone() -> CpRole {
+        CpRole::Zone("zone-1".into())
+    }
+
+    fn monitor() -> Monitor {
+        let topology = Topology::new(
+            Environment::Universal,
+            vec![ZoneSpec::new("zone-1", Environment::kubernetes())],
+        );
+        Monitor::new(
+            Engine::new(
+                topology,
+                Selection::new([rtype("MeshTimeout"), rtype("MeshCircuitBreaker")], None),
+            ),
+            MonitorConfig::default(),
+            Box::new(NoRecorder),
+        )
+    }
+
+    fn list(listing: &mut Listing, monitor: &Monitor, t: &str, items: Vec<Resource>) {
+        let (cp, now) = (zone(), Timestamp::now());
+        listing.apply(&cp, Event::Init(rtype(t)), monitor, now);
+        for r in items {
+            listing.apply(&cp, Event::InitApply(rtype(t), r), monitor, now);
+        }
+        listing.apply(&cp, Event::InitDone(rtype(t)), monitor, now);
+    }
+
+    fn held(monitor: &Monitor, r: &Resource) -> Option<Value> {
+        let st = monitor.lock();
+        st.engine.resource(&zone(), &r.key()).map(|r| r.spec.clone())
+    }
+
+    use kuma_model::Environment;
+
+    #[test]
+    fn a_relist_replaces_its_type_alone_and_deletes_what_it_lacks() {
+        let monitor = monitor();
+        let types = [rtype("MeshTimeout"), rtype("MeshCircuitBreaker")];
+        let mut listing = Listing::new(types.into_iter(), 100);
+        let (a, b) = (policy("MeshTimeout", "a", 0), policy("MeshTimeout", "b", 0));
+        let x = policy("MeshCircuitBreaker", "x", 0);
+
+        list(&mut listing, &monitor, "MeshTimeout", vec![a.clone(), b.clone()]);
+        // One type listed: nothing is judged, nothing handed over.
+        assert!(!monitor.lock().engine.is_readable(&zone()));
+        assert_eq!(held(&monitor, &a), None);
+        // A change before the first snapshot is kept for it.
+        let c = policy("MeshTimeout", "c", 0);
+        listing.apply(&zone(), Event::Apply(c.clone()), &monitor, Timestamp::now());
+        listing.apply(&zone(), Event::Delete(b.key()), &monitor, Timestamp::now());
+        list(&mut listing, &monitor, "MeshCircuitBreaker", vec![x.clone()]);
+        assert!(monitor.lock().engine.is_readable(&zone()));
+        assert_eq!(held(&monitor, &a), Some(a.spec.clone()));
+        assert_eq!(held(&monitor, &b), None, "deleted before the first snapshot");
+        assert_eq!(held(&monitor, &c), Some(c.spec.clone()));
+        assert_eq!(held(&monitor, &x), Some(x.spec.clone()));
+        // Handed over: the source holds nothing of them any more.
+        assert!(listing.unfed.is_empty() && listing.pending.is_empty());
+
+        // A relist of MeshTimeout: a changed, c gone; MeshCircuitBreaker untouched.
+        let a1 = policy("MeshTimeout", "a", 1);
+        list(&mut listing, &monitor, "MeshTimeout", vec![a1.clone()]);
+        assert_eq!(held(&monitor, &a), Some(a1.spec.clone()));
+        assert_eq!(held(&monitor, &c), None, "missing from the relist");
+        assert_eq!(held(&monitor, &x), Some(x.spec.clone()), "another type's relist");
+        assert!(listing.unfed.is_empty());
+
+        // After the first snapshot, changes go straight to the monitor.
+        let y = policy("MeshCircuitBreaker", "y", 0);
+        listing.apply(&zone(), Event::Apply(y.clone()), &monitor, Timestamp::now());
+        assert_eq!(held(&monitor, &y), Some(y.spec.clone()));
+        assert!(listing.unfed.is_empty());
+    }
+
+    #[test]
+    fn a_refused_list_restarts_every_type_and_judges_once_all_have_listed() {
+        let monitor = monitor();
+        let types = [rtype("MeshTimeout"), rtype("MeshCircuitBreaker")];
+        let mut listing = Listing::new(types.into_iter(), 2);
+        let x = policy("MeshCircuitBreaker", "x", 0);
+        list(&mut listing, &monitor, "MeshCircuitBreaker", vec![x.clone()]);
+        let three = ["a", "b", "c"].map(|n| policy("MeshTimeout", n, 0)).to_vec();
+        list(&mut listing, &monitor, "MeshTimeout", three);
+        assert!(listing.take_overflow());
+        assert!(!listing.complete());
+        assert!(!monitor.lock().engine.is_readable(&zone()));
+
+        listing.restart();
+        let a = policy("MeshTimeout", "a", 0);
+        list(&mut listing, &monitor, "MeshTimeout", vec![a.clone()]);
+        // The other type has not listed again since the restart: still nothing judged.
+        assert!(!monitor.lock().engine.is_readable(&zone()));
+        list(&mut listing, &monitor, "MeshCircuitBreaker", vec![x.clone()]);
+        assert!(monitor.lock().engine.is_readable(&zone()));
+        assert_eq!(held(&monitor, &a), Some(a.spec.clone()));
+        assert_eq!(held(&monitor, &x), Some(x.spec.clone()));
+    }
+
+    #[test]
+    fn zone_insights_follow_lists_and_changes() {
+        let monitor = monitor();
+        let zi = rtype("ZoneInsight");
+        let mut listing = Listing::new([zi].into_iter(), 100);
+        let insight = |zone: &str| {
+            Resource::new(
+                zi,
+                None,
+                zone,
+                json!({"subscriptions": [{"id": "a", "connectTime": "2026-11-02T09:00:00Z",
+                    "status": {"lastUpdateTime": "2026-11-02T09:06:00Z", "stat": {}}}]}),
+            )
+        };
+        let (cp, now) = (CpRole::Global, Timestamp::now());
+        listing.apply(&cp, Event::Init(zi), &monitor, now);
+        listing.apply(&cp, Event::InitApply(zi, insight("zone-1")), &monitor, now);
+        listing.apply(&cp, Event::InitApply(zi, insight("zone-2")), &monitor, now);
+        assert!(listing.apply(&cp, Event::InitDone(zi), &monitor, now));
+        assert_eq!(listing.zone_insights().len(), 2);
+        assert!(listing.apply(&cp, Event::Delete(insight("zone-2").key()), &monitor, now));
+        assert_eq!(listing.zone_insights().keys().collect::<Vec<_>>(), vec!["zone-1"]);
+        // A relist replaces them all.
+        listing.apply(&cp, Event::Init(zi), &monitor, now);
+        listing.apply(&cp, Event::InitApply(zi, insight("zone-3")), &monitor, now);
+        listing.apply(&cp, Event::InitDone(zi), &monitor, now);
+        assert_eq!(listing.zone_insights().keys().collect::<Vec<_>>(), vec!["zone-3"]);
+    }
 }

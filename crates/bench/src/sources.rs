@@ -1,0 +1,290 @@
+//! `serve` as users run it: the release binary as a child process, started on a YAML
+//! configuration, reading kuma-sim through its real sources. The global and the even
+//! zones (universal) are read over Kuma's REST API, the odd zones (Kubernetes) through
+//! kube-rs watchers on kuma-sim's Kubernetes API: the mix of issue #15.
+//!
+//! Measured from outside, as an operator would see it: the time from spawn to the first
+//! converged verdict (`/readyz`, then every `kuma_sync_zone_converged` at 1), the child's
+//! RSS once settled and its peak (`VmHWM`), `/metrics` scrape latency, and the CPU the
+//! child spends per REST poll cycle of a mesh that does not change.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use kuma_model::Environment;
+use kuma_sim::{GlobalStore, k8s_api, rest::RestApi};
+use tokio::time::Instant;
+
+use crate::{
+    fixtures::{self, Fixture},
+    measure::{self, Samples},
+    scrape_http,
+};
+
+/// Longest wait for the first converged verdict; past it the run failed.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(600);
+/// Between two readiness checks: small against the seconds measured.
+const CHECK_EVERY: Duration = Duration::from_millis(20);
+
+/// What one size measured.
+#[derive(Debug)]
+pub struct SourcesFigures {
+    pub zones: usize,
+    pub policies: usize,
+    /// Zones read over REST (the rest through Kubernetes watches).
+    pub rest_zones: usize,
+    pub first_converged: Duration,
+    pub rss_settled_kib: u64,
+    pub hwm_kib: u64,
+    pub scrape: Samples,
+    pub body_bytes: usize,
+    pub poll: Duration,
+    pub cycles: u32,
+    /// The child's user + system CPU over `cycles` poll intervals, divided by `cycles`.
+    pub cpu_per_cycle: Duration,
+}
+
+/// Where the bench looks for `kuma-sync`: `KUMA_SYNC_BIN`, else beside its own binary
+/// (`cargo build --release -p kuma-sync -p bench` puts both in `target/release`).
+pub fn default_serve_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KUMA_SYNC_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("own path")?;
+    Ok(exe.with_file_name("kuma-sync"))
+}
+
+/// Control planes served for the run; stopped when dropped at its end.
+struct Sim {
+    rest: Vec<kuma_sim::rest::RestHandle>,
+    kube: Vec<k8s_api::K8sApiHandle>,
+}
+
+impl Sim {
+    async fn shutdown(self) {
+        for h in self.rest {
+            h.shutdown().await;
+        }
+        for h in self.kube {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// The child; killed if the run fails half-way, so no `serve` outlives the bench.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn run(
+    serve: &Path,
+    zones: usize,
+    policies: usize,
+    poll: Duration,
+    cycles: u32,
+    scrapes: usize,
+) -> anyhow::Result<SourcesFigures> {
+    if !serve.is_file() {
+        bail!(
+            "no kuma-sync at {} (build it with `cargo build --release -p kuma-sync`, or set KUMA_SYNC_BIN)",
+            serve.display()
+        );
+    }
+    let fixture = Fixture {
+        zones,
+        policies,
+        global: Environment::Universal,
+        // Even zones universal, odd ones Kubernetes.
+        zone_env: None,
+        faults: false,
+    };
+    let dir = tempfile::tempdir()?;
+    let (sim, config) = stage(&fixture, dir.path(), poll).await?;
+    let config_path = dir.path().join("kuma-sync.yaml");
+    std::fs::write(&config_path, config)?;
+    // `listen: 127.0.0.1:0` would bind, but the child only names its port in a log line:
+    // a port the OS just handed out, released, is given to the child instead.
+    let addr = free_port()?;
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path)?;
+
+    let started = Instant::now();
+    let child = std::process::Command::new(serve)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .args(["--listen", &addr.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {}", serve.display()))?;
+    let mut child = Child(child);
+    let pid = child.0.id();
+    let converged = until_converged(addr, zones, &mut child.0);
+    let body = match tokio::time::timeout(CONVERGE_WITHIN, converged).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return Err(e.context(log_tail(&log_path))),
+        Err(_) => bail!(
+            "serve did not converge within {CONVERGE_WITHIN:?}; {}",
+            log_tail(&log_path)
+        ),
+    };
+    let first_converged = started.elapsed();
+
+    let rss_settled_kib = tokio::task::spawn_blocking(move || measure::settled_rss_kib_of(pid)).await?;
+
+    let mut scrape = Samples::default();
+    for _ in 0..scrapes {
+        let at = Instant::now();
+        scrape_http::get(addr, "/metrics").await?;
+        scrape.push(at.elapsed());
+    }
+
+    // Nothing changes and nothing scrapes: what the child spends is its polling (and the
+    // idle watches).
+    let ticks = measure::clock_ticks_per_second();
+    let before = measure::cpu_time_of(pid, ticks).context("the child exited")?;
+    tokio::time::sleep(poll * cycles).await;
+    let after = measure::cpu_time_of(pid, ticks).context("the child exited")?;
+    let (_, hwm_kib) = measure::rss_kib_of(pid);
+
+    drop(child);
+    sim.shutdown().await;
+    Ok(SourcesFigures {
+        zones,
+        policies,
+        rest_zones: (0..zones)
+            .filter(|z| matches!(fixture.zone_environment(*z), Environment::Universal))
+            .count(),
+        first_converged,
+        rss_settled_kib,
+        hwm_kib,
+        scrape,
+        body_bytes: body.len(),
+        poll,
+        cycles,
+        cpu_per_cycle: after.saturating_sub(before) / cycles.max(1),
+    })
+}
+
+/// Fills kuma-sim's stores from the fixture, serves each, and writes the configuration
+/// `serve` reads them with.
+async fn stage(fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<(Sim, String)> {
+    let global = Arc::new(GlobalStore::new(fixture.global.clone()));
+    for r in Fixture::meshes().into_iter().chain(fixture.global_policies()) {
+        global.upsert(r);
+    }
+    let api = RestApi::global(global).start("127.0.0.1:0".parse()?).await?;
+    let types: Vec<String> = fixtures::types().iter().map(|t| t.name().to_owned()).collect();
+    let mut config = format!(
+        "kumaVersion: \"2\"\ntypes: [{}]\nintervals:\n  poll: {}s\nglobal:\n  environment: universal\n  api:\n    url: {}\nzones:\n",
+        types.join(", "),
+        poll.as_secs(),
+        api.url()
+    );
+    let mut sim = Sim {
+        rest: vec![api],
+        kube: Vec::new(),
+    };
+    for z in 0..fixture.zones {
+        let env = fixture.zone_environment(z);
+        let store = Arc::new(GlobalStore::new(env.clone()));
+        for r in Fixture::meshes().into_iter().chain(fixture.zone_copies(z)) {
+            store.upsert(r);
+        }
+        let name = Fixture::zone_name(z);
+        match env {
+            Environment::Universal => {
+                let h = RestApi::new(store).start("127.0.0.1:0".parse()?).await?;
+                config += &format!(
+                    "  - name: {name}\n    environment: universal\n    api:\n      url: {}\n",
+                    h.url()
+                );
+                sim.rest.push(h);
+            }
+            Environment::Kubernetes { .. } => {
+                let h =
+                    k8s_api::start_k8s_api(store, "127.0.0.1:0".parse()?, k8s_api::K8sApiConfig::default())
+                        .await?;
+                let path = crate::e2e::kubeconfig(dir, &name, h.addr())?;
+                config += &format!(
+                    "  - name: {name}\n    environment: kubernetes\n    kubernetes:\n      kubeconfig: {}\n",
+                    path.display()
+                );
+                sim.kube.push(h);
+            }
+        }
+    }
+    Ok((sim, config))
+}
+
+/// Waits for `/readyz`, then for a `/metrics` where every zone is converged; returns that
+/// scrape. A child that exits first fails the run.
+async fn until_converged(
+    addr: SocketAddr,
+    zones: usize,
+    child: &mut std::process::Child,
+) -> anyhow::Result<String> {
+    let mut ready = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("serve exited with {status}");
+        }
+        if !ready {
+            // Refused until the child listens, 503 until every source has been read.
+            ready = scrape_http::get(addr, "/readyz").await.is_ok();
+        }
+        if ready {
+            let body = scrape_http::get(addr, "/metrics").await?;
+            if converged_zones(&body) == zones {
+                return Ok(body);
+            }
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
+/// Zones whose `kuma_sync_zone_converged` is 1.
+fn converged_zones(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("kuma_sync_zone_converged{"))
+        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(1.0))
+        .count()
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+/// The end of the child's log, for an error.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("serve's log ends:\n{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_zones_at_one_count_as_converged() {
+        let m = "# HELP kuma_sync_zone_converged x\nkuma_sync_zone_converged{zone=\"zone-000\"} 1\nkuma_sync_zone_converged{zone=\"zone-001\"} 0\nkuma_sync_zone_converged_total 1\n";
+        assert_eq!(converged_zones(m), 1);
+    }
+}
