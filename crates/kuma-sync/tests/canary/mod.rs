@@ -29,40 +29,74 @@ async fn last_success(addr: std::net::SocketAddr, zones: &[&str]) -> Vec<Option<
         .collect()
 }
 
+/// A lab of `scenario` and `serve` on it with the canary every [`INTERVAL`], once it has
+/// converged and every zone has been credited with a write: the lab, the running serve,
+/// its address, the zones, and each zone's first credited arrival.
+struct CanaryLab {
+    lab: kuma_sim::lab::Lab,
+    running: serve::Running,
+    addr: std::net::SocketAddr,
+    zones: Vec<String>,
+    credited: Vec<Option<f64>>,
+    _dir: tempfile::TempDir,
+}
+
+impl CanaryLab {
+    async fn start(scenario: Scenario) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (lab, mut cfg) = super::lab_and_config(scenario, dir.path()).await;
+        cfg.poll_interval = Duration::from_millis(200);
+        cfg.canary = Some(CanaryConfig {
+            mesh: "default".into(),
+            interval: INTERVAL,
+            rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
+            name: kuma_sync::canary::DEFAULT_NAME.into(),
+        });
+        let zones: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
+        let running = serve::start(cfg).await.expect("serve starts");
+        let addr = running.local_addr.expect("listening");
+        until(&running, "first convergence", |r| {
+            r.monitor.ready() && r.monitor.report().converged
+        })
+        .await;
+        let names: Vec<&str> = zones.iter().map(String::as_str).collect();
+        let credited = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let seen = last_success(addr, &names).await;
+                if seen.iter().all(Option::is_some) {
+                    return seen;
+                }
+                // Another write is due every interval; look again after one.
+                tokio::time::sleep(INTERVAL).await;
+            }
+        })
+        .await
+        .expect("the canary reached every zone");
+        Self {
+            lab,
+            running,
+            addr,
+            zones,
+            credited,
+            _dir: dir,
+        }
+    }
+
+    fn zone_names(&self) -> Vec<&str> {
+        self.zones.iter().map(String::as_str).collect()
+    }
+
+    async fn stop(self) {
+        self.running.stop().await;
+        self.lab.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_reaches_every_zone_and_a_stalled_zone_stops_being_credited() {
-    let dir = tempfile::tempdir().unwrap();
-    let (lab, mut cfg) =
-        super::lab_and_config(Scenario::from_yaml(FEDERATE).expect("scenario"), dir.path()).await;
-    cfg.poll_interval = Duration::from_millis(200);
-    cfg.canary = Some(CanaryConfig {
-        mesh: "default".into(),
-        interval: INTERVAL,
-        rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
-        name: kuma_sync::canary::DEFAULT_NAME.into(),
-    });
-    let zones: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
-    let zones: Vec<&str> = zones.iter().map(String::as_str).collect();
-    let running = serve::start(cfg).await.expect("serve starts");
-    let addr = running.local_addr.expect("listening");
-    until(&running, "first convergence", |r| {
-        r.monitor.ready() && r.monitor.report().converged
-    })
-    .await;
-
-    // Every zone is credited with a write.
-    let credited = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let seen = last_success(addr, &zones).await;
-            if seen.iter().all(Option::is_some) {
-                return seen;
-            }
-            // Another write is due every interval; look again after one.
-            tokio::time::sleep(INTERVAL).await;
-        }
-    })
-    .await
-    .expect("the canary reached every zone");
+    let canary = CanaryLab::start(Scenario::from_yaml(FEDERATE).expect("scenario")).await;
+    let (lab, running, addr, credited) = (&canary.lab, &canary.running, canary.addr, canary.credited.clone());
+    let zones = canary.zone_names();
     let (_, m) = get(addr, "/metrics", None).await;
     for z in &zones {
         let count = sample(
@@ -104,9 +138,7 @@ async fn the_canary_reaches_every_zone_and_a_stalled_zone_stops_being_credited()
     // And every comparison still says converged: nothing else changed.
     let report = running.monitor.report();
     assert!(report.converged, "{:?}", report.discrepancies);
-
-    running.stop().await;
-    lab.shutdown().await;
+    canary.stop().await;
 }
 
 /// Through the real Prometheus and Alertmanager: healthy, the canary raises nothing; with
@@ -119,32 +151,8 @@ async fn a_stalled_zone_raises_the_canary_alert_while_comparisons_say_converged(
 
     use crate::alerts_e2e::{alert_stack, await_notifications};
 
-    let dir = tempfile::tempdir().unwrap();
-    let (lab, mut cfg) =
-        super::lab_and_config(Scenario::from_yaml(FEDERATE).expect("scenario"), dir.path()).await;
-    cfg.poll_interval = Duration::from_millis(200);
-    cfg.canary = Some(CanaryConfig {
-        mesh: "default".into(),
-        interval: INTERVAL,
-        rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
-        name: kuma_sync::canary::DEFAULT_NAME.into(),
-    });
-    let zones: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
-    let running = serve::start(cfg).await.expect("serve starts");
-    let addr = running.local_addr.expect("listening");
-    until(&running, "first convergence", |r| {
-        r.monitor.ready() && r.monitor.report().converged
-    })
-    .await;
-    let names: Vec<&str> = zones.iter().map(String::as_str).collect();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !last_success(addr, &names).await.iter().all(Option::is_some) {
-            tokio::time::sleep(INTERVAL).await;
-        }
-    })
-    .await
-    .expect("the canary reached every zone");
-
+    let canary = CanaryLab::start(Scenario::from_yaml(FEDERATE).expect("scenario")).await;
+    let (lab, running, addr) = (&canary.lab, &canary.running, canary.addr);
     let target = addr.to_string();
     let (webhook, _alertmanager, _prometheus) = tokio::task::spawn_blocking(move || {
         alert_stack(&target, |rules| {
@@ -213,8 +221,7 @@ async fn a_stalled_zone_raises_the_canary_alert_while_comparisons_say_converged(
     })
     .await
     .unwrap();
-    running.stop().await;
-    lab.shutdown().await;
+    canary.stop().await;
 }
 
 /// A Kubernetes global (Kuma 2.x): the canary is a kuma.io object written through its
@@ -227,35 +234,9 @@ async fn on_a_kubernetes_global_the_canary_is_written_through_the_kubernetes_api
          zones:\n  - {name: zone-1, environment: {type: universal}}\n  - {name: zone-2, environment: {type: kubernetes, systemNamespace: kuma-system}}\n",
     )
     .expect("scenario");
-    let dir = tempfile::tempdir().unwrap();
-    let (lab, mut cfg) = super::lab_and_config(scenario, dir.path()).await;
-    assert!(
-        matches!(
-            cfg.global.source,
-            kuma_sync::config::SourceConfig::Kubernetes { .. }
-        ),
-        "the global is read through its Kubernetes API"
-    );
-    cfg.poll_interval = Duration::from_millis(200);
-    cfg.canary = Some(CanaryConfig {
-        mesh: "default".into(),
-        interval: INTERVAL,
-        rtype: ResourceType::from_name("MeshTimeout").expect("a type"),
-        name: kuma_sync::canary::DEFAULT_NAME.into(),
-    });
-    let running = serve::start(cfg).await.expect("serve starts");
-    let addr = running.local_addr.expect("listening");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !last_success(addr, &["zone-1", "zone-2"])
-            .await
-            .iter()
-            .all(Option::is_some)
-        {
-            tokio::time::sleep(INTERVAL).await;
-        }
-    })
-    .await
-    .expect("the canary reached every zone");
+    let canary = CanaryLab::start(scenario).await;
+    let (lab, running, addr) = (&canary.lab, &canary.running, canary.addr);
+    assert_eq!(canary.zone_names(), ["zone-1", "zone-2"]);
     // Stored on the global as Kuma's Kubernetes store keeps a policy of the system namespace.
     let mt = ResourceType::from_name("MeshTimeout").expect("a type");
     let stored = lab
@@ -268,6 +249,5 @@ async fn on_a_kubernetes_global_the_canary_is_written_through_the_kubernetes_api
     let (_, m) = get(addr, "/metrics", None).await;
     assert_eq!(sample(&m, "kuma_sync_canary_errors_total"), Some(0.0));
     assert!(running.monitor.report().converged);
-    running.stop().await;
-    lab.shutdown().await;
+    canary.stop().await;
 }
