@@ -507,7 +507,33 @@ fn replicas_elect_a_leader_on_a_lease_the_chart_grants() {
     let one = render(None, "kuma-sync", "kuma-sync");
     assert!(one.of_kind("Role").is_empty() && one.of_kind("RoleBinding").is_empty());
     assert!(load_in_the_pod(&one).leader_election.is_none());
-    assert!(refused(&["replicaCount=2", "shards=2"]).contains("shards"));
+    // Sharded too: replicas of each shard, pod N a replica of shard N mod shards.
+    let both = helm::template("kuma-sync", "kuma-sync", &[], &["replicaCount=2", "shards=3"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(both.success(), "{}", both.transcript());
+    let both = Rendering {
+        name: "replicaCount=2,shards=3".into(),
+        values: Value::Null,
+        namespace: "kuma-sync",
+        objects: helm::documents(&both.stdout),
+    };
+    let sts: StatefulSet = both.one("StatefulSet");
+    assert_eq!(sts.spec.expect("spec").replicas, Some(6));
+    let config = load_in_the_pod(&both);
+    let shards = config.shards.expect("sharded");
+    assert_eq!((shards.total, shards.replicas), (3, Some(2)));
+    let name = sts.metadata.name.expect("name");
+    assert_eq!(
+        shards
+            .shard(Some(&format!("{name}-4")))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .index,
+        1
+    );
+    assert!(
+        config.leader_election.is_some(),
+        "each shard's replicas elect a leader"
+    );
     assert!(refused(&["replicaCount=0"]).contains("replicaCount"));
 }
 

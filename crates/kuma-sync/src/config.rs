@@ -157,12 +157,16 @@ impl LeaderElectionFile {
 }
 
 /// `shards: {total: 3, index: 1}`. Without `index`, the ordinal at the end of the pod's
-/// name (`HOSTNAME`, as a StatefulSet names pods: `kuma-sync-2`) is the index.
+/// name (`HOSTNAME`, as a StatefulSet names pods: `kuma-sync-2`) is the index. With
+/// `replicas: R`, each shard runs R pods that elect a leader (`leaderElection`): the
+/// StatefulSet has `total` x R pods, and pod N is a replica of shard N mod `total`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ShardsFile {
     pub total: u32,
     pub index: Option<u32>,
+    #[serde(default)]
+    pub replicas: Option<u32>,
 }
 
 impl ShardsFile {
@@ -170,15 +174,25 @@ impl ShardsFile {
     pub fn shard(&self, hostname: Option<&str>) -> Result<Shard, ConfigError> {
         let index = match self.index {
             Some(index) => index,
-            None => hostname
-                .and_then(|h| h.rsplit_once('-'))
-                .and_then(|(_, ordinal)| ordinal.parse().ok())
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "shards: no index, and the host name {:?} does not end in a StatefulSet ordinal (name-N)",
-                        hostname.unwrap_or("")
-                    ))
-                })?,
+            None => {
+                let ordinal: u32 = hostname
+                    .and_then(|h| h.rsplit_once('-'))
+                    .and_then(|(_, ordinal)| ordinal.parse().ok())
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "shards: no index, and the host name {:?} does not end in a StatefulSet ordinal (name-N)",
+                            hostname.unwrap_or("")
+                        ))
+                    })?;
+                // Beyond `total`, a pod is another replica of a shard, when replicas are
+                // configured; otherwise it is a StatefulSet larger than the shard count.
+                match self.replicas {
+                    Some(replicas) if ordinal < self.total.saturating_mul(replicas) && self.total > 0 => {
+                        ordinal % self.total
+                    }
+                    _ => ordinal,
+                }
+            }
         };
         Shard::new(index, self.total).map_err(|e| ConfigError(format!("shards: {e}")))
     }
@@ -789,7 +803,11 @@ mod tests {
 
     #[test]
     fn a_shard_comes_from_the_file_or_the_statefulset_ordinal() {
-        let file = |total, index| ShardsFile { total, index };
+        let file = |total, index| ShardsFile {
+            total,
+            index,
+            replicas: None,
+        };
         assert_eq!(file(3, Some(1)).shard(None).unwrap(), Shard::new(1, 3).unwrap());
         assert_eq!(
             file(3, None).shard(Some("kuma-sync-2")).unwrap(),
@@ -810,6 +828,21 @@ mod tests {
                 .contains("StatefulSet ordinal")
         );
         assert!(file(0, Some(0)).shard(None).is_err());
+        // Two replicas a shard: six pods, pod 4 is a replica of shard 1; pod 6 is one too many.
+        let replicated = ShardsFile {
+            total: 3,
+            index: None,
+            replicas: Some(2),
+        };
+        assert_eq!(
+            replicated.shard(Some("kuma-sync-4")).unwrap(),
+            Shard::new(1, 3).unwrap()
+        );
+        assert_eq!(
+            replicated.shard(Some("kuma-sync-0")).unwrap(),
+            Shard::new(0, 3).unwrap()
+        );
+        assert!(replicated.shard(Some("kuma-sync-6")).is_err());
         let c = parse("global: {api: {url: \"http://g\"}}\nshards: {total: 3}\n").unwrap();
         assert_eq!(
             c.shards.map(|s| s.total),

@@ -64,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 cfg.shards = Some(config::ShardsFile {
                     total,
                     index: args.shard,
+                    replicas: cfg.shards.as_ref().and_then(|s| s.replicas),
                 });
             }
             if let Some(listen) = &args.listen {

@@ -178,6 +178,11 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
         if config.identity.is_empty() {
             config.identity = std::env::var("HOSTNAME").unwrap_or_default();
         }
+        // Each shard's replicas elect their own leader: one probe (shard 0's leader) and
+        // one canary writer in all, a leader per shard for the rest.
+        if let Some(shard) = shard {
+            config.lease_name = format!("{}-shard-{}", config.lease_name, shard.index);
+        }
         config.check().map_err(|e| ServeError::Config(e.to_string()))?;
         let client =
             policy_watcher::source::kube::client(election.kubeconfig.as_deref(), election.context.as_deref())

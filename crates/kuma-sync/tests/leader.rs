@@ -267,4 +267,104 @@ mod replicas {
         assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some(other.name));
         kds.shutdown().await;
     }
+
+    /// Two shards of two replicas each: every shard elects its own leader on its own
+    /// Lease, and of the four processes only shard 0's leader runs the probe.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_shard_elects_its_own_leader() {
+        let lab = RestLab::start(4, true).await;
+        let kds = start_global_kds(
+            lab.global.clone(),
+            "127.0.0.1:0".parse().expect("an address"),
+            KdsServerConfig::default(),
+        )
+        .await
+        .expect("the global's KDS");
+        let cluster = super::api().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kc = kubeconfig(dir.path(), "cluster", cluster.addr());
+        let zones: String = lab
+            .zone_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| format!("{{name: zone-{i}, api: {{url: \"{url}\"}}}}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = dir.path().join("kuma-sync.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{api: {{url: \"{}\"}}}}\nzones: [{zones}]\n\
+                 types: [MeshCircuitBreaker]\nintervals: {{poll: 1s}}\nkds: {{address: \"{}\"}}\n\
+                 shards: {{total: 2, replicas: 2}}\n\
+                 leaderElection: {{namespace: kuma-sync, kubeconfig: \"{}\", leaseDuration: 3s, renewDeadline: 2s, retryPeriod: 200ms}}\n",
+                lab.global_url,
+                kds.url(),
+                kc.display()
+            ),
+        )
+        .expect("write the config");
+        let names = ["kuma-sync-0", "kuma-sync-1", "kuma-sync-2", "kuma-sync-3"];
+        let mut pods = Vec::new();
+        for name in names {
+            pods.push(start(&config, name).await);
+        }
+        // Each shard's Lease gets a holder among that shard's pods (ordinal mod 2).
+        let holders = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let mut holders = Vec::new();
+                for shard in 0..2 {
+                    let lease = kube::Api::<Lease>::namespaced(client(&cluster).await, "kuma-sync")
+                        .get_opt(&format!("kuma-sync-shard-{shard}"))
+                        .await
+                        .expect("read the lease");
+                    holders.push(lease.and_then(|l| l.spec).and_then(|s| s.holder_identity));
+                }
+                if holders.iter().all(Option::is_some) {
+                    return holders.into_iter().flatten().collect::<Vec<String>>();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .expect("every shard elects a leader");
+        for (shard, holder) in holders.iter().enumerate() {
+            let ordinal: usize = holder
+                .rsplit('-')
+                .next()
+                .and_then(|o| o.parse().ok())
+                .expect("an ordinal");
+            assert_eq!(
+                ordinal % 2,
+                shard,
+                "shard {shard}'s lease is held by {holder}, a pod of another shard"
+            );
+        }
+        // Settled: the leaders say so, and the probe runs on shard 0's leader alone.
+        assert!(
+            leads(
+                &pods[holders[0].rsplit('-').next().unwrap().parse::<usize>().unwrap()],
+                Duration::from_secs(10)
+            )
+            .await
+        );
+        for pod in &pods {
+            let m = metrics(pod).await;
+            let leader = holders.iter().any(|h| h == pod.name);
+            assert_eq!(
+                sample(&m, "kuma_sync_leader"),
+                Some(if leader { 1.0 } else { 0.0 }),
+                "{}",
+                pod.name
+            );
+            let probe = m.contains("kuma_sync_kds_connected");
+            assert_eq!(
+                probe,
+                pod.name == holders[0],
+                "{}: the probe only on shard 0's leader",
+                pod.name
+            );
+        }
+        kds.shutdown().await;
+    }
 }

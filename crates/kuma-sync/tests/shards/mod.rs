@@ -37,6 +37,7 @@ async fn each_zone_is_judged_by_exactly_one_shard() {
         cfg.shards = Some(ShardsFile {
             total: SHARDS,
             index: Some(index),
+            replicas: None,
         });
         running.push(serve::start(cfg).await.expect("a shard starts"));
     }

@@ -181,7 +181,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- if gt (int .Values.shards) 1 -}}
 {{- /* No index: each pod is the shard its StatefulSet ordinal says (kuma-sync-2 is 2). */ -}}
-{{- $_ := set $cfg "shards" (dict "total" (int .Values.shards)) -}}
+{{- $shards := dict "total" (int .Values.shards) -}}
+{{- if include "kuma-sync.elects" . -}}
+{{- /* Pod N is a replica of shard N mod total; each shard's replicas elect their own leader. */ -}}
+{{- $_ := set $shards "replicas" (int .Values.replicaCount) -}}
+{{- end -}}
+{{- $_ := set $cfg "shards" $shards -}}
 {{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
@@ -214,11 +219,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if gt (int .Values.shards) 1 -}}true{{- end -}}
 {{- end -}}
 
-{{/* Replicas elect a leader on a Lease (the probe runs on it alone); sharded, one pod per shard. */}}
+{{/* Replicas (of each shard, when sharded) elect a leader on a Lease; the probe runs on one. */}}
 {{- define "kuma-sync.checkReplicas" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (gt (int .Values.shards) 1) -}}
-{{- fail (printf "replicaCount %v with shards %v: replicas of a sharded kuma-sync are not supported yet; run one pod per shard (shards), or replicas of one (replicaCount)" .Values.replicaCount .Values.shards) -}}
-{{- end -}}
 {{- if lt (int .Values.replicaCount) 1 -}}
 {{- fail (printf "replicaCount %v: kuma-sync needs one replica (use helm uninstall to stop it)" .Values.replicaCount) -}}
 {{- end -}}
