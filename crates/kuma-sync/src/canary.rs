@@ -44,6 +44,19 @@ pub struct CanaryConfig {
     pub name: String,
 }
 
+/// The types the canary can be: targetRef policies that sync to every zone, with a `to`
+/// list, whose spec below Kuma validates (`default_conf`).
+pub const TYPES: [&str; 3] = ["MeshTimeout", "MeshCircuitBreaker", "MeshRetry"];
+
+/// A `to[].default` valid for the canary's type; it applies to no proxy anyway.
+fn default_conf(rtype: ResourceType) -> Value {
+    match rtype.name() {
+        "MeshCircuitBreaker" => json!({"connectionLimits": {"maxConnections": 1024}}),
+        "MeshRetry" => json!({"http": {"numRetries": 1}}),
+        _ => json!({"connectionTimeout": "5s"}),
+    }
+}
+
 /// The policy at `sequence`, as Kuma's REST API takes it.
 pub fn document(cfg: &CanaryConfig, sequence: u64) -> Value {
     json!({
@@ -56,7 +69,7 @@ pub fn document(cfg: &CanaryConfig, sequence: u64) -> Value {
         },
         "spec": {
             "targetRef": {"kind": "Dataplane", "labels": {TARGET_LABEL: "none"}},
-            "to": [{"targetRef": {"kind": "Mesh"}, "default": {"connectionTimeout": "5s"}}],
+            "to": [{"targetRef": {"kind": "Mesh"}, "default": default_conf(cfg.rtype)}],
         },
     })
 }

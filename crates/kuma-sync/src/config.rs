@@ -62,12 +62,14 @@ impl CanaryFile {
                 .filter(|d| *d >= Duration::from_secs(5))
                 .ok_or_else(|| ConfigError(format!("canary.interval {text:?}: a duration of 5s or more")))?,
         };
-        // The policy's spec is MeshTimeout's; other types would need their own.
-        let rtype = match self.rtype.as_deref() {
-            None | Some("MeshTimeout") => ResourceType::from_name("MeshTimeout").expect("a known type"),
-            Some(other) => {
+        // Each type's spec is written out in `canary::default_conf`.
+        let type_name = self.rtype.as_deref().unwrap_or("MeshTimeout");
+        let rtype = match ResourceType::from_name(type_name) {
+            Some(t) if crate::canary::TYPES.contains(&t.name()) => t,
+            _ => {
                 return Err(ConfigError(format!(
-                    "canary.type {other:?}: only MeshTimeout is supported"
+                    "canary.type {type_name:?}: one of {}",
+                    crate::canary::TYPES.join(", ")
                 )));
             }
         };
@@ -737,7 +739,7 @@ mod tests {
                 "canary.interval",
             ),
             (
-                "global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, type: MeshRetry}",
+                "global: {api: {url: \"http://g\"}}\ncanary: {mesh: default, type: MeshTrace}",
                 "canary.type",
             ),
             (
