@@ -193,9 +193,18 @@ mod replicas {
         .is_ok()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_probe_runs_on_the_leader_only_and_moves_when_it_is_killed() {
-        let lab = RestLab::start(1, true).await;
+    /// `zones` REST zones holding their copies, the global's KDS, a cluster for the
+    /// Lease, and a configuration electing on it (with `extra` lines) written for them.
+    struct Replicated {
+        _lab: RestLab,
+        kds: kuma_sim::KdsHandle,
+        cluster: k8s_api::K8sApiHandle,
+        config: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn replicated(zones: usize, extra: &str) -> Replicated {
+        let lab = RestLab::start(zones, true).await;
         let kds = start_global_kds(
             lab.global.clone(),
             "127.0.0.1:0".parse().expect("an address"),
@@ -206,22 +215,41 @@ mod replicas {
         let cluster = super::api().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let kc = kubeconfig(dir.path(), "cluster", cluster.addr());
+        let zones: String = lab
+            .zone_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| format!("{{name: zone-{}, api: {{url: \"{url}\"}}}}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
         let config = dir.path().join("kuma-sync.yaml");
         std::fs::write(
             &config,
             format!(
-                "global: {{api: {{url: \"{}\"}}}}\nzones: [{{name: zone-1, api: {{url: \"{}\"}}}}]\n\
-                 types: [MeshCircuitBreaker]\nintervals: {{poll: 1s}}\nkds: {{address: \"{}\"}}\n\
+                "global: {{api: {{url: \"{}\"}}}}\nzones: [{zones}]\n\
+                 types: [MeshCircuitBreaker]\nintervals: {{poll: 1s}}\nkds: {{address: \"{}\"}}\n{extra}\
                  leaderElection: {{namespace: kuma-sync, kubeconfig: \"{}\", leaseDuration: 3s, renewDeadline: 2s, retryPeriod: 200ms}}\n",
                 lab.global_url,
-                lab.zone_urls[0],
                 kds.url(),
                 kc.display()
             ),
         )
         .expect("write the config");
-        let a = start(&config, "kuma-sync-a").await;
-        let b = start(&config, "kuma-sync-b").await;
+        Replicated {
+            _lab: lab,
+            kds,
+            cluster,
+            config,
+            _dir: dir,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_probe_runs_on_the_leader_only_and_moves_when_it_is_killed() {
+        let setup = replicated(1, "").await;
+        let (config, cluster) = (&setup.config, &setup.cluster);
+        let a = start(config, "kuma-sync-a").await;
+        let b = start(config, "kuma-sync-b").await;
         let (first, other) = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 if leads(&a, Duration::from_millis(300)).await {
@@ -248,7 +276,7 @@ mod replicas {
             "{}",
             other.name
         );
-        let lease = super::lease(&cluster, "kuma-sync").await;
+        let lease = super::lease(cluster, "kuma-sync").await;
         assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some(first.name));
 
         // The leader's node dies: nothing gives the lease up.
@@ -263,58 +291,28 @@ mod replicas {
         let took = died.elapsed();
         // The lease (3 s) expires, then the next try (200 ms) takes it; the probe connects.
         assert!(took < Duration::from_secs(6), "took over after {took:?}");
-        let lease = super::lease(&cluster, "kuma-sync").await;
+        let lease = super::lease(cluster, "kuma-sync").await;
         assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some(other.name));
-        kds.shutdown().await;
+        setup.kds.shutdown().await;
     }
 
     /// Two shards of two replicas each: every shard elects its own leader on its own
     /// Lease, and of the four processes only shard 0's leader runs the probe.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_shard_elects_its_own_leader() {
-        let lab = RestLab::start(4, true).await;
-        let kds = start_global_kds(
-            lab.global.clone(),
-            "127.0.0.1:0".parse().expect("an address"),
-            KdsServerConfig::default(),
-        )
-        .await
-        .expect("the global's KDS");
-        let cluster = super::api().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kc = kubeconfig(dir.path(), "cluster", cluster.addr());
-        let zones: String = lab
-            .zone_urls
-            .iter()
-            .enumerate()
-            .map(|(i, url)| format!("{{name: zone-{i}, api: {{url: \"{url}\"}}}}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let config = dir.path().join("kuma-sync.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{api: {{url: \"{}\"}}}}\nzones: [{zones}]\n\
-                 types: [MeshCircuitBreaker]\nintervals: {{poll: 1s}}\nkds: {{address: \"{}\"}}\n\
-                 shards: {{total: 2, replicas: 2}}\n\
-                 leaderElection: {{namespace: kuma-sync, kubeconfig: \"{}\", leaseDuration: 3s, renewDeadline: 2s, retryPeriod: 200ms}}\n",
-                lab.global_url,
-                kds.url(),
-                kc.display()
-            ),
-        )
-        .expect("write the config");
+        let setup = replicated(4, "shards: {total: 2, replicas: 2}\n").await;
+        let (config, cluster) = (&setup.config, &setup.cluster);
         let names = ["kuma-sync-0", "kuma-sync-1", "kuma-sync-2", "kuma-sync-3"];
         let mut pods = Vec::new();
         for name in names {
-            pods.push(start(&config, name).await);
+            pods.push(start(config, name).await);
         }
         // Each shard's Lease gets a holder among that shard's pods (ordinal mod 2).
         let holders = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let mut holders = Vec::new();
                 for shard in 0..2 {
-                    let lease = kube::Api::<Lease>::namespaced(client(&cluster).await, "kuma-sync")
+                    let lease = kube::Api::<Lease>::namespaced(client(cluster).await, "kuma-sync")
                         .get_opt(&format!("kuma-sync-shard-{shard}"))
                         .await
                         .expect("read the lease");
@@ -365,6 +363,6 @@ mod replicas {
                 pod.name
             );
         }
-        kds.shutdown().await;
+        setup.kds.shutdown().await;
     }
 }
