@@ -41,6 +41,42 @@ fn config(global: CpConfig, zone: CpConfig) -> ServeConfig {
     }
 }
 
+/// The global's and the zone's Kubernetes APIs on kuma-sim (the zone's with
+/// `zone_config`), and `serve` watching both through kube-rs.
+struct KubeLab {
+    global_api: k8s_api::K8sApiHandle,
+    zone_api: k8s_api::K8sApiHandle,
+    running: serve::Running,
+    _dir: tempfile::TempDir,
+}
+
+async fn kube_lab(
+    global: &Arc<GlobalStore>,
+    zone: &Arc<GlobalStore>,
+    zone_config: k8s_api::K8sApiConfig,
+) -> KubeLab {
+    let loopback = || "127.0.0.1:0".parse().expect("an address");
+    let global_api = k8s_api::start_k8s_api(global.clone(), loopback(), k8s_api::K8sApiConfig::default())
+        .await
+        .expect("the global's API");
+    let zone_api = k8s_api::start_k8s_api(zone.clone(), loopback(), zone_config)
+        .await
+        .expect("the zone's API");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let running = serve::start(config(
+        kube_cp(kubeconfig(dir.path(), "global", global_api.addr())),
+        kube_cp(kubeconfig(dir.path(), "zone-1", zone_api.addr())),
+    ))
+    .await
+    .expect("serve starts");
+    KubeLab {
+        global_api,
+        zone_api,
+        running,
+        _dir: dir,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -58,20 +94,12 @@ async fn kubernetes_watch_sources_converge_diverge_and_go_unknown() {
             "version": {"kumaCp": {"version": "2.14.3", "kumaCpGlobalCompatible": true}}}]}),
     ));
     zone.upsert(zone_copy(2));
-    let cfg = k8s_api::K8sApiConfig::default();
-    let global_api = k8s_api::start_k8s_api(global.clone(), "127.0.0.1:0".parse().unwrap(), cfg.clone())
-        .await
-        .unwrap();
-    let zone_api = k8s_api::start_k8s_api(zone.clone(), "127.0.0.1:0".parse().unwrap(), cfg)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let running = serve::start(config(
-        kube_cp(kubeconfig(dir.path(), "global", global_api.addr())),
-        kube_cp(kubeconfig(dir.path(), "zone-1", zone_api.addr())),
-    ))
-    .await
-    .expect("serve starts");
+    let KubeLab {
+        global_api,
+        zone_api,
+        running,
+        _dir,
+    } = kube_lab(&global, &zone, k8s_api::K8sApiConfig::default()).await;
     let addr = running.local_addr.expect("serving HTTP");
 
     until(&running, "convergence and insights", |r| {
@@ -224,27 +252,16 @@ async fn a_relist_after_the_first_snapshot_replaces_the_listed_objects() {
     local.name = "zone-local.kuma-system".into();
     zone.upsert(zone_copy(2));
     zone.upsert(local.clone());
-    let global_api = k8s_api::start_k8s_api(
-        global.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        k8s_api::K8sApiConfig::default(),
-    )
-    .await
-    .unwrap();
     let compacting = k8s_api::K8sApiConfig {
         history_limit: 1,
         ..k8s_api::K8sApiConfig::default()
     };
-    let zone_api = k8s_api::start_k8s_api(zone.clone(), "127.0.0.1:0".parse().unwrap(), compacting)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let running = serve::start(config(
-        kube_cp(kubeconfig(dir.path(), "global", global_api.addr())),
-        kube_cp(kubeconfig(dir.path(), "zone-1", zone_api.addr())),
-    ))
-    .await
-    .expect("serve starts");
+    let KubeLab {
+        global_api,
+        zone_api,
+        running,
+        _dir,
+    } = kube_lab(&global, &zone, compacting).await;
     let zone_cp = kuma_model::CpRole::Zone("zone-1".into());
     let spec_in_zone = |r: &serve::Running, key: &kuma_model::ResourceKey| {
         r.monitor
