@@ -260,6 +260,16 @@ impl Monitor {
         filled
     }
 
+    /// A full, successful read of `cp` that found exactly what the engine already holds
+    /// from the last one (the REST source knows by the pages' bytes): `cp` is read as of
+    /// `now`, with nothing to compare again.
+    pub fn read_unchanged(&self, cp: &CpRole, now: Timestamp) {
+        let mut st = self.lock();
+        st.read_succeeded(cp, now);
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
     /// One change read from a watch.
     pub fn change(&self, cp: &CpRole, change: Change, now: Timestamp) {
         let mut st = self.lock();

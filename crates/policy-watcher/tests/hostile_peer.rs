@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use crate::common::http_peer::{self, Log};
+use crate::common::{
+    http_peer::{self, Log},
+    until,
+};
 use kuma_model::{CpRole, Environment, ResourceType};
 use policy_watcher::{
     Engine, Selection, Topology, ZoneSpec, ZoneState,
@@ -250,17 +253,6 @@ async fn zone_insights_come_from_every_page_within_the_read_bounds() {
 }
 
 /// Waits until `check` holds of the monitor, looking at every change.
-async fn until(monitor: &Monitor, what: &str, check: impl Fn(&Monitor) -> bool) {
-    let mut changes = monitor.subscribe();
-    tokio::time::timeout(WAIT, async {
-        while !check(monitor) {
-            changes.changed().await.expect("monitor alive");
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
-
 fn zone_errors(monitor: &Monitor, class: &str) -> u64 {
     let st = monitor.lock();
     st.sources[&CpRole::Zone("zone-1".into())]

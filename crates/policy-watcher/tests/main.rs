@@ -12,3 +12,5 @@ mod incremental;
 mod monitor;
 #[cfg(feature = "sources")]
 mod rest_source;
+#[cfg(feature = "sources")]
+mod rest_unchanged;

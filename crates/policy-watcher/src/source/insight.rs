@@ -35,26 +35,31 @@ impl KumaApi {
     pub async fn zone_insights(&self) -> Result<BTreeMap<String, ZoneInsight>, SourceError> {
         let mut insights = BTreeMap::new();
         let budget = Budget::new(self.limits());
-        self.walk_pages("zone-insights", "ZoneInsight", &budget, |url, body| {
-            let page: Value = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
-                url: url.to_owned(),
-                reason: format!("not JSON: {e}"),
-            })?;
-            let parsed = parse_list(&page).map_err(|reason| SourceError::Decode {
-                url: url.to_owned(),
-                reason,
-            })?;
-            let items = parsed.len();
-            for (zone, insight) in parsed {
-                if insights.insert(zone.clone(), insight).is_some() {
-                    return Err(SourceError::Paging {
-                        url: url.to_owned(),
-                        reason: format!("zone {zone:?} is on two pages of ZoneInsights"),
-                    });
+        self.walk_pages(
+            "zone-insights",
+            "ZoneInsight",
+            &budget,
+            &mut |url: &str, body: &bytes::Bytes| {
+                let page: Value = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
+                    url: url.to_owned(),
+                    reason: format!("not JSON: {e}"),
+                })?;
+                let parsed = parse_list(&page).map_err(|reason| SourceError::Decode {
+                    url: url.to_owned(),
+                    reason,
+                })?;
+                let items = parsed.len();
+                for (zone, insight) in parsed {
+                    if insights.insert(zone.clone(), insight).is_some() {
+                        return Err(SourceError::Paging {
+                            url: url.to_owned(),
+                            reason: format!("zone {zone:?} is on two pages of ZoneInsights"),
+                        });
+                    }
                 }
-            }
-            Ok(items)
-        })
+                Ok(items)
+            },
+        )
         .await?;
         Ok(insights)
     }

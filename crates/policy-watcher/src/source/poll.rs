@@ -1,5 +1,8 @@
 //! Polling a control plane's REST API into the monitor: a full read every interval, each
-//! one replacing the last, so deletions are seen too.
+//! one replacing the last, so deletions are seen too. A type whose pages come back byte
+//! for byte as the last read the monitor took in is not parsed or fed again
+//! ([`ReadDigests`]); a read that fails, or that the monitor could not take in, forgets
+//! the last read, so the next is taken in whole.
 
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
@@ -9,7 +12,7 @@ use kuma_model::{CpRole, ResourceType};
 use super::{
     SourceError,
     insight::ZoneInsight,
-    rest::{KumaApi, Pages},
+    rest::{KumaApi, Pages, ReadDigests},
 };
 use crate::monitor::Monitor;
 
@@ -67,6 +70,8 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
     let mut ticker = tokio::time::interval(target.interval);
     // A slow control plane delays the next read rather than piling reads up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The pages of the last read the monitor holds.
+    let mut last: Option<ReadDigests> = None;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -75,7 +80,7 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
         let started = Timestamp::now();
         let read = tokio::select! {
             _ = &mut shutdown => return,
-            read = tokio::time::timeout(target.read_deadline, read(&target)) => {
+            read = tokio::time::timeout(target.read_deadline, read(&target, last.as_ref())) => {
                 read.unwrap_or_else(|_| Err(SourceError::ReadDeadline {
                     url: target.api.base().to_owned(),
                     deadline: target.read_deadline,
@@ -84,28 +89,38 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
         };
         match read {
             Ok((pages, insights)) => {
-                tracing::debug!(cp = %target.cp, resources = pages.len(), "read control plane");
-                // Parsed into the engine one resource at a time, under the monitor's lock.
-                let fed = monitor.snapshot_each(
-                    &target.cp,
-                    |key| pages.holds(key),
-                    |push| pages.feed(push),
-                    started,
-                );
+                tracing::debug!(cp = %target.cp, changed = pages.len(), unchanged = pages.unchanged(), "read control plane");
+                let digests = pages.digests();
+                let fed = if pages.unchanged() {
+                    monitor.read_unchanged(&target.cp, started);
+                    Ok(())
+                } else {
+                    // Parsed into the engine one resource at a time, under the monitor's
+                    // lock; unchanged types are held as they are.
+                    monitor.snapshot_each(
+                        &target.cp,
+                        |key| pages.holds(key),
+                        |push| pages.feed(push),
+                        started,
+                    )
+                };
                 drop(pages);
                 match fed {
                     Ok(()) => {
+                        last = Some(digests);
                         if let Some(insights) = insights {
                             monitor.zone_insights(insights);
                         }
                     }
                     Err(error) => {
+                        last = None;
                         tracing::error!(cp = %target.cp, %error, "a checked read no longer parses");
                         monitor.failed(&target.cp, &error);
                     }
                 }
             }
             Err(error) => {
+                last = None;
                 tracing::warn!(cp = %target.cp, %error, retryable = error.is_retryable(), "cannot read control plane");
                 monitor.failed(&target.cp, &error);
             }
@@ -113,9 +128,13 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
     }
 }
 
-/// One full read; on the global, the zones' insights too.
-async fn read(target: &PollTarget) -> Result<(Pages, Option<BTreeMap<String, ZoneInsight>>), SourceError> {
-    let resources = target.api.read_all(&target.types).await?;
+/// One full read, parsing only what differs from `last`; on the global, the zones'
+/// insights too.
+async fn read(
+    target: &PollTarget,
+    last: Option<&ReadDigests>,
+) -> Result<(Pages, Option<BTreeMap<String, ZoneInsight>>), SourceError> {
+    let resources = target.api.read_all(&target.types, last).await?;
     let insights = match target.cp {
         CpRole::Global => Some(target.api.zone_insights().await?),
         CpRole::Zone(_) => None,

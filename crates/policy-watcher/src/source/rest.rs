@@ -1,9 +1,14 @@
 //! Kuma's REST API as a source (kuma-semantics 7.4): every page of every checked type, read
 //! with bounded concurrency. The API has no watch and no versions, so callers poll and
 //! fold each full read into the engine with [`crate::Engine::replace`].
+//!
+//! A poller passes the [`ReadDigests`] of its last read that the engine took in: a type
+//! whose pages come back byte for byte as they were is not parsed again, nor handed to
+//! the engine, which still holds what those bytes said. An unchanged control plane then
+//! costs its transfer and a hash of its bytes, not a parse of every resource.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
@@ -44,12 +49,44 @@ impl Default for ReadLimits {
 }
 
 /// One control plane's read, as its pages' bodies: each was parsed once when it was
-/// read (so it is known good), and is parsed again by [`Pages::feed`].
+/// read (so it is known good), and is parsed again by [`Pages::feed`]. Types whose pages
+/// were as the last read's ([`ReadDigests`]) hold no pages: they are `unchanged`.
 #[derive(Debug, Default)]
 pub struct Pages {
     pages: Vec<Page>,
     /// [`key_digest`]s of the resources the pages hold.
     keys: HashSet<u128>,
+    /// Types read exactly as in the previous read given: not parsed, not fed.
+    unchanged: HashSet<ResourceType>,
+    /// What this read's pages were, for the next read.
+    digests: ReadDigests,
+}
+
+/// Each type's pages, as one read found them: a digest of each page's URL and body, and
+/// how many items it held. A later read that finds a type's pages identical knows what
+/// they hold without parsing them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReadDigests {
+    types: HashMap<ResourceType, Vec<PageDigest>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageDigest {
+    digest: u128,
+    /// Items of every type on the page: what the read's item limit is charged.
+    items: usize,
+    /// The page's `next`, resolved: a page read as before is not parsed even for it.
+    next: Option<String>,
+}
+
+impl PageDigest {
+    fn of(url: &str, body: &[u8]) -> u128 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&(url.len() as u64).to_le_bytes());
+        hasher.update(url.as_bytes());
+        hasher.update(body);
+        hasher.digest128()
+    }
 }
 
 #[derive(Debug)]
@@ -81,12 +118,13 @@ impl Page {
 }
 
 impl Pages {
-    /// Whether the read holds a resource with this key.
+    /// Whether the read holds a resource with this key. Of an unchanged type, it holds
+    /// whatever the previous read held: the engine's resources of that type stay.
     pub fn holds(&self, key: &ResourceKey) -> bool {
-        self.keys.contains(&key_digest(key))
+        self.unchanged.contains(&key.rtype) || self.keys.contains(&key_digest(key))
     }
 
-    /// Resources in the read.
+    /// Resources in the read's changed types.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -95,8 +133,27 @@ impl Pages {
         self.keys.is_empty()
     }
 
-    /// Hands every resource of the read to `each`, one page parsed at a time. The pages
-    /// were checked when read, so an error here means the parser changed its mind.
+    /// Whether every type read came back as in the previous read given: nothing to
+    /// hand the engine.
+    pub fn unchanged(&self) -> bool {
+        self.digests.types.keys().all(|t| self.unchanged.contains(t))
+    }
+
+    /// Whether `rtype` came back as in the previous read given.
+    pub fn type_unchanged(&self, rtype: ResourceType) -> bool {
+        self.unchanged.contains(&rtype)
+    }
+
+    /// What this read's pages were: give it to the next read once the engine has taken
+    /// this one in (and never otherwise, or the next read would skip what the engine
+    /// does not hold).
+    pub fn digests(&self) -> ReadDigests {
+        self.digests.clone()
+    }
+
+    /// Hands every resource of the read's changed types to `each`, one page parsed at a
+    /// time. The pages were checked when read, so an error here means the parser changed
+    /// its mind.
     pub fn feed(&self, each: &mut dyn FnMut(Resource)) -> Result<(), SourceError> {
         for page in &self.pages {
             page.parse(&mut |r| {
@@ -113,6 +170,114 @@ impl Pages {
         let mut out = Vec::with_capacity(self.len());
         self.feed(&mut |r| out.push(r))?;
         Ok(out)
+    }
+}
+
+/// One type's pages as they are walked: matched against the previous read's while they
+/// agree, checked and kept once they do not.
+struct TypeRead<'a> {
+    rtype: ResourceType,
+    /// The previous read's pages of the type; `None` once a page differs (or without one).
+    previous: Option<&'a [PageDigest]>,
+    digests: Vec<PageDigest>,
+    /// Pages that matched `previous`, unparsed, until the type turns out to differ.
+    held: Vec<Page>,
+    pages: Pages,
+}
+
+impl OnPage for TypeRead<'_> {
+    /// A page as the previous read's at the same place: held unparsed.
+    fn known(&mut self, url: &str, body: &bytes::Bytes) -> Option<(usize, Option<String>)> {
+        let before = self.previous?;
+        let digest = PageDigest::of(url, body);
+        match before.get(self.digests.len()) {
+            Some(seen) if seen.digest == digest => {
+                self.digests.push(seen.clone());
+                self.held.push(Page {
+                    url: url.to_owned(),
+                    body: body.clone(),
+                    rtype: self.rtype,
+                });
+                Some((seen.items, seen.next.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    fn page(&mut self, url: &str, body: &bytes::Bytes, next: Option<&str>) -> Result<usize, SourceError> {
+        if self.previous.is_some() {
+            self.differs()?;
+        }
+        let items = self.check(Page {
+            url: url.to_owned(),
+            body: body.clone(),
+            rtype: self.rtype,
+        })?;
+        self.digests.push(PageDigest {
+            digest: PageDigest::of(url, body),
+            items,
+            next: next.map(str::to_owned),
+        });
+        Ok(items)
+    }
+}
+
+impl TypeRead<'_> {
+    /// The type is not as before: the pages held unparsed are checked and kept.
+    fn differs(&mut self) -> Result<(), SourceError> {
+        self.previous = None;
+        for page in std::mem::take(&mut self.held) {
+            self.check(page)?;
+        }
+        Ok(())
+    }
+
+    /// Parses `page` once to check it and learn its keys, and keeps it.
+    fn check(&mut self, page: Page) -> Result<usize, SourceError> {
+        let (rtype, keys) = (self.rtype, &mut self.pages.keys);
+        let mut items = 0;
+        page.parse(&mut |r| {
+            items += 1;
+            if r.rtype == rtype {
+                keys.insert(key_digest(&r.key()));
+            }
+        })?;
+        self.pages.pages.push(page);
+        Ok(items)
+    }
+
+    fn finish(mut self) -> Result<Pages, SourceError> {
+        match self.previous {
+            // Every page as before, and no fewer.
+            Some(before) if before.len() == self.digests.len() => {
+                self.held.clear();
+                self.pages.unchanged.insert(self.rtype);
+            }
+            Some(_) => self.differs()?,
+            None => {}
+        }
+        self.pages.digests.types.insert(self.rtype, self.digests);
+        Ok(self.pages)
+    }
+}
+
+/// What [`KumaApi::walk_pages`] does with each page.
+pub(crate) trait OnPage {
+    /// The items and resolved `next` of a page already known (byte for byte one read
+    /// before), taken without parsing it; `None` has it parsed and given to
+    /// [`OnPage::page`].
+    fn known(&mut self, _url: &str, _body: &bytes::Bytes) -> Option<(usize, Option<String>)> {
+        None
+    }
+
+    /// Takes in one page, whose `next` (resolved) the walk follows, and answers how
+    /// many items it held.
+    fn page(&mut self, url: &str, body: &bytes::Bytes, next: Option<&str>) -> Result<usize, SourceError>;
+}
+
+impl<F: FnMut(&str, &bytes::Bytes) -> Result<usize, SourceError>> OnPage for F {
+    fn page(&mut self, url: &str, body: &bytes::Bytes, _next: Option<&str>) -> Result<usize, SourceError> {
+        self(url, body)
     }
 }
 
@@ -243,17 +408,25 @@ impl KumaApi {
     /// Every resource of every type in `types`, or the first error: a partial read would
     /// report what it missed as missing.
     pub async fn list_all(&self, types: &[ResourceType]) -> Result<Vec<Resource>, SourceError> {
-        self.read_all(types).await?.into_resources()
+        self.read_all(types, None).await?.into_resources()
     }
 
     /// [`KumaApi::list_all`] as the checked page bodies, parsed again one resource at a
     /// time by [`Pages::feed`]: what the poller hands the engine, so that a read of a
     /// million resources is held as its JSON (~400 bytes a resource), never parsed
-    /// whole (~7 KiB a resource).
-    pub async fn read_all(&self, types: &[ResourceType]) -> Result<Pages, SourceError> {
+    /// whole (~7 KiB a resource). Of a type whose pages are byte for byte those
+    /// `previous` describes, nothing is parsed or kept ([`Pages::type_unchanged`]).
+    pub async fn read_all(
+        &self,
+        types: &[ResourceType],
+        previous: Option<&ReadDigests>,
+    ) -> Result<Pages, SourceError> {
         let budget = Budget::new(self.limits);
         let reads: Vec<Pages> = stream::iter(types.iter().copied())
-            .map(|t| self.read_served(t, &budget))
+            .map(|t| {
+                let before = previous.and_then(|p| p.types.get(&t)).map(Vec::as_slice);
+                self.read_served(t, &budget, before)
+            })
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
@@ -261,6 +434,8 @@ impl KumaApi {
         for read in reads {
             all.pages.extend(read.pages);
             all.keys.extend(read.keys);
+            all.unchanged.extend(read.unchanged);
+            all.digests.types.extend(read.digests.types);
         }
         Ok(all)
     }
@@ -268,10 +443,20 @@ impl KumaApi {
     /// [`KumaApi::read_type`], where a type Kuma 3 removed answers 404 on a Kuma 3
     /// control plane: that control plane holds none of it. Any other 404 is an error (a
     /// wrong URL must not read as an empty control plane).
-    async fn read_served(&self, rtype: ResourceType, budget: &Budget) -> Result<Pages, SourceError> {
-        match self.read_type(rtype, budget).await {
+    async fn read_served(
+        &self,
+        rtype: ResourceType,
+        budget: &Budget,
+        previous: Option<&[PageDigest]>,
+    ) -> Result<Pages, SourceError> {
+        match self.read_type(rtype, budget, previous).await {
             Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => {
-                Ok(Pages::default())
+                let mut none = Pages::default();
+                none.digests.types.insert(rtype, Vec::new());
+                if previous.is_some_and(<[PageDigest]>::is_empty) {
+                    none.unchanged.insert(rtype);
+                }
+                Ok(none)
             }
             read => read,
         }
@@ -279,7 +464,7 @@ impl KumaApi {
 
     /// Every resource of one type, across meshes, following `next` until the last page.
     pub async fn list(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
-        self.read_type(rtype, &Budget::new(self.limits))
+        self.read_type(rtype, &Budget::new(self.limits), None)
             .await?
             .into_resources()
     }
@@ -304,31 +489,29 @@ impl KumaApi {
     }
 
     /// Every page of one type, each parsed once here to check it (and dropped as it is
-    /// parsed), kept as its body.
-    async fn read_type(&self, rtype: ResourceType, budget: &Budget) -> Result<Pages, SourceError> {
+    /// parsed), kept as its body; or, when every page is as `previous` describes it,
+    /// none kept and the type marked unchanged. Pages are held unparsed while they match
+    /// `previous`; the first that does not has them all checked after all.
+    async fn read_type(
+        &self,
+        rtype: ResourceType,
+        budget: &Budget,
+        previous: Option<&[PageDigest]>,
+    ) -> Result<Pages, SourceError> {
         let path = rtype.info().rest_path;
         if path.is_empty() {
             return Err(SourceError::Config(format!("{rtype} has no REST API path")));
         }
-        let mut read = Pages::default();
-        self.walk_pages(path, &rtype.to_string(), budget, |url, body| {
-            let page = Page {
-                url: url.to_owned(),
-                body: body.clone(),
-                rtype,
-            };
-            let mut items = 0;
-            page.parse(&mut |r| {
-                items += 1;
-                if r.rtype == rtype {
-                    read.keys.insert(key_digest(&r.key()));
-                }
-            })?;
-            read.pages.push(page);
-            Ok(items)
-        })
-        .await?;
-        Ok(read)
+        let mut read = TypeRead {
+            rtype,
+            previous,
+            digests: Vec::new(),
+            held: Vec::new(),
+            pages: Pages::default(),
+        };
+        self.walk_pages(path, &rtype.to_string(), budget, &mut read)
+            .await?;
+        read.finish()
     }
 
     /// Every item of `/{path}`, each page given to `on_page` (which answers how many
@@ -340,7 +523,7 @@ impl KumaApi {
         path: &str,
         what: &str,
         budget: &Budget,
-        mut on_page: impl FnMut(&str, &bytes::Bytes) -> Result<usize, SourceError>,
+        on_page: &mut impl OnPage,
     ) -> Result<(), SourceError> {
         let mut url = format!("{}/{path}?size={PAGE_SIZE}", self.base);
         // Every URL this read has asked for: a `next` back to one of them is a loop.
@@ -354,20 +537,24 @@ impl KumaApi {
             }
             let body = self.http.get(&url).await?;
             budget.spend_bytes(&url, body.len())?;
-            // The paging fields alone: the items are built once, by `on_page`.
-            let links = self.links(&url, &body)?;
-            let items = on_page(&url, &body)?;
+            let (items, next) = match on_page.known(&url, &body) {
+                Some(known) => known,
+                None => {
+                    // The paging fields alone: the items are built once, by `on_page`.
+                    let links = self.links(&url, &body)?;
+                    let next = match links.next.filter(|n| !n.is_empty()) {
+                        None => None,
+                        Some(n) => Some(self.resolve_next(&n).map_err(|reason| SourceError::Paging {
+                            url: url.clone(),
+                            reason,
+                        })?),
+                    };
+                    (on_page.page(&url, &body, next.as_deref())?, next)
+                }
+            };
             drop(body);
             budget.spend_items(&url, items)?;
-            let next = match links.next {
-                None => return Ok(()),
-                Some(n) if n.is_empty() => return Ok(()),
-                Some(n) => n,
-            };
-            let next = self.resolve_next(&next).map_err(|reason| SourceError::Paging {
-                url: url.clone(),
-                reason,
-            })?;
+            let Some(next) = next else { return Ok(()) };
             if !asked.insert(next.clone()) {
                 return Err(SourceError::Paging {
                     url,

@@ -11,7 +11,7 @@ use kuma_model::{
     CpRole, Environment, Resource, labels,
     resource::{expected_name_in_zone, expected_name_on_global},
 };
-use policy_watcher::{Engine, Selection, Topology, ZoneSpec};
+use policy_watcher::{Engine, Selection, Topology, ZoneSpec, monitor::Monitor};
 use serde_json::json;
 
 pub const Z1: &str = "zone-1";
@@ -96,4 +96,16 @@ pub fn copy_on_global(local: &Resource, zone: &str) -> Resource {
 
 pub fn zone_resource(name: &str, enabled: bool) -> Resource {
     Resource::new(rtype("Zone"), None, name, json!({"enabled": enabled}))
+}
+
+/// Waits, up to 20 s, for `check` to hold of `monitor`, looking again after each change.
+pub async fn until(monitor: &Monitor, what: &str, check: impl Fn(&Monitor) -> bool) {
+    let mut changes = monitor.subscribe();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !check(monitor) {
+            changes.changed().await.expect("monitor alive");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
