@@ -127,6 +127,9 @@ struct SourcesArgs {
     /// `/metrics` scrapes per size.
     #[arg(long, default_value_t = 50)]
     scrapes: usize,
+    /// `serve` processes sharing the zones (`--total-shards`), as a sharded StatefulSet.
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
@@ -323,27 +326,44 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
         fmt(a.poll),
         serve.display()
     );
+    if a.shards > 1 {
+        println!(
+            "{} `serve` processes share the zones; each figure is the largest shard's, then all shards' together.\n",
+            a.shards
+        );
+    }
     println!(
-        "| zones x policies | copies | REST / watched zones | spawn to converged | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |",
+        "| zones x policies | copies | REST / watched zones | shards | spawn to converged | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |",
         a.cycles
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &(zones, policies) in &a.shapes {
-        eprintln!("sources: {zones} x {policies} ...");
-        let f = sources::run(&serve, zones, policies, a.poll, a.cycles, a.scrapes).await?;
+        eprintln!("sources: {zones} x {policies} over {} shard(s) ...", a.shards);
+        let f = sources::run(&serve, zones, policies, a.poll, a.cycles, a.scrapes, a.shards).await?;
+        let both = |one: String, all: String| match f.shards {
+            1 => one,
+            _ => format!("{one} ({all})"),
+        };
         println!(
-            "| {} x {} | {} | {} / {} | {} | {:.0} MiB | {:.0} MiB | {} | {:.0} KiB | {} |",
+            "| {} x {} | {} | {} / {} | {} | {} | {} | {} | {} | {:.0} KiB | {} |",
             f.zones,
             f.policies,
             f.zones * f.policies,
             f.rest_zones,
             f.zones - f.rest_zones,
+            f.shards,
             fmt(f.first_converged),
-            measure::mib(f.rss_settled_kib),
-            measure::mib(f.hwm_kib),
+            both(
+                format!("{:.0} MiB", measure::mib(f.rss_settled_kib)),
+                format!("{:.0} MiB", measure::mib(f.rss_settled_total_kib))
+            ),
+            both(
+                format!("{:.0} MiB", measure::mib(f.hwm_kib)),
+                format!("{:.0} MiB", measure::mib(f.hwm_total_kib))
+            ),
             f.scrape.cell(),
             f.body_bytes as f64 / 1024.0,
-            fmt(f.cpu_per_cycle),
+            both(fmt(f.cpu_per_cycle), fmt(f.cpu_per_cycle_total)),
         );
     }
     println!();

@@ -7,6 +7,11 @@
 //! converged verdict (`/readyz`, then every `kuma_sync_zone_converged` at 1), the child's
 //! RSS once settled and its peak (`VmHWM`), `/metrics` scrape latency, and the CPU the
 //! child spends per REST poll cycle of a mesh that does not change.
+//!
+//! With `shards` above 1, that many children share the zones as a StatefulSet's pods do
+//! (`--total-shards N --shard i`, rendezvous hashing over the global's Zone list): the
+//! run is converged when the children's converged zones add up to every zone, and each
+//! figure is given for the largest shard and for all of them together.
 
 use std::{
     net::SocketAddr,
@@ -39,15 +44,25 @@ pub struct SourcesFigures {
     pub policies: usize,
     /// Zones read over REST (the rest through Kubernetes watches).
     pub rest_zones: usize,
+    /// `serve` processes sharing the zones.
+    pub shards: u32,
+    /// Until every shard's zones are converged.
     pub first_converged: Duration,
+    /// Of the largest shard, and of all together.
     pub rss_settled_kib: u64,
+    pub rss_settled_total_kib: u64,
     pub hwm_kib: u64,
+    pub hwm_total_kib: u64,
+    /// Scrapes of every shard in turn.
     pub scrape: Samples,
+    /// The converged scrape's body, of the largest shard.
     pub body_bytes: usize,
     pub poll: Duration,
     pub cycles: u32,
-    /// The child's user + system CPU over `cycles` poll intervals, divided by `cycles`.
+    /// User + system CPU over `cycles` poll intervals, divided by `cycles`: of the
+    /// busiest shard, and of all together.
     pub cpu_per_cycle: Duration,
+    pub cpu_per_cycle_total: Duration,
 }
 
 /// Where the bench looks for `kuma-sync`: `KUMA_SYNC_BIN`, else beside its own binary
@@ -77,16 +92,6 @@ impl Sim {
     }
 }
 
-/// The child; killed if the run fails half-way, so no `serve` outlives the bench.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 pub async fn run(
     serve: &Path,
     zones: usize,
@@ -94,6 +99,7 @@ pub async fn run(
     poll: Duration,
     cycles: u32,
     scrapes: usize,
+    shards: u32,
 ) -> anyhow::Result<SourcesFigures> {
     if !serve.is_file() {
         bail!(
@@ -101,6 +107,7 @@ pub async fn run(
             serve.display()
         );
     }
+    let shards = shards.max(1);
     let fixture = Fixture {
         zones,
         policies,
@@ -113,54 +120,66 @@ pub async fn run(
     let (sim, config) = stage(&fixture, dir.path(), poll).await?;
     let config_path = dir.path().join("kuma-sync.yaml");
     std::fs::write(&config_path, config)?;
-    // `listen: 127.0.0.1:0` would bind, but the child only names its port in a log line:
-    // a port the OS just handed out, released, is given to the child instead.
-    let addr = free_port()?;
-    let log_path = dir.path().join("serve.log");
-    let log = std::fs::File::create(&log_path)?;
 
     let started = Instant::now();
-    let child = std::process::Command::new(serve)
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .args(["--listen", &addr.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("start {}", serve.display()))?;
-    let mut child = Child(child);
-    let pid = child.0.id();
-    let converged = until_converged(addr, zones, &mut child.0);
-    let body = match tokio::time::timeout(CONVERGE_WITHIN, converged).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) => return Err(e.context(log_tail(&log_path))),
+    let mut children = Vec::new();
+    for shard in 0..shards {
+        children.push(Child::spawn(serve, &config_path, dir.path(), (shard, shards))?);
+    }
+    let bodies = match tokio::time::timeout(CONVERGE_WITHIN, until_converged(&mut children, zones)).await {
+        Ok(Ok(bodies)) => bodies,
+        Ok(Err(e)) => return Err(e.context(log_tails(&children))),
         Err(_) => bail!(
             "serve did not converge within {CONVERGE_WITHIN:?}; {}",
-            log_tail(&log_path)
+            log_tails(&children)
         ),
     };
     let first_converged = started.elapsed();
 
-    let rss_settled_kib = tokio::task::spawn_blocking(move || measure::settled_rss_kib_of(pid)).await?;
+    let pids: Vec<u32> = children.iter().map(|c| c.process.id()).collect();
+    let settled = tokio::task::spawn_blocking({
+        let pids = pids.clone();
+        move || {
+            pids.into_iter()
+                .map(measure::settled_rss_kib_of)
+                .collect::<Vec<_>>()
+        }
+    })
+    .await?;
 
     let mut scrape = Samples::default();
-    for _ in 0..scrapes {
+    for n in 0..scrapes {
         let at = Instant::now();
-        scrape_http::get(addr, "/metrics").await?;
+        scrape_http::get(children[n % children.len()].addr, "/metrics").await?;
         scrape.push(at.elapsed());
     }
 
-    // Nothing changes and nothing scrapes: what the child spends is its polling (and the
-    // idle watches).
+    // Nothing changes and nothing scrapes: what the children spend is their polling (and
+    // the idle watches).
     let ticks = measure::clock_ticks_per_second();
-    let before = measure::cpu_time_of(pid, ticks).context("the child exited")?;
+    let cpu = |pids: &[u32]| -> anyhow::Result<Vec<Duration>> {
+        pids.iter()
+            .map(|pid| measure::cpu_time_of(*pid, ticks).context("a child exited"))
+            .collect()
+    };
+    let before = cpu(&pids)?;
     tokio::time::sleep(poll * cycles).await;
-    let after = measure::cpu_time_of(pid, ticks).context("the child exited")?;
-    let (_, hwm_kib) = measure::rss_kib_of(pid);
+    let after = cpu(&pids)?;
+    let spent: Vec<Duration> = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.saturating_sub(*b) / cycles.max(1))
+        .collect();
+    // The kernel updates VmHWM lazily (on unmapping, and from batched per-thread
+    // counters), so it can read a little below an RSS read before: the peak is at least
+    // both.
+    let hwm: Vec<u64> = pids
+        .iter()
+        .zip(&settled)
+        .map(|(pid, settled)| measure::rss_kib_of(*pid).1.max(*settled))
+        .collect();
 
-    drop(child);
+    drop(children);
     sim.shutdown().await;
     Ok(SourcesFigures {
         zones,
@@ -168,15 +187,65 @@ pub async fn run(
         rest_zones: (0..zones)
             .filter(|z| matches!(fixture.zone_environment(*z), Environment::Universal))
             .count(),
+        shards,
         first_converged,
-        rss_settled_kib,
-        hwm_kib,
+        rss_settled_kib: settled.iter().copied().max().unwrap_or(0),
+        rss_settled_total_kib: settled.iter().sum(),
+        hwm_kib: hwm.iter().copied().max().unwrap_or(0),
+        hwm_total_kib: hwm.iter().sum(),
         scrape,
-        body_bytes: body.len(),
+        body_bytes: bodies.iter().map(String::len).max().unwrap_or(0),
         poll,
         cycles,
-        cpu_per_cycle: after.saturating_sub(before) / cycles.max(1),
+        cpu_per_cycle: spent.iter().copied().max().unwrap_or_default(),
+        cpu_per_cycle_total: spent.iter().sum(),
     })
+}
+
+/// One `serve` child; killed if the run fails half-way, so none outlives the bench.
+struct Child {
+    process: std::process::Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Child {
+    /// `serve` on `config` as shard `index` of `total` (no shard flags when alone).
+    fn spawn(serve: &Path, config: &Path, dir: &Path, (index, total): (u32, u32)) -> anyhow::Result<Self> {
+        // `listen: 127.0.0.1:0` would bind, but the child only names its port in a log
+        // line: a port the OS just handed out, released, is given to the child instead.
+        let addr = free_port()?;
+        let log = dir.join(format!("serve-{index}.log"));
+        let file = std::fs::File::create(&log)?;
+        let mut command = std::process::Command::new(serve);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &addr.to_string()]);
+        if total > 1 {
+            command.args([
+                "--total-shards",
+                &total.to_string(),
+                "--shard",
+                &index.to_string(),
+            ]);
+        }
+        let process = command
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("start {}", serve.display()))?;
+        Ok(Self { process, addr, log })
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 /// Fills kuma-sim's stores from the fixture, serves each, and writes the configuration
@@ -230,27 +299,28 @@ async fn stage(fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<
     Ok((sim, config))
 }
 
-/// Waits for `/readyz`, then for a `/metrics` where every zone is converged; returns that
-/// scrape. A child that exits first fails the run.
-async fn until_converged(
-    addr: SocketAddr,
-    zones: usize,
-    child: &mut std::process::Child,
-) -> anyhow::Result<String> {
-    let mut ready = false;
+/// Waits for every child's `/readyz`, then for `/metrics` where the children's converged
+/// zones add up to `zones` (each exports only its own); returns those scrapes. A child
+/// that exits first fails the run.
+async fn until_converged(children: &mut [Child], zones: usize) -> anyhow::Result<Vec<String>> {
+    let mut ready = vec![false; children.len()];
     loop {
-        if let Some(status) = child.try_wait()? {
-            bail!("serve exited with {status}");
-        }
-        if !ready {
-            // Refused until the child listens, 503 until every source has been read.
-            ready = scrape_http::get(addr, "/readyz").await.is_ok();
-        }
-        if ready {
-            let body = scrape_http::get(addr, "/metrics").await?;
-            if converged_zones(&body) == zones {
-                return Ok(body);
+        let mut bodies = Vec::new();
+        for (child, ready) in children.iter_mut().zip(&mut ready) {
+            if let Some(status) = child.process.try_wait()? {
+                bail!("serve ({}) exited with {status}", child.log.display());
             }
+            if !*ready {
+                // Refused until the child listens, 503 until every source has been read.
+                *ready = scrape_http::get(child.addr, "/readyz").await.is_ok();
+            }
+            if *ready {
+                bodies.push(scrape_http::get(child.addr, "/metrics").await?);
+            }
+        }
+        if bodies.len() == children.len() && bodies.iter().map(|b| converged_zones(b)).sum::<usize>() == zones
+        {
+            return Ok(bodies);
         }
         tokio::time::sleep(CHECK_EVERY).await;
     }
@@ -270,12 +340,16 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
-/// The end of the child's log, for an error.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-    format!("serve's log ends:\n{tail}")
+/// The end of each child's log, for an error.
+fn log_tails(children: &[Child]) -> String {
+    let mut out = String::new();
+    for child in children {
+        let text = std::fs::read_to_string(&child.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        out += &format!("{} ends:\n{tail}\n", child.log.display());
+    }
+    out
 }
 
 #[cfg(test)]
