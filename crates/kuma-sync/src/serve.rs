@@ -10,6 +10,7 @@ use policy_watcher::{
     monitor::{Monitor, MonitorConfig},
     source::{
         SourceError,
+        first_reads::FirstReads,
         http::{HttpClient, HttpSettings},
         kube as kube_source,
         poll::{PollTarget, poll},
@@ -221,9 +222,15 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
             .iter()
             .map(|(n, c)| (CpRole::Zone(n.clone()), c.clone())),
     );
+    let zones_first_reads = FirstReads::at_most(FIRST_READS_AT_ONCE);
     for (cp, c) in sources {
         let types = PollTarget::types_for(&cp, cfg.types.iter().copied());
         let (monitor, interval) = (monitor.clone(), cfg.poll_interval);
+        // Every verdict waits for the global: it never queues behind the zones.
+        let first_reads = match cp {
+            CpRole::Global => FirstReads::unbounded(),
+            CpRole::Zone(_) => zones_first_reads.clone(),
+        };
         let until_stopped = until_stopped.clone();
         tasks.spawn(async move {
             let mut stopped = std::pin::pin!(until_stopped());
@@ -235,6 +242,7 @@ async fn start_inner(mut cfg: ServeConfig, serve_http: bool) -> Result<Running, 
                     cp.clone(),
                     c.source.clone(),
                     types.clone(),
+                    first_reads.clone(),
                     interval,
                     monitor.clone(),
                     until_stopped(),
@@ -400,6 +408,12 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> Result
     Ok(())
 }
 
+/// Zones read for the first time at once (`policy_watcher::source::first_reads`): enough
+/// to keep both cores and the network busy, few enough that their reads, held until the
+/// monitor has them, do not set the process's peak memory. A zone far away (each page a
+/// round trip) delays the zones queued behind it by its first read.
+const FIRST_READS_AT_ONCE: usize = 16;
+
 /// The least pause before a source that panicked starts again.
 const SOURCE_RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -410,6 +424,7 @@ async fn run_source(
     cp: CpRole,
     source: SourceConfig,
     types: Vec<ResourceType>,
+    first_reads: FirstReads,
     interval: std::time::Duration,
     monitor: Arc<Monitor>,
     stopped: impl Future<Output = ()>,
@@ -417,10 +432,12 @@ async fn run_source(
     let mut stopped = std::pin::pin!(stopped);
     loop {
         match start_source(&cp, &source, types.clone(), interval).await {
-            Ok(Source::Poll(target)) => return poll(*target, monitor, stopped).await,
+            Ok(Source::Poll(target)) => {
+                return poll(target.with_first_reads(first_reads), monitor, stopped).await;
+            }
             Ok(Source::Kube(client)) => {
                 let types = kube_source::types_for(&cp, types.into_iter());
-                return kube_source::watch(cp, client, types, monitor, stopped).await;
+                return kube_source::watch(cp, client, types, monitor, first_reads, stopped).await;
             }
             Err(error) => {
                 tracing::warn!(%cp, %error, "cannot start source; retrying");

@@ -416,6 +416,7 @@ async fn a_kubernetes_zone_whose_lists_never_end_is_unknown_until_they_end() {
         vec![mt()],
         monitor.clone(),
         20,
+        policy_watcher::source::first_reads::FirstReads::at_most(1),
         stop.clone().cancelled_owned(),
     ));
 

@@ -5,6 +5,8 @@
 mod common;
 
 mod converge;
+#[cfg(feature = "sources")]
+mod first_reads;
 mod fold;
 #[cfg(feature = "sources")]
 mod hostile_peer;

@@ -32,6 +32,7 @@ use kuma_model::{
 
 use super::{
     SourceError,
+    first_reads::FirstReads,
     insight::{self, ZoneInsight},
 };
 use crate::{
@@ -109,18 +110,22 @@ pub async fn watch(
     client: Client,
     types: Vec<ResourceType>,
     monitor: Arc<Monitor>,
+    first_reads: FirstReads,
     shutdown: impl Future<Output = ()>,
 ) {
-    watch_within(cp, client, types, monitor, MAX_LISTED, shutdown).await;
+    watch_within(cp, client, types, monitor, MAX_LISTED, first_reads, shutdown).await;
 }
 
-/// [`watch`], refusing any (re)list of a type with more than `max_listed` objects.
+/// [`watch`], refusing any (re)list of a type with more than `max_listed` objects. Until
+/// every type has listed once, the watchers run only while holding a place among
+/// `first_reads`, given up when a watch fails (the others go first while it backs off).
 pub async fn watch_within(
     cp: CpRole,
     client: Client,
     types: Vec<ResourceType>,
     monitor: Arc<Monitor>,
     max_listed: usize,
+    first_reads: FirstReads,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -131,6 +136,9 @@ pub async fn watch_within(
     // A watcher whose list was refused would go on paging it: every watcher starts
     // again, after a pause, and lists afresh.
     let mut restart_pause = RESTART_PAUSE_MIN;
+    // Every type has listed once: the first read is over.
+    let mut listed_once = false;
+    let mut place = None;
     loop {
         let streams = types.iter().filter_map(|&t| {
             let ar = api_resource(t)?;
@@ -142,10 +150,20 @@ pub async fn watch_within(
         });
         let mut events = stream::select_all(streams);
         loop {
+            // Streams are lazy: without a place, nothing is listed.
+            if !listed_once && place.is_none() {
+                place = tokio::select! {
+                    _ = &mut shutdown => return,
+                    p = first_reads.enter() => Some(p),
+                };
+            }
             let event = tokio::select! {
                 _ = &mut shutdown => return,
                 e = events.next() => match e { Some(e) => e, None => return },
             };
+            if matches!(event, Event::Error(_)) {
+                place = None;
+            }
             let was_complete = state.complete();
             let insights_changed = state.apply(&cp, event, &monitor, Timestamp::now());
             // ZoneInsights may list before the other types: publish them once all have. Only
@@ -155,12 +173,15 @@ pub async fn watch_within(
             }
             if state.complete() {
                 restart_pause = RESTART_PAUSE_MIN;
+                listed_once = true;
+                place = None;
             }
             if state.take_overflow() {
                 break;
             }
         }
         drop(events);
+        place = None;
         state.restart();
         tokio::select! {
             _ = &mut shutdown => return,

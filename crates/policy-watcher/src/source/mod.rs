@@ -11,8 +11,11 @@
 //! - [`poll`]: a full REST read every interval, into the monitor.
 //! - [`kube`]: kube-rs watchers on a control plane's cluster.
 //! - [`insight`]: the global's ZoneInsights (online, NACKs, versions).
+//! - [`first_reads`]: how many control planes are read for the first time at once.
 
 pub mod api_index;
+#[cfg(feature = "sources")]
+pub mod first_reads;
 #[cfg(feature = "sources")]
 pub mod http;
 pub mod insight;

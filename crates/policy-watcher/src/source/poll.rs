@@ -11,6 +11,7 @@ use kuma_model::{CpRole, ResourceType};
 
 use super::{
     SourceError,
+    first_reads::FirstReads,
     insight::ZoneInsight,
     rest::{KumaApi, Pages, ReadDigests},
 };
@@ -33,6 +34,8 @@ pub struct PollTarget {
     pub interval: Duration,
     /// Time for one whole read (every page of every type, and the insights).
     pub read_deadline: Duration,
+    /// The bound this target's first read waits within (none by default).
+    pub first_reads: FirstReads,
 }
 
 impl PollTarget {
@@ -47,7 +50,14 @@ impl PollTarget {
             read_deadline: interval
                 .saturating_mul(READ_DEADLINE_INTERVALS)
                 .max(MIN_READ_DEADLINE),
+            first_reads: FirstReads::unbounded(),
         }
+    }
+
+    /// The target, its first read waiting within `first_reads`.
+    pub fn with_first_reads(mut self, first_reads: FirstReads) -> Self {
+        self.first_reads = first_reads;
+        self
     }
 
     /// The types to read on `cp`: the checked ones, plus Zone on the global (to know
@@ -72,11 +82,22 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The pages of the last read the monitor holds.
     let mut last: Option<ReadDigests> = None;
+    // A read has been taken in: later ones are not first reads.
+    let mut taken_in = false;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = ticker.tick() => {}
         }
+        // Until a read has been taken in, each attempt waits for its place (given up at
+        // the end of the attempt, taken in or failed).
+        let _place = match !taken_in {
+            true => tokio::select! {
+                _ = &mut shutdown => return,
+                place = target.first_reads.enter() => Some(place),
+            },
+            false => None,
+        };
         let started = Timestamp::now();
         let read = tokio::select! {
             _ = &mut shutdown => return,
@@ -108,6 +129,7 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
                 match fed {
                     Ok(()) => {
                         last = Some(digests);
+                        taken_in = true;
                         if let Some(insights) = insights {
                             monitor.zone_insights(insights);
                         }
