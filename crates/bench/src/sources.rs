@@ -7,6 +7,11 @@
 //! converged verdict (`/readyz`, then every `kuma_sync_zone_converged` at 1), the child's
 //! RSS once settled and its peak (`VmHWM`), `/metrics` scrape latency, and the CPU the
 //! child spends per REST poll cycle of a mesh that does not change.
+//!
+//! kuma-sim serves those APIs from inside the bench by default; with a kuma-sim binary
+//! ([`Staging::Process`]) it runs as a process of its own ([`crate::sim_process`]), its
+//! zones starting synced, so the child measured shares no process with it and kuma-sim
+//! is idle once its zones have synced.
 
 use std::{
     net::SocketAddr,
@@ -25,6 +30,7 @@ use crate::{
     fixtures::{self, Fixture},
     measure::{self, Samples},
     scrape_http,
+    sim_process::{self, SimProcess},
 };
 
 /// Longest wait for the first converged verdict; past it the run failed.
@@ -48,6 +54,29 @@ pub struct SourcesFigures {
     pub cycles: u32,
     /// The child's user + system CPU over `cycles` poll intervals, divided by `cycles`.
     pub cpu_per_cycle: Duration,
+    /// kuma-sim's own figures when it ran as a process.
+    pub sim: Option<SimFigures>,
+}
+
+/// Where kuma-sim runs.
+#[derive(Debug, Clone)]
+pub enum Staging {
+    /// Its stores and APIs inside the bench process.
+    InProcess,
+    /// The `kuma-sim` binary at this path, as a child of its own.
+    Process(PathBuf),
+}
+
+/// What kuma-sim, run as a process, cost.
+#[derive(Debug)]
+pub struct SimFigures {
+    /// Spawn to "ready": stores filled (zones seeded), every API listening.
+    pub ready: Duration,
+    /// Spawn to every zone's first full state over KDS applied.
+    pub synced: Duration,
+    /// Its RSS once settled (before `serve` starts), and its peak at the end.
+    pub rss_settled_kib: u64,
+    pub hwm_kib: u64,
 }
 
 /// Where the bench looks for `kuma-sync`: `KUMA_SYNC_BIN`, else beside its own binary
@@ -61,18 +90,27 @@ pub fn default_serve_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// Control planes served for the run; stopped when dropped at its end.
-struct Sim {
-    rest: Vec<kuma_sim::rest::RestHandle>,
-    kube: Vec<k8s_api::K8sApiHandle>,
+enum Sim {
+    InProcess {
+        rest: Vec<kuma_sim::rest::RestHandle>,
+        kube: Vec<k8s_api::K8sApiHandle>,
+    },
+    Process(SimProcess),
 }
 
 impl Sim {
     async fn shutdown(self) {
-        for h in self.rest {
-            h.shutdown().await;
-        }
-        for h in self.kube {
-            h.shutdown().await;
+        match self {
+            Sim::InProcess { rest, kube } => {
+                for h in rest {
+                    h.shutdown().await;
+                }
+                for h in kube {
+                    h.shutdown().await;
+                }
+            }
+            // Killed when dropped.
+            Sim::Process(p) => drop(p),
         }
     }
 }
@@ -94,6 +132,7 @@ pub async fn run(
     poll: Duration,
     cycles: u32,
     scrapes: usize,
+    staging: &Staging,
 ) -> anyhow::Result<SourcesFigures> {
     if !serve.is_file() {
         bail!(
@@ -110,7 +149,21 @@ pub async fn run(
         faults: false,
     };
     let dir = tempfile::tempdir()?;
-    let (sim, config) = stage(&fixture, dir.path(), poll).await?;
+    let (sim, config) = match staging {
+        Staging::InProcess => stage(&fixture, dir.path(), poll).await?,
+        Staging::Process(bin) => {
+            let sim = sim_process::start(bin, &fixture, dir.path()).await?;
+            let config = config_for(&sim, &fixture, dir.path(), poll)?;
+            (Sim::Process(sim), config)
+        }
+    };
+    let sim_rss_settled_kib = match &sim {
+        Sim::Process(p) => {
+            let pid = p.pid();
+            Some(tokio::task::spawn_blocking(move || measure::settled_rss_kib_of(pid)).await?)
+        }
+        Sim::InProcess { .. } => None,
+    };
     let config_path = dir.path().join("kuma-sync.yaml");
     std::fs::write(&config_path, config)?;
     // `listen: 127.0.0.1:0` would bind, but the child only names its port in a log line:
@@ -159,6 +212,15 @@ pub async fn run(
     tokio::time::sleep(poll * cycles).await;
     let after = measure::cpu_time_of(pid, ticks).context("the child exited")?;
     let (_, hwm_kib) = measure::rss_kib_of(pid);
+    let sim_figures = match (&sim, sim_rss_settled_kib) {
+        (Sim::Process(p), Some(rss_settled_kib)) => Some(SimFigures {
+            ready: p.ready,
+            synced: p.synced,
+            rss_settled_kib,
+            hwm_kib: measure::rss_kib_of(p.pid()).1,
+        }),
+        _ => None,
+    };
 
     drop(child);
     sim.shutdown().await;
@@ -176,6 +238,7 @@ pub async fn run(
         poll,
         cycles,
         cpu_per_cycle: after.saturating_sub(before) / cycles.max(1),
+        sim: sim_figures,
     })
 }
 
@@ -187,17 +250,9 @@ async fn stage(fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<
         global.upsert(r);
     }
     let api = RestApi::global(global).start("127.0.0.1:0".parse()?).await?;
-    let types: Vec<String> = fixtures::types().iter().map(|t| t.name().to_owned()).collect();
-    let mut config = format!(
-        "kumaVersion: \"2\"\ntypes: [{}]\nintervals:\n  poll: {}s\nglobal:\n  environment: universal\n  api:\n    url: {}\nzones:\n",
-        types.join(", "),
-        poll.as_secs(),
-        api.url()
-    );
-    let mut sim = Sim {
-        rest: vec![api],
-        kube: Vec::new(),
-    };
+    let mut config = config_head(poll, &api.url());
+    let mut rest = vec![api];
+    let mut kube = Vec::new();
     for z in 0..fixture.zones {
         let env = fixture.zone_environment(z);
         let store = Arc::new(GlobalStore::new(env.clone()));
@@ -208,26 +263,67 @@ async fn stage(fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<
         match env {
             Environment::Universal => {
                 let h = RestApi::new(store).start("127.0.0.1:0".parse()?).await?;
-                config += &format!(
-                    "  - name: {name}\n    environment: universal\n    api:\n      url: {}\n",
-                    h.url()
-                );
-                sim.rest.push(h);
+                config += &universal_zone(&name, &h.url());
+                rest.push(h);
             }
             Environment::Kubernetes { .. } => {
                 let h =
                     k8s_api::start_k8s_api(store, "127.0.0.1:0".parse()?, k8s_api::K8sApiConfig::default())
                         .await?;
-                let path = crate::e2e::kubeconfig(dir, &name, h.addr())?;
-                config += &format!(
-                    "  - name: {name}\n    environment: kubernetes\n    kubernetes:\n      kubeconfig: {}\n",
-                    path.display()
-                );
-                sim.kube.push(h);
+                config += &kubernetes_zone(dir, &name, h.addr())?;
+                kube.push(h);
             }
         }
     }
-    Ok((sim, config))
+    Ok((Sim::InProcess { rest, kube }, config))
+}
+
+/// The configuration `serve` reads a kuma-sim process with, from the addresses it printed.
+fn config_for(sim: &SimProcess, fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<String> {
+    let url = |cp: &str| {
+        sim.rest
+            .get(cp)
+            .with_context(|| format!("kuma-sim printed no REST API for {cp}"))
+    };
+    let mut config = config_head(poll, url("global")?);
+    for z in 0..fixture.zones {
+        let name = Fixture::zone_name(z);
+        config += &match fixture.zone_environment(z) {
+            Environment::Universal => universal_zone(&name, url(&name)?),
+            Environment::Kubernetes { .. } => {
+                let addr = sim
+                    .kubernetes_api
+                    .get(&name)
+                    .with_context(|| format!("kuma-sim printed no Kubernetes API for {name}"))?;
+                kubernetes_zone(dir, &name, *addr)?
+            }
+        };
+    }
+    Ok(config)
+}
+
+/// The configuration up to its zones: the fixture's types, the poll interval, the global.
+fn config_head(poll: Duration, global_url: &str) -> String {
+    let types: Vec<String> = fixtures::types().iter().map(|t| t.name().to_owned()).collect();
+    format!(
+        "kumaVersion: \"2\"\ntypes: [{}]\nintervals:\n  poll: {}s\nglobal:\n  environment: universal\n  api:\n    url: {}\nzones:\n",
+        types.join(", "),
+        poll.as_secs(),
+        global_url
+    )
+}
+
+fn universal_zone(name: &str, url: &str) -> String {
+    format!("  - name: {name}\n    environment: universal\n    api:\n      url: {url}\n")
+}
+
+/// A Kubernetes zone, with the kubeconfig `serve` reaches its API by.
+fn kubernetes_zone(dir: &Path, name: &str, addr: SocketAddr) -> anyhow::Result<String> {
+    let path = crate::e2e::kubeconfig(dir, name, addr)?;
+    Ok(format!(
+        "  - name: {name}\n    environment: kubernetes\n    kubernetes:\n      kubeconfig: {}\n",
+        path.display()
+    ))
 }
 
 /// Waits for `/readyz`, then for a `/metrics` where every zone is converged; returns that
