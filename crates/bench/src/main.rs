@@ -336,7 +336,8 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
         serve.display(),
         match &staging {
             sources::Staging::InProcess => "inside the bench".to_owned(),
-            sources::Staging::Process(p) => format!("as its own process (`{}`, zones starting synced)", p.display()),
+            sources::Staging::Process(p) =>
+                format!("as its own process (`{}`, zones starting synced)", p.display()),
         }
     );
     let sim_columns = matches!(staging, sources::Staging::Process(_));

@@ -141,7 +141,10 @@ pub async fn start(bin: &Path, fixture: &Fixture, dir: &Path) -> anyhow::Result<
     let read = tokio::task::spawn_blocking(move || read_addresses(stdout));
     let (addresses, lines) = match tokio::time::timeout(SIM_WITHIN, read).await {
         Ok(joined) => joined?.with_context(|| log_tail(&log_path))?,
-        Err(_) => bail!("kuma-sim not ready within {SIM_WITHIN:?}; {}", log_tail(&log_path)),
+        Err(_) => bail!(
+            "kuma-sim not ready within {SIM_WITHIN:?}; {}",
+            log_tail(&log_path)
+        ),
     };
     sim.ready = started.elapsed();
     sim.rest = addresses.rest;
@@ -153,7 +156,10 @@ pub async fn start(bin: &Path, fixture: &Fixture, dir: &Path) -> anyhow::Result<
     match tokio::time::timeout(SIM_WITHIN, synced).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.context(log_tail(&log_path))),
-        Err(_) => bail!("kuma-sim's zones not synced within {SIM_WITHIN:?}; {}", log_tail(&log_path)),
+        Err(_) => bail!(
+            "kuma-sim's zones not synced within {SIM_WITHIN:?}; {}",
+            log_tail(&log_path)
+        ),
     }
     sim.synced = started.elapsed();
     Ok(sim)
@@ -201,7 +207,11 @@ fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
 
 /// Waits until the admin endpoint's `GET /status` shows every zone connected, with the
 /// first full state of every subscribed type applied.
-async fn until_synced(admin: SocketAddr, zones: usize, child: &mut std::process::Child) -> anyhow::Result<()> {
+async fn until_synced(
+    admin: SocketAddr,
+    zones: usize,
+    child: &mut std::process::Child,
+) -> anyhow::Result<()> {
     loop {
         if let Some(status) = child.try_wait()? {
             bail!("kuma-sim exited with {status}");
@@ -249,6 +259,9 @@ mod tests {
     use super::*;
     use crate::fixtures;
 
+    /// A copy as compared: name, spec, labels.
+    type Copy = (String, Value, Vec<(String, String)>);
+
     fn fixture() -> Fixture {
         Fixture {
             zones: 4,
@@ -268,7 +281,7 @@ mod tests {
         let scenario = Scenario::from_yaml(&text).expect("kuma-sim reads it");
         let lab = Lab::start(scenario).await.expect("lab starts");
         let types = fixtures::types();
-        let of_fixture_types = |store: &dyn ResourceStore| -> Vec<(String, Value, Vec<(String, String)>)> {
+        let of_fixture_types = |store: &dyn ResourceStore| -> Vec<Copy> {
             let mut out: Vec<_> = store
                 .list(None)
                 .into_iter()

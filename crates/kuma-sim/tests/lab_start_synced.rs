@@ -25,10 +25,7 @@ fn contents(store: &dyn kuma_sim::ResourceStore) -> BTreeMap<ResourceKey, Resour
 }
 
 /// What differs between two stores' contents, for a readable failure.
-fn differences(
-    a: &BTreeMap<ResourceKey, Resource>,
-    b: &BTreeMap<ResourceKey, Resource>,
-) -> Vec<String> {
+fn differences(a: &BTreeMap<ResourceKey, Resource>, b: &BTreeMap<ResourceKey, Resource>) -> Vec<String> {
     let mut out = Vec::new();
     for (k, r) in a {
         match b.get(k) {
@@ -73,7 +70,11 @@ async fn zones_start_with_the_copies_kds_converges_to() {
         for zone in plain.zones() {
             let (held, _) = &at_start[zone.name()];
             let diff = differences(held, &contents(zone.store().as_ref()));
-            assert!(diff.is_empty(), "{global}: {} seeded vs synced: {diff:#?}", zone.name());
+            assert!(
+                diff.is_empty(),
+                "{global}: {} seeded vs synced: {diff:#?}",
+                zone.name()
+            );
         }
         plain.shutdown().await;
 
@@ -83,7 +84,12 @@ async fn zones_start_with_the_copies_kds_converges_to() {
         for zone in seeded.zones() {
             let (held, version) = &at_start[zone.name()];
             assert_eq!(&contents(zone.store().as_ref()), held);
-            assert_eq!(zone.store().version(), *version, "{global}: {} unchanged", zone.name());
+            assert_eq!(
+                zone.store().version(),
+                *version,
+                "{global}: {} unchanged",
+                zone.name()
+            );
             assert!(zone.status().responses_applied > 0, "the full states came");
         }
         seeded.shutdown().await;
@@ -96,11 +102,9 @@ async fn zones_start_with_the_copies_kds_converges_to() {
 async fn changes_on_the_global_reach_zones_that_started_synced() {
     let lab = Lab::start(synced(federate())).await.expect("lab starts");
     lab.wait_connected(WAIT).await.expect("zones connect");
-    let in_zone = |r: &Resource, zone_env: &Environment| {
-        ResourceKey {
-            name: expected_name_in_zone(r, &Environment::Universal, zone_env),
-            ..r.key()
-        }
+    let in_zone = |r: &Resource, zone_env: &Environment| ResourceKey {
+        name: expected_name_in_zone(r, &Environment::Universal, zone_env),
+        ..r.key()
     };
     let zones: Vec<_> = lab
         .zones()
@@ -125,9 +129,11 @@ async fn changes_on_the_global_reach_zones_that_started_synced() {
     lab.wait_until(
         |_| {
             zones.iter().all(|(store, env)| {
-                let max = store
-                    .get(&in_zone(&guide, env))
-                    .and_then(|r| r.spec.pointer("/to/0/default/connectionLimits/maxConnections").cloned());
+                let max = store.get(&in_zone(&guide, env)).and_then(|r| {
+                    r.spec
+                        .pointer("/to/0/default/connectionLimits/maxConnections")
+                        .cloned()
+                });
                 store.get(&in_zone(&added, env)).is_some()
                     && max == Some(99.into())
                     && store.get(&in_zone(&retry, env)).is_none()

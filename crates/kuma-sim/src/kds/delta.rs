@@ -66,7 +66,11 @@ impl Sent {
     /// when the type is not armed or there is nothing to say. With `answer_first`, the
     /// first response goes out even when empty. Only what changed is copied out of
     /// `desired`, so a caller may keep one generation for many responses.
-    pub(crate) fn next(&mut self, desired: &BTreeMap<String, WireEntry>, answer_first: bool) -> Option<Delta> {
+    pub(crate) fn next(
+        &mut self,
+        desired: &BTreeMap<String, WireEntry>,
+        answer_first: bool,
+    ) -> Option<Delta> {
         if !self.armed {
             return None;
         }

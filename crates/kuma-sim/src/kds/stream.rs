@@ -223,7 +223,10 @@ impl Session {
     async fn respond(&mut self) -> Result<(), End> {
         // Read before what they version: a change racing the reads moves them again, and
         // the next round generates anew.
-        let at = (self.shared.store.version(), *self.shared.faults.subscribe().borrow());
+        let at = (
+            self.shared.store.version(),
+            *self.shared.faults.subscribe().borrow(),
+        );
         let faults = self.shared.faults.snapshot();
         if faults.stalled {
             return Ok(());

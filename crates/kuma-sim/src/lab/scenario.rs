@@ -294,10 +294,8 @@ ports: wellKnown
         assert!(s.global.tls);
         assert_eq!(s.address(None, 5681, 2).port(), 25681);
         assert!(!s.starts_synced(&s.zones[0]), "zones start empty by default");
-        let s = Scenario::from_yaml(
-            "startSynced: true\nzones: [{name: a}, {name: b, startSynced: false}]\n",
-        )
-        .expect("valid");
+        let s = Scenario::from_yaml("startSynced: true\nzones: [{name: a}, {name: b, startSynced: false}]\n")
+            .expect("valid");
         assert!(s.starts_synced(&s.zones[0]));
         assert!(!s.starts_synced(&s.zones[1]), "a zone's own choice wins");
         let err = Scenario::from_yaml("zones: []\nzonez: []\n").expect_err("unknown field");
