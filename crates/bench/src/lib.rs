@@ -17,6 +17,8 @@
 //! - [`e2e`]: a change on a control plane to the state on `/metrics`, watch and REST.
 //! - [`sources`]: the `serve` binary as a child process, through the real REST and
 //!   Kubernetes sources: first verdict, RSS, scrape latency, CPU per poll cycle.
+//! - [`sim_process`]: kuma-sim as a process of its own, on a scenario written from the
+//!   fixture (`sources --sim-process`).
 //! - [`scrape_http`]: a minimal HTTP/1.1 GET over loopback.
 
 pub mod e2e;
@@ -24,5 +26,6 @@ pub mod fixtures;
 pub mod kds;
 pub mod measure;
 pub mod scrape_http;
+pub mod sim_process;
 pub mod sources;
 pub mod state;

@@ -130,6 +130,13 @@ struct SourcesArgs {
     /// `serve` processes sharing the zones (`--total-shards`), as a sharded StatefulSet.
     #[arg(long, default_value_t = 1)]
     shards: u32,
+    /// Run kuma-sim as a process of its own (zones starting synced) instead of inside the
+    /// bench, so it shares no CPU with the measured process's host.
+    #[arg(long)]
+    sim_process: bool,
+    /// The `kuma-sim` binary for `--sim-process`; default: KUMA_SIM_BIN, else beside this one.
+    #[arg(long)]
+    sim: Option<std::path::PathBuf>,
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
@@ -320,11 +327,21 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
     if a.poll.subsec_nanos() != 0 || a.poll < Duration::from_secs(1) {
         bail!("--poll must be whole seconds, at least 1s (serve's intervals.poll)");
     }
+    let staging = match (a.sim_process, &a.sim) {
+        (false, None) => sources::Staging::InProcess,
+        (_, Some(path)) => sources::Staging::Process(path.clone()),
+        (true, None) => sources::Staging::Process(bench::sim_process::default_sim_binary()?),
+    };
     println!("### Through the real sources, `serve` as a child process\n");
     println!(
-        "Global and even zones over REST (poll {}), odd zones through Kubernetes watches; `{}`.\n",
+        "Global and even zones over REST (poll {}), odd zones through Kubernetes watches; `{}`; kuma-sim {}.\n",
         fmt(a.poll),
-        serve.display()
+        serve.display(),
+        match &staging {
+            sources::Staging::InProcess => "inside the bench".to_owned(),
+            sources::Staging::Process(p) =>
+                format!("as its own process (`{}`, zones starting synced)", p.display()),
+        }
     );
     if a.shards > 1 {
         println!(
@@ -332,20 +349,47 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
             a.shards
         );
     }
+    let sim_columns = matches!(staging, sources::Staging::Process(_));
     println!(
-        "| zones x policies | copies | REST / watched zones | shards | spawn to converged | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |",
-        a.cycles
+        "| zones x policies | copies | REST / watched zones | shards | spawn to converged | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |{}",
+        a.cycles,
+        if sim_columns {
+            " kuma-sim ready / zones synced | kuma-sim RSS settled / peak |"
+        } else {
+            ""
+        }
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        if sim_columns { "---:|---:|" } else { "" }
+    );
     for &(zones, policies) in &a.shapes {
         eprintln!("sources: {zones} x {policies} over {} shard(s) ...", a.shards);
-        let f = sources::run(&serve, zones, policies, a.poll, a.cycles, a.scrapes, a.shards).await?;
+        let f = sources::run(
+            &serve,
+            (zones, policies),
+            a.poll,
+            a.cycles,
+            a.scrapes,
+            &staging,
+            a.shards,
+        )
+        .await?;
         let both = |one: String, all: String| match f.shards {
             1 => one,
             _ => format!("{one} ({all})"),
         };
+        let sim_cells = f.sim.as_ref().map_or(String::new(), |s| {
+            format!(
+                " {} / {} | {:.0} MiB / {:.0} MiB |",
+                fmt(s.ready),
+                fmt(s.synced),
+                measure::mib(s.rss_settled_kib),
+                measure::mib(s.hwm_kib)
+            )
+        });
         println!(
-            "| {} x {} | {} | {} / {} | {} | {} | {} | {} | {} | {:.0} KiB | {} |",
+            "| {} x {} | {} | {} / {} | {} | {} | {} | {} | {} | {:.0} KiB | {} |{sim_cells}",
             f.zones,
             f.policies,
             f.zones * f.policies,

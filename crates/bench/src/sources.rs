@@ -12,6 +12,11 @@
 //! (`--total-shards N --shard i`, rendezvous hashing over the global's Zone list): the
 //! run is converged when the children's converged zones add up to every zone, and each
 //! figure is given for the largest shard and for all of them together.
+//!
+//! kuma-sim serves those APIs from inside the bench by default; with a kuma-sim binary
+//! ([`Staging::Process`]) it runs as a process of its own ([`crate::sim_process`]), its
+//! zones starting synced, so the child measured shares no process with it and kuma-sim
+//! is idle once its zones have synced.
 
 use std::{
     net::SocketAddr,
@@ -30,6 +35,7 @@ use crate::{
     fixtures::{self, Fixture},
     measure::{self, Samples},
     scrape_http,
+    sim_process::{self, SimProcess},
 };
 
 /// Longest wait for the first converged verdict; past it the run failed.
@@ -63,6 +69,29 @@ pub struct SourcesFigures {
     /// busiest shard, and of all together.
     pub cpu_per_cycle: Duration,
     pub cpu_per_cycle_total: Duration,
+    /// kuma-sim's own figures when it ran as a process.
+    pub sim: Option<SimFigures>,
+}
+
+/// Where kuma-sim runs.
+#[derive(Debug, Clone)]
+pub enum Staging {
+    /// Its stores and APIs inside the bench process.
+    InProcess,
+    /// The `kuma-sim` binary at this path, as a child of its own.
+    Process(PathBuf),
+}
+
+/// What kuma-sim, run as a process, cost.
+#[derive(Debug)]
+pub struct SimFigures {
+    /// Spawn to "ready": stores filled (zones seeded), every API listening.
+    pub ready: Duration,
+    /// Spawn to every zone's first full state over KDS applied.
+    pub synced: Duration,
+    /// Its RSS once settled (before `serve` starts), and its peak at the end.
+    pub rss_settled_kib: u64,
+    pub hwm_kib: u64,
 }
 
 /// Where the bench looks for `kuma-sync`: `KUMA_SYNC_BIN`, else beside its own binary
@@ -76,29 +105,39 @@ pub fn default_serve_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// Control planes served for the run; stopped when dropped at its end.
-struct Sim {
-    rest: Vec<kuma_sim::rest::RestHandle>,
-    kube: Vec<k8s_api::K8sApiHandle>,
+enum Sim {
+    InProcess {
+        rest: Vec<kuma_sim::rest::RestHandle>,
+        kube: Vec<k8s_api::K8sApiHandle>,
+    },
+    Process(SimProcess),
 }
 
 impl Sim {
     async fn shutdown(self) {
-        for h in self.rest {
-            h.shutdown().await;
-        }
-        for h in self.kube {
-            h.shutdown().await;
+        match self {
+            Sim::InProcess { rest, kube } => {
+                for h in rest {
+                    h.shutdown().await;
+                }
+                for h in kube {
+                    h.shutdown().await;
+                }
+            }
+            // Killed when dropped.
+            Sim::Process(p) => drop(p),
         }
     }
 }
 
+/// `serve` (`shards` of it) over `zones` x `policies` staged as `staging` says.
 pub async fn run(
     serve: &Path,
-    zones: usize,
-    policies: usize,
+    (zones, policies): (usize, usize),
     poll: Duration,
     cycles: u32,
     scrapes: usize,
+    staging: &Staging,
     shards: u32,
 ) -> anyhow::Result<SourcesFigures> {
     if !serve.is_file() {
@@ -117,7 +156,21 @@ pub async fn run(
         faults: false,
     };
     let dir = tempfile::tempdir()?;
-    let (sim, config) = stage(&fixture, dir.path(), poll).await?;
+    let (sim, config) = match staging {
+        Staging::InProcess => stage(&fixture, dir.path(), poll).await?,
+        Staging::Process(bin) => {
+            let sim = sim_process::start(bin, &fixture, dir.path()).await?;
+            let config = config_for(&sim, &fixture, dir.path(), poll)?;
+            (Sim::Process(sim), config)
+        }
+    };
+    let sim_rss_settled_kib = match &sim {
+        Sim::Process(p) => {
+            let pid = p.pid();
+            Some(tokio::task::spawn_blocking(move || measure::settled_rss_kib_of(pid)).await?)
+        }
+        Sim::InProcess { .. } => None,
+    };
     let config_path = dir.path().join("kuma-sync.yaml");
     std::fs::write(&config_path, config)?;
 
@@ -178,6 +231,15 @@ pub async fn run(
         .zip(&settled)
         .map(|(pid, settled)| measure::rss_kib_of(*pid).1.max(*settled))
         .collect();
+    let sim_figures = match (&sim, sim_rss_settled_kib) {
+        (Sim::Process(p), Some(rss_settled_kib)) => Some(SimFigures {
+            ready: p.ready,
+            synced: p.synced,
+            rss_settled_kib,
+            hwm_kib: measure::rss_kib_of(p.pid()).1.max(rss_settled_kib),
+        }),
+        _ => None,
+    };
 
     drop(children);
     sim.shutdown().await;
@@ -199,6 +261,7 @@ pub async fn run(
         cycles,
         cpu_per_cycle: spent.iter().copied().max().unwrap_or_default(),
         cpu_per_cycle_total: spent.iter().sum(),
+        sim: sim_figures,
     })
 }
 
@@ -256,17 +319,9 @@ async fn stage(fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<
         global.upsert(r);
     }
     let api = RestApi::global(global).start("127.0.0.1:0".parse()?).await?;
-    let types: Vec<String> = fixtures::types().iter().map(|t| t.name().to_owned()).collect();
-    let mut config = format!(
-        "kumaVersion: \"2\"\ntypes: [{}]\nintervals:\n  poll: {}s\nglobal:\n  environment: universal\n  api:\n    url: {}\nzones:\n",
-        types.join(", "),
-        poll.as_secs(),
-        api.url()
-    );
-    let mut sim = Sim {
-        rest: vec![api],
-        kube: Vec::new(),
-    };
+    let mut config = config_head(poll, &api.url());
+    let mut rest = vec![api];
+    let mut kube = Vec::new();
     for z in 0..fixture.zones {
         let env = fixture.zone_environment(z);
         let store = Arc::new(GlobalStore::new(env.clone()));
@@ -277,26 +332,67 @@ async fn stage(fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<
         match env {
             Environment::Universal => {
                 let h = RestApi::new(store).start("127.0.0.1:0".parse()?).await?;
-                config += &format!(
-                    "  - name: {name}\n    environment: universal\n    api:\n      url: {}\n",
-                    h.url()
-                );
-                sim.rest.push(h);
+                config += &universal_zone(&name, &h.url());
+                rest.push(h);
             }
             Environment::Kubernetes { .. } => {
                 let h =
                     k8s_api::start_k8s_api(store, "127.0.0.1:0".parse()?, k8s_api::K8sApiConfig::default())
                         .await?;
-                let path = crate::e2e::kubeconfig(dir, &name, h.addr())?;
-                config += &format!(
-                    "  - name: {name}\n    environment: kubernetes\n    kubernetes:\n      kubeconfig: {}\n",
-                    path.display()
-                );
-                sim.kube.push(h);
+                config += &kubernetes_zone(dir, &name, h.addr())?;
+                kube.push(h);
             }
         }
     }
-    Ok((sim, config))
+    Ok((Sim::InProcess { rest, kube }, config))
+}
+
+/// The configuration `serve` reads a kuma-sim process with, from the addresses it printed.
+fn config_for(sim: &SimProcess, fixture: &Fixture, dir: &Path, poll: Duration) -> anyhow::Result<String> {
+    let url = |cp: &str| {
+        sim.rest
+            .get(cp)
+            .with_context(|| format!("kuma-sim printed no REST API for {cp}"))
+    };
+    let mut config = config_head(poll, url("global")?);
+    for z in 0..fixture.zones {
+        let name = Fixture::zone_name(z);
+        config += &match fixture.zone_environment(z) {
+            Environment::Universal => universal_zone(&name, url(&name)?),
+            Environment::Kubernetes { .. } => {
+                let addr = sim
+                    .kubernetes_api
+                    .get(&name)
+                    .with_context(|| format!("kuma-sim printed no Kubernetes API for {name}"))?;
+                kubernetes_zone(dir, &name, *addr)?
+            }
+        };
+    }
+    Ok(config)
+}
+
+/// The configuration up to its zones: the fixture's types, the poll interval, the global.
+fn config_head(poll: Duration, global_url: &str) -> String {
+    let types: Vec<String> = fixtures::types().iter().map(|t| t.name().to_owned()).collect();
+    format!(
+        "kumaVersion: \"2\"\ntypes: [{}]\nintervals:\n  poll: {}s\nglobal:\n  environment: universal\n  api:\n    url: {}\nzones:\n",
+        types.join(", "),
+        poll.as_secs(),
+        global_url
+    )
+}
+
+fn universal_zone(name: &str, url: &str) -> String {
+    format!("  - name: {name}\n    environment: universal\n    api:\n      url: {url}\n")
+}
+
+/// A Kubernetes zone, with the kubeconfig `serve` reaches its API by.
+fn kubernetes_zone(dir: &Path, name: &str, addr: SocketAddr) -> anyhow::Result<String> {
+    let path = crate::e2e::kubeconfig(dir, name, addr)?;
+    Ok(format!(
+        "  - name: {name}\n    environment: kubernetes\n    kubernetes:\n      kubeconfig: {}\n",
+        path.display()
+    ))
 }
 
 /// Waits for every child's `/readyz`, then for `/metrics` where the children's converged

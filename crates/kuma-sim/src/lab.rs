@@ -36,7 +36,7 @@ use crate::{
     GlobalStore, KdsHandle, KdsServerConfig, ResourceStore,
     kds::UpstreamTypeStats,
     start_global_kds,
-    zone::{ZoneConfig, ZoneControlPlane, ZoneFaults, ZoneStore, created_on_zone},
+    zone::{GlobalCopies, ZoneConfig, ZoneControlPlane, ZoneFaults, ZoneStore, created_on_zone},
 };
 
 /// Base ports of the well-known plan (kuma-semantics 7.2); zone N adds N*10000.
@@ -135,7 +135,8 @@ impl Drop for Inner {
 
 impl Lab {
     /// Starts the global, creates the scenario's meshes (with Kuma's defaults) and
-    /// resources, then starts each zone with its own resources; zones connect in the
+    /// resources, then starts each zone with its own resources (and, if it starts synced,
+    /// the copies KDS would have left it: [`GlobalCopies`]); zones connect in the
     /// background (use [`wait_until`](Self::wait_until) or
     /// [`wait_connected`](Self::wait_connected)). Ports default to ephemeral.
     pub async fn start(scenario: Scenario) -> Result<Lab, LabError> {
@@ -181,12 +182,24 @@ impl Lab {
                 scenario.address(scenario.global.listen.kubernetes_api, KUBERNETES_API_PORT, 0),
             );
         }
+        // Read once for every zone that starts synced: encoding a million copies zone by
+        // zone would cost what syncing them does.
+        let mut global_copies = scenario
+            .zones
+            .iter()
+            .any(|z| scenario.starts_synced(z))
+            .then(|| GlobalCopies::of(&global_store));
         for (i, spec) in scenario.zones.iter().enumerate() {
             let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
             let env = spec.environment.environment();
             let store = Arc::new(ZoneStore::new(&spec.name, env.clone()).with_line(line));
             for r in scenario::read_documents(&format!("zone {}", spec.name), &spec.resources)? {
                 store.upsert(created_on_zone(r, &spec.name, &env, line));
+            }
+            // After the zone's own resources: a copy clashing with one of them stays out,
+            // as KDS would leave it.
+            if let Some(copies) = global_copies.as_mut().filter(|_| scenario.starts_synced(spec)) {
+                copies.seed(&store);
             }
             planned.insert(
                 format!("{}/rest", spec.name),

@@ -14,6 +14,7 @@ mod lab_admin;
 mod lab_binary;
 mod lab_faults;
 mod lab_federate;
+mod lab_start_synced;
 mod rest;
 mod sync;
 mod tls;

@@ -64,8 +64,13 @@ impl Sent {
 
     /// What brings the peer from what it was sent to `desired`, marked as sent; `None`
     /// when the type is not armed or there is nothing to say. With `answer_first`, the
-    /// first response goes out even when empty.
-    pub(crate) fn next(&mut self, desired: BTreeMap<String, WireEntry>, answer_first: bool) -> Option<Delta> {
+    /// first response goes out even when empty. Only what changed is copied out of
+    /// `desired`, so a caller may keep one generation for many responses.
+    pub(crate) fn next(
+        &mut self,
+        desired: &BTreeMap<String, WireEntry>,
+        answer_first: bool,
+    ) -> Option<Delta> {
         if !self.armed {
             return None;
         }
@@ -76,8 +81,9 @@ impl Sent {
             .cloned()
             .collect();
         let changed: Vec<WireEntry> = desired
-            .into_values()
+            .values()
             .filter(|e| self.versions.get(&e.delta_key) != Some(&e.resource.version))
+            .cloned()
             .collect();
         if changed.is_empty() && removed.is_empty() && !(self.first && answer_first) {
             return None;

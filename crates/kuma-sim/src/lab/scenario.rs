@@ -38,6 +38,10 @@ pub struct Scenario {
     /// writes are labelled, a new mesh's defaults, the version reported; `crate::kuma_3`).
     #[serde(default)]
     pub kuma_version: Option<String>,
+    /// Every zone starts synced (default `false`); a zone's own `startSynced` overrides
+    /// it. See [`ZoneSpec::start_synced`].
+    #[serde(default)]
+    pub start_synced: bool,
 }
 
 /// Where listeners go when the scenario names no explicit address.
@@ -97,6 +101,15 @@ pub struct ZoneSpec {
     pub resources: Vec<serde_json::Value>,
     #[serde(default)]
     pub listen: ListenSpec,
+    /// Start holding the copies KDS would have left the zone (default: the scenario's
+    /// `startSynced`): every resource the global holds once the lab's meshes, defaults
+    /// and `global.resources` are created, filtered, mapped and stored exactly as the
+    /// zone's KDS client stores what it receives (names, `kuma.io/origin: global` and the
+    /// other labels). The client still connects: its first full state changes nothing,
+    /// and whatever changes on the global afterwards reaches the zone over KDS. What
+    /// other zones send the global reaches this one over KDS only, as before.
+    #[serde(default)]
+    pub start_synced: Option<bool>,
 }
 
 /// Explicit listen addresses; absent ones follow the port plan.
@@ -166,6 +179,7 @@ impl Scenario {
                     },
                     resources: Vec::new(),
                     listen: ListenSpec::default(),
+                    start_synced: None,
                 })
                 .collect(),
             ..Self::default()
@@ -205,6 +219,12 @@ impl Scenario {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `zone` starts holding its copies: its own `startSynced`, else the
+    /// scenario's.
+    pub fn starts_synced(&self, zone: &ZoneSpec) -> bool {
+        zone.start_synced.unwrap_or(self.start_synced)
     }
 
     pub(crate) fn bind_ip(&self) -> IpAddr {
@@ -273,6 +293,11 @@ ports: wellKnown
         );
         assert!(s.global.tls);
         assert_eq!(s.address(None, 5681, 2).port(), 25681);
+        assert!(!s.starts_synced(&s.zones[0]), "zones start empty by default");
+        let s = Scenario::from_yaml("startSynced: true\nzones: [{name: a}, {name: b, startSynced: false}]\n")
+            .expect("valid");
+        assert!(s.starts_synced(&s.zones[0]));
+        assert!(!s.starts_synced(&s.zones[1]), "a zone's own choice wins");
         let err = Scenario::from_yaml("zones: []\nzonez: []\n").expect_err("unknown field");
         assert!(err.to_string().contains("zonez"), "{err}");
     }

@@ -213,15 +213,12 @@ fn apply(
     full: bool,
 ) -> Result<(), Rejection> {
     let env = shared.store.environment();
-    let mut upserts = Vec::with_capacity(response.resources.len());
-    for wire in &response.resources {
-        // The simulated global sends proto-based specs as JSON (see the crate docs); a
-        // real one sends protobuf, read as `null`.
-        let mut resource = codec::resource(rtype, wire, ProtoSpecs::JsonOrNull)
-            .map_err(|reason| Rejection::Nack(format!("cannot decode {}: {reason}", wire.name)))?;
-        resource.name = env.stored_name(rtype, resource.name);
-        upserts.push(resource);
-    }
+    let upserts = response
+        .resources
+        .iter()
+        .map(|wire| received_copy(rtype, wire, env))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Rejection::Nack)?;
     let removed = codec::removed_keys(rtype, &response.removed_resources, env);
     let outcome = shared.store.apply_from_global(rtype, upserts, &removed, full);
     tracing::debug!(zone = %shared.config.name, %rtype, full, ?outcome, "applied a KDS response");
@@ -236,6 +233,22 @@ fn apply(
             outcome.conflicts.join(", ")
         ))),
     }
+}
+
+/// One resource of a global-to-zone response as the zone's store takes it: decoded and
+/// named as a store on `env` names its copies. Also how a zone that starts synced reads
+/// what the global would send it ([`super::seed`]), so both hold the same copies.
+pub(super) fn received_copy(
+    rtype: ResourceType,
+    wire: &kds_wire::DeltaResource,
+    env: &kuma_model::Environment,
+) -> Result<kuma_model::Resource, String> {
+    // The simulated global sends proto-based specs as JSON (see the crate docs); a real
+    // one sends protobuf, read as `null`.
+    let mut resource = codec::resource(rtype, wire, ProtoSpecs::JsonOrNull)
+        .map_err(|reason| format!("cannot decode {}: {reason}", wire.name))?;
+    resource.name = env.stored_name(rtype, resource.name);
+    Ok(resource)
 }
 
 /// Calls HealthCheck at once, then every interval; keeps going while the streams stall.

@@ -14,9 +14,12 @@
 //! - [`faults`]: [`ZoneFaults`], the per-zone fault state.
 //! - `client`: the session loop, `GlobalToZoneSync` and HealthCheck.
 //! - [`upstream`]: the zone's side of `ZoneToGlobalSync` and Kuma's zone mappers.
+//! - [`seed`]: [`GlobalCopies`], a zone that starts holding the copies KDS would have
+//!   left it (the scenario's `startSynced`).
 
 mod client;
 pub mod faults;
+pub mod seed;
 pub mod store;
 pub mod upstream;
 
@@ -29,6 +32,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{ZoneFaultState, ZoneFaults};
+pub use seed::GlobalCopies;
 pub use store::ZoneStore;
 
 /// How a zone connects.

@@ -94,7 +94,7 @@ fn next_response(
         Some(rtype) => provided(shared, rtype),
         None => BTreeMap::new(),
     };
-    let delta = state.next(desired, true)?;
+    let delta = state.next(&desired, true)?;
     *nonce += 1;
     Some(delta.into_response(type_url, *nonce, &shared.config.name))
 }
