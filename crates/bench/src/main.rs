@@ -351,7 +351,7 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
     }
     let sim_columns = matches!(staging, sources::Staging::Process(_));
     println!(
-        "| zones x policies | copies | REST / watched zones | shards | spawn to converged | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |{}",
+        "| zones x policies | copies | REST / watched zones | shards | spawn to converged (CPU by then) | RSS settled | peak (VmHWM) | GET /metrics p50 / p99 / max | body | CPU per poll cycle (over {} cycles) |{}",
         a.cycles,
         if sim_columns {
             " kuma-sim ready / zones synced | kuma-sim RSS settled / peak |"
@@ -389,7 +389,7 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
             )
         });
         println!(
-            "| {} x {} | {} | {} / {} | {} | {} | {} | {} | {} | {:.0} KiB | {} |{sim_cells}",
+            "| {} x {} | {} | {} / {} | {} | {} ({}) | {} | {} | {} | {:.0} KiB | {} |{sim_cells}",
             f.zones,
             f.policies,
             f.zones * f.policies,
@@ -397,6 +397,7 @@ async fn sources_table(a: &SourcesArgs) -> anyhow::Result<()> {
             f.zones - f.rest_zones,
             f.shards,
             fmt(f.first_converged),
+            fmt(f.cpu_to_converged),
             both(
                 format!("{:.0} MiB", measure::mib(f.rss_settled_kib)),
                 format!("{:.0} MiB", measure::mib(f.rss_settled_total_kib))

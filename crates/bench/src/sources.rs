@@ -54,6 +54,9 @@ pub struct SourcesFigures {
     pub shards: u32,
     /// Until every shard's zones are converged.
     pub first_converged: Duration,
+    /// User + system CPU the children had spent by then, together: what taking the
+    /// mesh in cost.
+    pub cpu_to_converged: Duration,
     /// Of the largest shard, and of all together.
     pub rss_settled_kib: u64,
     pub rss_settled_total_kib: u64,
@@ -188,8 +191,13 @@ pub async fn run(
         ),
     };
     let first_converged = started.elapsed();
-
     let pids: Vec<u32> = children.iter().map(|c| c.process.id()).collect();
+    let ticks = measure::clock_ticks_per_second();
+    let cpu_to_converged = pids
+        .iter()
+        .filter_map(|pid| measure::cpu_time_of(*pid, ticks))
+        .sum();
+
     let settled = tokio::task::spawn_blocking({
         let pids = pids.clone();
         move || {
@@ -209,7 +217,6 @@ pub async fn run(
 
     // Nothing changes and nothing scrapes: what the children spend is their polling (and
     // the idle watches).
-    let ticks = measure::clock_ticks_per_second();
     let cpu = |pids: &[u32]| -> anyhow::Result<Vec<Duration>> {
         pids.iter()
             .map(|pid| measure::cpu_time_of(*pid, ticks).context("a child exited"))
@@ -251,6 +258,7 @@ pub async fn run(
             .count(),
         shards,
         first_converged,
+        cpu_to_converged,
         rss_settled_kib: settled.iter().copied().max().unwrap_or(0),
         rss_settled_total_kib: settled.iter().sum(),
         hwm_kib: hwm.iter().copied().max().unwrap_or(0),
