@@ -260,6 +260,12 @@ impl Monitor {
         filled
     }
 
+    /// Whether the engine holds no resource of `cp`: its next snapshot loses nothing
+    /// whatever keys it says it holds.
+    pub fn holds_nothing(&self, cp: &CpRole) -> bool {
+        self.lock().engine.observed_len(cp) == 0
+    }
+
     /// A full, successful read of `cp` that found exactly what the engine already holds
     /// from the last one (the REST source knows by the pages' bytes): `cp` is read as of
     /// `now`, with nothing to compare again.

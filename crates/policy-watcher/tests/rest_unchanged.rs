@@ -2,6 +2,9 @@
 //! read the engine took in is neither parsed nor fed again. What must hold: nothing the
 //! engine holds is lost by the skip (no false "missing"), a change on any page of a type
 //! is read (no false "converged"), and a page that turns malformed is still refused.
+//! A first read, of a control plane the engine holds nothing of, is kept without the
+//! check parse and parsed once as it is fed: a page that does not parse then leaves the
+//! control plane `unknown`, as a refused read does.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -264,5 +267,89 @@ async fn a_poller_keeps_unchanged_types_and_reads_each_change() {
     })
     .await;
     assert_eq!(count(&monitor, mr(), State::Synced), 1);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_first_read_is_kept_unchecked_and_its_digests_serve_the_next() {
+    let routes = Routes::default();
+    let (a, b, r) = (timeout("a", 1), timeout("b", 2), retry("r", 3));
+    set(&routes, MT_1, page(&[&a], Some(MT_2)));
+    set(&routes, MT_2, page(&[&b], None));
+    set(&routes, MR_1, page(&[&r], None));
+    let api = api(serve(&routes).await);
+    let first = tokio::time::timeout(WAIT, api.read_first(&[mt(), mr()]))
+        .await
+        .expect("no hang")
+        .expect("first read");
+    // No keys learnt: fed to an engine holding anything, it would replace it all.
+    assert!(!first.holds(&a.key()));
+    assert_eq!(fed(&first), [entry(&a), entry(&b), entry(&r)].into());
+    let second = read(&api, Some(&first)).await.expect("second read");
+    assert!(second.unchanged(), "the unchecked read's digests are the pages'");
+
+    // A malformed item is not seen until fed.
+    set(
+        &routes,
+        MT_2,
+        r#"{"total":1,"items":[{"type":"MeshTimeout","mesh":7,"name":"b"}],"next":null}"#.into(),
+    );
+    let broken = tokio::time::timeout(WAIT, api.read_first(&[mt()]))
+        .await
+        .expect("no hang")
+        .expect("kept unchecked");
+    let err = broken.feed(&mut drop).unwrap_err();
+    assert!(matches!(err, SourceError::Decode { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_that_does_not_parse_leaves_the_zone_unknown() {
+    let (global, zone) = (Routes::default(), Routes::default());
+    let a = timeout("a", 1);
+    set(&global, MT_1, page(&[&a], None));
+    set(
+        &global,
+        "/zones?size=1000",
+        json!({"total": 1, "items": [{"type": "Zone", "name": Z1, "enabled": true}], "next": null})
+            .to_string(),
+    );
+    // The copy, and an item that is not a resource.
+    let copy = doc(&copy_in_zone(&a, Z1));
+    set(
+        &zone,
+        MT_1,
+        json!({"total": 2, "items": [copy, {"type": "MeshTimeout", "mesh": 7, "name": "x"}], "next": null})
+            .to_string(),
+    );
+    let topology = Topology::new(
+        Environment::Universal,
+        vec![ZoneSpec::new(Z1, Environment::Universal)],
+    );
+    let monitor = Arc::new(Monitor::new(
+        Engine::new(topology, Selection::new([mt()], None)),
+        MonitorConfig::default(),
+        Box::new(NoRecorder),
+    ));
+    let stop = CancellationToken::new();
+    let z1 = CpRole::Zone(Z1.into());
+    for (cp, routes) in [(CpRole::Global, &global), (z1.clone(), &zone)] {
+        let types = PollTarget::types_for(&cp, [mt()].into_iter());
+        let target = PollTarget::new(cp, api(serve(routes).await), types, Duration::from_millis(50));
+        tokio::spawn(poll(target, monitor.clone(), stop.clone().cancelled_owned()));
+    }
+    let decode_errors = |m: &Monitor| m.lock().sources[&z1].errors.get("decode").copied().unwrap_or(0);
+    until(&monitor, "two refused reads of the zone", |m| {
+        decode_errors(m) >= 2
+    })
+    .await;
+    assert!(!monitor.report().converged);
+    assert_eq!(monitor.lock().zone_state(Z1), policy_watcher::ZoneState::Unknown);
+
+    set(&zone, MT_1, page(&[&copy_in_zone(&a, Z1)], None));
+    until(&monitor, "converged once the zone parses", |m| {
+        m.report().converged
+    })
+    .await;
+    assert_eq!(count(&monitor, mt(), State::Synced), 1);
     stop.cancel();
 }

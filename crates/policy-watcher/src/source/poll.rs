@@ -101,7 +101,7 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
         let started = Timestamp::now();
         let read = tokio::select! {
             _ = &mut shutdown => return,
-            read = tokio::time::timeout(target.read_deadline, read(&target, last.as_ref())) => {
+            read = tokio::time::timeout(target.read_deadline, read(&target, last.as_ref(), !taken_in && monitor.holds_nothing(&target.cp))) => {
                 read.unwrap_or_else(|_| Err(SourceError::ReadDeadline {
                     url: target.api.base().to_owned(),
                     deadline: target.read_deadline,
@@ -136,7 +136,7 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
                     }
                     Err(error) => {
                         last = None;
-                        tracing::error!(cp = %target.cp, %error, "a checked read no longer parses");
+                        tracing::warn!(cp = %target.cp, %error, "cannot take the read in");
                         monitor.failed(&target.cp, &error);
                     }
                 }
@@ -151,12 +151,17 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
 }
 
 /// One full read, parsing only what differs from `last`; on the global, the zones'
-/// insights too.
+/// insights too. A `first` read (the engine holds nothing of the control plane) skips
+/// the check parse ([`KumaApi::read_first`]).
 async fn read(
     target: &PollTarget,
     last: Option<&ReadDigests>,
+    first: bool,
 ) -> Result<(Pages, Option<BTreeMap<String, ZoneInsight>>), SourceError> {
-    let resources = target.api.read_all(&target.types, last).await?;
+    let resources = match first {
+        true => target.api.read_first(&target.types).await?,
+        false => target.api.read_all(&target.types, last).await?,
+    };
     let insights = match target.cp {
         CpRole::Global => Some(target.api.zone_insights().await?),
         CpRole::Zone(_) => None,

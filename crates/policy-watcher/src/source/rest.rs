@@ -119,7 +119,9 @@ impl Page {
 
 impl Pages {
     /// Whether the read holds a resource with this key. Of an unchanged type, it holds
-    /// whatever the previous read held: the engine's resources of that type stay.
+    /// whatever the previous read held: the engine's resources of that type stay. An
+    /// unchecked read ([`KumaApi::read_first`]) knows no keys: it holds none, and fed to
+    /// an engine that held anything of the control plane it would replace it all.
     pub fn holds(&self, key: &ResourceKey) -> bool {
         self.unchanged.contains(&key.rtype) || self.keys.contains(&key_digest(key))
     }
@@ -177,6 +179,8 @@ impl Pages {
 /// agree, checked and kept once they do not.
 struct TypeRead<'a> {
     rtype: ResourceType,
+    /// Pages kept without the check parse ([`KumaApi::read_first`]).
+    unchecked: bool,
     /// The previous read's pages of the type; `None` once a page differs (or without one).
     previous: Option<&'a [PageDigest]>,
     digests: Vec<PageDigest>,
@@ -204,15 +208,29 @@ impl OnPage for TypeRead<'_> {
         }
     }
 
-    fn page(&mut self, url: &str, body: &bytes::Bytes, next: Option<&str>) -> Result<usize, SourceError> {
+    fn page(
+        &mut self,
+        url: &str,
+        body: &bytes::Bytes,
+        next: Option<&str>,
+        listed: usize,
+    ) -> Result<usize, SourceError> {
         if self.previous.is_some() {
             self.differs()?;
         }
-        let items = self.check(Page {
+        let page = Page {
             url: url.to_owned(),
             body: body.clone(),
             rtype: self.rtype,
-        })?;
+        };
+        let items = match self.unchecked {
+            // Parsed once, when fed; its keys are not needed (see `KumaApi::read_first`).
+            true => {
+                self.pages.pages.push(page);
+                listed
+            }
+            false => self.check(page)?,
+        };
         self.digests.push(PageDigest {
             digest: PageDigest::of(url, body),
             items,
@@ -270,24 +288,67 @@ pub(crate) trait OnPage {
         None
     }
 
-    /// Takes in one page, whose `next` (resolved) the walk follows, and answers how
-    /// many items it held.
-    fn page(&mut self, url: &str, body: &bytes::Bytes, next: Option<&str>) -> Result<usize, SourceError>;
+    /// Takes in one page, whose `next` (resolved) the walk follows and whose `items`
+    /// list has `listed` elements, and answers how many items it held.
+    fn page(
+        &mut self,
+        url: &str,
+        body: &bytes::Bytes,
+        next: Option<&str>,
+        listed: usize,
+    ) -> Result<usize, SourceError>;
 }
 
 impl<F: FnMut(&str, &bytes::Bytes) -> Result<usize, SourceError>> OnPage for F {
-    fn page(&mut self, url: &str, body: &bytes::Bytes, _next: Option<&str>) -> Result<usize, SourceError> {
+    fn page(
+        &mut self,
+        url: &str,
+        body: &bytes::Bytes,
+        _next: Option<&str>,
+        _listed: usize,
+    ) -> Result<usize, SourceError> {
         self(url, body)
     }
 }
 
-/// The fields of a Kuma list page that drive paging (`items` is skipped unbuilt).
-/// A `total` that is not a count, or a `next` that is neither a string nor null, is a
-/// malformed page; a repeated field is too, as everywhere kuma-sync reads JSON.
+/// The fields of a Kuma list page that drive paging, and how many `items` it holds
+/// (counted, not built). A `total` that is not a count, a `next` that is neither a string
+/// nor null, or `items` that is not a list, is a malformed page; a repeated field is too,
+/// as everywhere kuma-sync reads JSON.
 #[derive(serde::Deserialize)]
 struct PageLinks {
     total: Option<u64>,
     next: Option<String>,
+    #[serde(default)]
+    items: ItemCount,
+}
+
+/// The length of a JSON list, its elements skipped unbuilt; `null` (Go's empty slice) is
+/// none.
+#[derive(Default)]
+struct ItemCount(usize);
+
+impl<'de> serde::Deserialize<'de> for ItemCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = ItemCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of items")
+            }
+            fn visit_unit<E>(self) -> Result<ItemCount, E> {
+                Ok(ItemCount(0))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ItemCount, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(ItemCount(n))
+            }
+        }
+        d.deserialize_any(Counter)
+    }
 }
 
 /// What one read has used of its [`ReadLimits`], shared by the types read at once.
@@ -421,11 +482,32 @@ impl KumaApi {
         types: &[ResourceType],
         previous: Option<&ReadDigests>,
     ) -> Result<Pages, SourceError> {
+        self.read_pages(types, previous, false).await
+    }
+
+    /// [`KumaApi::read_all`] without the parse that checks each page as it is read: for
+    /// a control plane the engine holds nothing of, whose read can then be parsed once,
+    /// as it is fed. The check is there to learn the read's keys (what the engine keeps
+    /// of what it held) and to refuse a malformed read before any of it is taken in;
+    /// with nothing held, no key is needed, and a page that does not parse when fed
+    /// leaves the control plane `unknown` all the same. It is a third of what `serve`
+    /// spends taking in a large mesh (docs/benchmarks-live.md). The pages'
+    /// [`ReadDigests`] are kept, their item counts from the `items` lists.
+    pub async fn read_first(&self, types: &[ResourceType]) -> Result<Pages, SourceError> {
+        self.read_pages(types, None, true).await
+    }
+
+    async fn read_pages(
+        &self,
+        types: &[ResourceType],
+        previous: Option<&ReadDigests>,
+        unchecked: bool,
+    ) -> Result<Pages, SourceError> {
         let budget = Budget::new(self.limits);
         let reads: Vec<Pages> = stream::iter(types.iter().copied())
             .map(|t| {
                 let before = previous.and_then(|p| p.types.get(&t)).map(Vec::as_slice);
-                self.read_served(t, &budget, before)
+                self.read_served(t, &budget, before, unchecked)
             })
             .buffer_unordered(self.concurrency)
             .try_collect()
@@ -448,8 +530,9 @@ impl KumaApi {
         rtype: ResourceType,
         budget: &Budget,
         previous: Option<&[PageDigest]>,
+        unchecked: bool,
     ) -> Result<Pages, SourceError> {
-        match self.read_type(rtype, budget, previous).await {
+        match self.read_type(rtype, budget, previous, unchecked).await {
             Err(SourceError::Status { status: 404, .. }) if !KumaLine::V3.has_type(rtype.name()) => {
                 let mut none = Pages::default();
                 none.digests.types.insert(rtype, Vec::new());
@@ -464,7 +547,7 @@ impl KumaApi {
 
     /// Every resource of one type, across meshes, following `next` until the last page.
     pub async fn list(&self, rtype: ResourceType) -> Result<Vec<Resource>, SourceError> {
-        self.read_type(rtype, &Budget::new(self.limits), None)
+        self.read_type(rtype, &Budget::new(self.limits), None, false)
             .await?
             .into_resources()
     }
@@ -491,12 +574,14 @@ impl KumaApi {
     /// Every page of one type, each parsed once here to check it (and dropped as it is
     /// parsed), kept as its body; or, when every page is as `previous` describes it,
     /// none kept and the type marked unchanged. Pages are held unparsed while they match
-    /// `previous`; the first that does not has them all checked after all.
+    /// `previous`; the first that does not has them all checked after all. `unchecked`
+    /// keeps every page without the check ([`KumaApi::read_first`]).
     async fn read_type(
         &self,
         rtype: ResourceType,
         budget: &Budget,
         previous: Option<&[PageDigest]>,
+        unchecked: bool,
     ) -> Result<Pages, SourceError> {
         let path = rtype.info().rest_path;
         if path.is_empty() {
@@ -504,6 +589,7 @@ impl KumaApi {
         }
         let mut read = TypeRead {
             rtype,
+            unchecked,
             previous,
             digests: Vec::new(),
             held: Vec::new(),
@@ -549,7 +635,7 @@ impl KumaApi {
                             reason,
                         })?),
                     };
-                    (on_page.page(&url, &body, next.as_deref())?, next)
+                    (on_page.page(&url, &body, next.as_deref(), links.items.0)?, next)
                 }
             };
             drop(body);
