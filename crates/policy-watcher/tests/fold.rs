@@ -88,3 +88,36 @@ proptest! {
         prop_assert_eq!(Report::build(&loaded), Report::build(&described));
     }
 }
+
+#[test]
+fn a_first_read_that_fails_half_way_leaves_what_it_opened_judged() {
+    let (a, b) = (mcb("a", 1), mcb("b", 2));
+    let mut failed = engine();
+    failed.replace(&CpRole::Global, vec![a.clone(), b.clone()]);
+    // zone-1's first read: a's copy, then the read fails.
+    let refused: Result<(), &str> = failed.replace_each(
+        &zone(Z1),
+        &|_| true,
+        |push| {
+            push(copy_in_zone(&a, Z1));
+            Err("a page that does not parse")
+        },
+        &mut |_, _| {},
+    );
+    assert!(refused.is_err());
+    assert!(!failed.is_readable(&zone(Z1)));
+    // Read whole at last, still without b's copy: b must be missing, as it is when the
+    // first read is the whole one.
+    failed.replace(&zone(Z1), vec![copy_in_zone(&a, Z1)]);
+    let mut whole = engine();
+    whole.replace(&CpRole::Global, vec![a.clone(), b]);
+    whole.replace(&zone(Z1), vec![copy_in_zone(&a, Z1)]);
+    assert_eq!(counts(&failed), counts(&whole));
+    assert!(
+        counts(&whole)
+            .iter()
+            .any(|(z, _, s, n)| z == Z1 && s == "missing" && *n == 1),
+        "{:?}",
+        counts(&whole)
+    );
+}

@@ -305,8 +305,8 @@ async fn a_first_read_is_kept_unchecked_and_its_digests_serve_the_next() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_read_that_does_not_parse_leaves_the_zone_unknown() {
     let (global, zone) = (Routes::default(), Routes::default());
-    let a = timeout("a", 1);
-    set(&global, MT_1, page(&[&a], None));
+    let (a, b) = (timeout("a", 1), timeout("b", 2));
+    set(&global, MT_1, page(&[&a, &b], None));
     set(
         &global,
         "/zones?size=1000",
@@ -332,10 +332,21 @@ async fn a_first_read_that_does_not_parse_leaves_the_zone_unknown() {
     ));
     let stop = CancellationToken::new();
     let z1 = CpRole::Zone(Z1.into());
+    // The global first: the zone's refused read then opens the zone alone.
     for (cp, routes) in [(CpRole::Global, &global), (z1.clone(), &zone)] {
         let types = PollTarget::types_for(&cp, [mt()].into_iter());
-        let target = PollTarget::new(cp, api(serve(routes).await), types, Duration::from_millis(50));
+        let target = PollTarget::new(
+            cp.clone(),
+            api(serve(routes).await),
+            types,
+            Duration::from_millis(50),
+        );
         tokio::spawn(poll(target, monitor.clone(), stop.clone().cancelled_owned()));
+        until(&monitor, &format!("a read of {cp}"), |m| {
+            let st = m.lock();
+            st.sources[&cp].synced_once || !st.sources[&cp].errors.is_empty()
+        })
+        .await;
     }
     let decode_errors = |m: &Monitor| m.lock().sources[&z1].errors.get("decode").copied().unwrap_or(0);
     until(&monitor, "two refused reads of the zone", |m| {
@@ -345,11 +356,26 @@ async fn a_first_read_that_does_not_parse_leaves_the_zone_unknown() {
     assert!(!monitor.report().converged);
     assert_eq!(monitor.lock().zone_state(Z1), policy_watcher::ZoneState::Unknown);
 
+    // Read whole at last, without b's copy: b is missing, though the refused read never
+    // held it either (what the refused read opened is judged too).
     set(&zone, MT_1, page(&[&copy_in_zone(&a, Z1)], None));
-    until(&monitor, "converged once the zone parses", |m| {
-        m.report().converged
+    until(&monitor, "the zone read", |m| {
+        m.lock().zone_state(Z1) != policy_watcher::ZoneState::Unknown
     })
     .await;
     assert_eq!(count(&monitor, mt(), State::Synced), 1);
+    assert_eq!(count(&monitor, mt(), State::Missing), 1);
+    assert!(!monitor.report().converged);
+
+    set(
+        &zone,
+        MT_1,
+        page(&[&copy_in_zone(&a, Z1), &copy_in_zone(&b, Z1)], None),
+    );
+    until(&monitor, "converged once the zone holds both", |m| {
+        m.report().converged
+    })
+    .await;
+    assert_eq!(count(&monitor, mt(), State::Synced), 2);
     stop.cancel();
 }

@@ -112,12 +112,15 @@ impl Engine {
                 drop(self.shared.take_leftovers());
             }
         });
+        // A first read that failed half-way still opened `cp`: what it did hold is judged,
+        // or slots it never touched (a copy missing from it) would stay unjudged through
+        // every later read, which settles only the slots it touches.
+        if first {
+            self.judge_opened(cp, each);
+        }
         if let Err(e) = filled {
             self.set_readable(cp, false);
             return Err(e);
-        }
-        if first {
-            self.judge_opened(cp, each);
         }
         drop(self.shared.take_leftovers());
         Ok(())
