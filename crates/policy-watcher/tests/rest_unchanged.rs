@@ -125,14 +125,20 @@ const MT_1: &str = "/meshtimeouts?size=1000";
 const MT_2: &str = "/meshtimeouts?offset=1&size=1000";
 const MR_1: &str = "/meshretries?size=1000";
 
-#[tokio::test]
-async fn a_type_read_as_before_is_neither_parsed_nor_fed() {
+/// MeshTimeouts `a` and `b` on two pages, MeshRetry `r` on one, served.
+async fn two_types_on_three_pages() -> (Routes, KumaApi, [Resource; 3]) {
     let routes = Routes::default();
     let (a, b, r) = (timeout("a", 1), timeout("b", 2), retry("r", 3));
     set(&routes, MT_1, page(&[&a], Some(MT_2)));
     set(&routes, MT_2, page(&[&b], None));
     set(&routes, MR_1, page(&[&r], None));
     let api = api(serve(&routes).await);
+    (routes, api, [a, b, r])
+}
+
+#[tokio::test]
+async fn a_type_read_as_before_is_neither_parsed_nor_fed() {
+    let (routes, api, [a, b, r]) = two_types_on_three_pages().await;
 
     let first = read(&api, None).await.expect("first read");
     assert!(!first.unchanged());
@@ -272,12 +278,7 @@ async fn a_poller_keeps_unchanged_types_and_reads_each_change() {
 
 #[tokio::test]
 async fn a_first_read_is_kept_unchecked_and_its_digests_serve_the_next() {
-    let routes = Routes::default();
-    let (a, b, r) = (timeout("a", 1), timeout("b", 2), retry("r", 3));
-    set(&routes, MT_1, page(&[&a], Some(MT_2)));
-    set(&routes, MT_2, page(&[&b], None));
-    set(&routes, MR_1, page(&[&r], None));
-    let api = api(serve(&routes).await);
+    let (routes, api, [a, b, r]) = two_types_on_three_pages().await;
     let first = tokio::time::timeout(WAIT, api.read_first(&[mt(), mr()]))
         .await
         .expect("no hang")
