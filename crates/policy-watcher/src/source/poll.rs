@@ -112,7 +112,9 @@ pub async fn poll(target: PollTarget, monitor: Arc<Monitor>, shutdown: impl Futu
             Ok((pages, insights)) => {
                 tracing::debug!(cp = %target.cp, changed = pages.len(), unchanged = pages.unchanged(), "read control plane");
                 let digests = pages.digests();
-                let fed = if pages.unchanged() {
+                // Only against a read the engine took in: a first read of no type at all
+                // would otherwise count as one.
+                let fed = if last.is_some() && pages.unchanged() {
                     monitor.read_unchanged(&target.cp, started);
                     Ok(())
                 } else {
