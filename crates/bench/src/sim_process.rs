@@ -18,7 +18,7 @@ use kuma_model::{Environment, Resource};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::{fixtures::Fixture, scrape_http};
+use crate::{fixtures::Fixture, scrape_http, sources::log_tail};
 
 /// Longest wait for kuma-sim to start and for its zones to sync.
 const SIM_WITHIN: Duration = Duration::from_secs(1200);
@@ -238,14 +238,6 @@ fn synced_zones(status: &Value) -> usize {
                 && n("types_synced") == n("types_subscribed")
         })
         .count()
-}
-
-/// The end of kuma-sim's log, for an error.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-    format!("kuma-sim's log ends:\n{tail}")
 }
 
 #[cfg(test)]

@@ -446,14 +446,15 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 
 /// The end of each child's log, for an error.
 fn log_tails(children: &[Child]) -> String {
-    let mut out = String::new();
-    for child in children {
-        let text = std::fs::read_to_string(&child.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        out += &format!("{} ends:\n{tail}\n", child.log.display());
-    }
-    out
+    children.iter().map(|child| log_tail(&child.log)).collect()
+}
+
+/// The last lines of a child process's log (`serve`'s, kuma-sim's), for an error.
+pub(crate) fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("{} ends:\n{tail}\n", path.display())
 }
 
 #[cfg(test)]
